@@ -1,0 +1,342 @@
+"""The run config: one typed, validated description of everything a run needs.
+
+Field names under `training` follow `transformers.TrainingArguments` so people can carry their habits over.
+Every field has a description: the wizard shows it as help and the YAML export writes it as a comment.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.errors import ConfigError
+
+SCHEMA_VERSION = 1
+BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
+
+Engine = Literal["trainer", "torch-loop", "keras"]
+Padding = Literal["dynamic", "max_length", "longest"]
+DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"]
+Precision = Literal["no", "fp16", "bf16"]
+Strategy = Literal["no", "steps", "epoch"]
+Metric = Literal["accuracy", "f1", "precision", "recall", "matthews_correlation"]
+Scheduler = Literal[
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "cosine_with_min_lr",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name_or_path: str = Field(
+        BUNDLED_MODEL,
+        description="Hub id (e.g. bert-base-cased) or a local model directory; "
+        f"'{BUNDLED_MODEL}' is the small model that ships with finetune-tui and works offline.",
+    )
+    revision: str | None = Field(None, description="Hub branch, tag or commit to load; null for the default.")
+    trust_remote_code: bool = Field(
+        False, description="Run Python code that the model's repository ships. Only for repositories you trust."
+    )
+
+
+class HubDataset(_Section):
+    name: str = Field(description="Hub dataset id, e.g. glue or imdb.")
+    config: str | None = Field(None, description="Dataset configuration, e.g. mrpc for glue.")
+    train_split: str = Field("train", description="Split to train on.")
+    validation_split: str | None = Field(
+        None, description="Split to evaluate on; null uses 'validation' when the dataset has one, else a fraction of train."
+    )
+    test_split: str | None = Field(None, description="Split for the final test; null for none.")
+
+
+class DataConfig(_Section):
+    train_file: Path | None = Field(None, description="Training data file (csv, tsv, json, jsonl or parquet).")
+    hub: HubDataset | None = Field(None, description="A dataset from the Hugging Face Hub instead of local files.")
+    validation_file: Path | None = Field(
+        None, description="Validation data file; null splits validation_fraction off the training data."
+    )
+    test_file: Path | None = Field(None, description="Test data file, evaluated once at the end; null for none.")
+    format: DataFormat = Field("auto", description="File format; auto decides from the file extension.")
+    header: Literal["auto"] | bool = Field(
+        "auto", description="Whether csv/tsv files start with a header row; auto detects it."
+    )
+    column_names: list[str] | None = Field(
+        None, description="Names for the columns of a headerless file; null names them column_0, column_1, ..."
+    )
+    text_column: str | None = Field(None, description="Column with the text to classify; null detects it.")
+    text_pair_column: str | None = Field(
+        None, description="Column with the second text, for sentence-pair tasks; null for single texts."
+    )
+    label_column: str | None = Field(None, description="Column with the labels; null detects it.")
+    validation_fraction: float = Field(
+        0.1, gt=0, lt=1, description="Share of the training data held out for validation when no validation data is given."
+    )
+    max_train_samples: int | None = Field(
+        None, ge=1, description="Train on a shuffled subset of this many examples; null for all."
+    )
+    max_eval_samples: int | None = Field(
+        None, ge=1, description="Evaluate on a shuffled subset of this many examples; null for all."
+    )
+    shuffle_seed: int = Field(42, description="Seed for the validation split and the subsets.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.train_file is None and self.hub is None:
+            raise ValueError("give data.train_file (a local file) or data.hub (a Hub dataset)")
+        if self.train_file is not None and self.hub is not None:
+            raise ValueError("give either data.train_file or data.hub, not both")
+        return self
+
+
+class TokenizerConfig(_Section):
+    padding: Padding = Field(
+        "dynamic",
+        description="dynamic pads each batch to its longest example (fastest); max_length pads every example "
+        "to max_length; longest pads each tokenization batch of 1000 to its longest.",
+    )
+    truncation: bool = Field(True, description="Cut texts longer than max_length.")
+    max_length: int = Field(128, ge=8, le=131072, description="Longest input in tokens; longer texts are truncated.")
+
+
+class LoraSettings(_Section):
+    r: int = Field(8, ge=1, le=1024, description="Rank of the low-rank update matrices.")
+    alpha: int = Field(16, ge=1, description="Scaling of the update (alpha / r).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA layers.")
+    target_modules: list[str] | None = Field(
+        None, description="Module names to adapt, e.g. [query, value]; null picks the usual ones for the model."
+    )
+
+
+class TrainingConfig(_Section):
+    num_train_epochs: float = Field(3, gt=0, le=1000, description="Passes over the training data.")
+    learning_rate: float = Field(5e-5, gt=0, le=1, description="Peak learning rate of AdamW.")
+    per_device_train_batch_size: int = Field(16, ge=1, le=65536, description="Training examples per step per device.")
+    per_device_eval_batch_size: int = Field(64, ge=1, le=65536, description="Evaluation examples per step per device.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=4096, description="Steps whose gradients add up before each update (bigger effective batch)."
+    )
+    weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay (not applied to biases and LayerNorm).")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of the steps spent warming the learning rate up.")
+    lr_scheduler_type: Scheduler = Field("linear", description="How the learning rate changes after warmup.")
+    max_grad_norm: float = Field(1.0, ge=0, description="Clip gradients to this norm; 0 turns clipping off.")
+    mixed_precision: Precision = Field(
+        "no", description="fp16 or bf16 compute on a GPU that supports it; no for full precision."
+    )
+    eval_strategy: Strategy = Field("epoch", description="When to evaluate: every epoch, every eval_steps, or never.")
+    eval_steps: int | None = Field(None, ge=1, description="Steps between evaluations when eval_strategy is steps.")
+    save_strategy: Strategy = Field("epoch", description="When to save a checkpoint: every epoch, every save_steps, or never.")
+    save_steps: int | None = Field(None, ge=1, description="Steps between checkpoints when save_strategy is steps.")
+    save_total_limit: int | None = Field(2, ge=1, description="Keep at most this many checkpoints; null keeps all.")
+    logging_steps: int = Field(10, ge=1, description="Steps between logged training losses.")
+    max_steps: int = Field(-1, ge=-1, description="Stop after this many update steps; -1 trains num_train_epochs.")
+    group_by_length: bool = Field(
+        False, description="Batch examples of similar length together, so dynamic padding pads less."
+    )
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="Stop when the validation metric has not improved for this many evaluations."
+    )
+    metric_for_best_model: str | None = Field(
+        None, description="Metric that picks the best checkpoint for early stopping; null uses the first metric."
+    )
+    freeze_encoder: bool = Field(False, description="Train only the classification head; the encoder stays fixed.")
+    lora: LoraSettings | None = Field(
+        None, description="Train low-rank adapters with peft instead of all weights; null trains all weights."
+    )
+    seed: int = Field(42, description="Random seed for initialisation and data order.")
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _yaml_no(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `no` as false; people mean the string.
+        return "no" if value is False else value
+
+    @field_validator("eval_strategy", "save_strategy", mode="before")
+    @classmethod
+    def _yaml_no_strategy(cls, value: Any) -> Any:
+        return "no" if value is False else value
+
+    @field_validator("max_steps")
+    @classmethod
+    def _max_steps(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("must be -1 (train num_train_epochs) or a positive number of steps")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingConfig:
+        if self.eval_strategy == "steps" and self.eval_steps is None:
+            raise ValueError("eval_strategy is steps but eval_steps is not set; set training.eval_steps")
+        if self.save_strategy == "steps" and self.save_steps is None:
+            raise ValueError("save_strategy is steps but save_steps is not set; set training.save_steps")
+        if self.early_stopping_patience is not None and self.eval_strategy == "no":
+            raise ValueError("early_stopping_patience needs evaluations; set training.eval_strategy to epoch or steps")
+        if self.freeze_encoder and self.lora is not None:
+            raise ValueError("freeze_encoder and lora both limit what trains; choose one")
+        return self
+
+
+class RunConfig(_Section):
+    schema_version: int = Field(SCHEMA_VERSION, description="Version of this config format.")
+    engine: Engine = Field(
+        "trainer", description="trainer (Hugging Face Trainer), torch-loop (plain PyTorch loop) or keras (Keras 3 + KerasHub)."
+    )
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The pretrained model to fine-tune.")
+    data: DataConfig = Field(description="Where the labelled data comes from and which columns hold what.")
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="How texts become tokens.")
+    training: TrainingConfig = Field(default_factory=TrainingConfig, description="Optimisation settings.")
+    metrics: list[Metric] = Field(
+        default_factory=lambda: ["accuracy"],
+        min_length=1,
+        description="Metrics to report: accuracy, f1, precision, recall, matthews_correlation (macro averages).",
+    )
+    output_dir: Path | None = Field(
+        None, description="Run directory; null makes runs/<engine>-<data>-<time>. An existing run is never overwritten."
+    )
+
+    @field_validator("schema_version")
+    @classmethod
+    def _version(cls, value: int) -> int:
+        if value > SCHEMA_VERSION:
+            raise ValueError(
+                f"this config is schema_version {value}, newer than this finetune-tui understands "
+                f"({SCHEMA_VERSION}); upgrade finetune-tui"
+            )
+        if value < 1:
+            raise ValueError(f"schema_version starts at 1; this finetune-tui writes {SCHEMA_VERSION}")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _best_metric(self) -> RunConfig:
+        best = self.training.metric_for_best_model
+        allowed = ["loss", *self.metrics]
+        if best is not None and best not in allowed:
+            raise ValueError(f"training.metric_for_best_model is {best!r}; choose one of {allowed}")
+        return self
+
+    # --- conversions -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+# --- loading and saving ----------------------------------------------------------------------------
+
+def parse_config(raw: Any, source: str = "config") -> RunConfig:
+    """Validate a mapping into a RunConfig, turning pydantic's errors into one readable ConfigError."""
+    if raw is None:
+        raise ConfigError(f"{source} is empty", "write a config, e.g. with `finetune-tui init` or from examples/demo.yaml")
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{source} must be a mapping of keys to values, but it holds a {type(raw).__name__}",
+            "start from `finetune-tui init` or examples/demo.yaml",
+        )
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{source} has {_count(err)}:\n" + "\n".join(_describe(e) for e in err.errors()),
+                          "correct the values above; `finetune-tui init` writes a valid config") from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read a YAML or JSON config file (safe loader only)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist", "check the path, or write one with `finetune-tui init`")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a config file", "give the path of a .yaml or .json file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file (not UTF-8)", "give a YAML or JSON config file") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read {path}: {err.strerror}", "check the file's permissions") from None
+    try:
+        raw = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as err:
+        where = ""
+        mark = getattr(err, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        elif isinstance(err, json.JSONDecodeError):
+            where = f" at line {err.lineno}, column {err.colno}"
+        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
+        raise ConfigError(f"{path} is not valid {kind}{where}", f"fix the {kind} syntax there") from None
+    return parse_config(raw, source=str(path))
+
+
+def save_config(config: RunConfig, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write YAML (or JSON for a .json path). Refuses to replace a file unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} already exists", "choose another file name, or pass --force to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(config.to_dict(), indent=2) + "\n" if path.suffix.lower() == ".json" else config.to_yaml()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def field_help(section: str, name: str) -> str:
+    """The one-line description of a config field, e.g. field_help('training', 'learning_rate')."""
+    model = {"model": ModelConfig, "data": DataConfig, "tokenizer": TokenizerConfig,
+             "training": TrainingConfig, "lora": LoraSettings, "hub": HubDataset, "": RunConfig}[section]
+    return model.model_fields[name].description or ""
+
+
+# --- error messages --------------------------------------------------------------------------------
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    "": RunConfig, "model": ModelConfig, "data": DataConfig, "tokenizer": TokenizerConfig,
+    "training": TrainingConfig, "training.lora": LoraSettings, "data.hub": HubDataset,
+}
+
+
+def _count(err: ValidationError) -> str:
+    n = err.error_count()
+    return "1 problem" if n == 1 else f"{n} problems"
+
+
+def _describe(e: Any) -> str:
+    loc = ".".join(str(p) for p in e["loc"])
+    kind = e["type"]
+    value = e.get("input")
+    if kind == "extra_forbidden":
+        parent = ".".join(str(p) for p in e["loc"][:-1])
+        key = str(e["loc"][-1])
+        allowed = list(_SECTIONS[parent].model_fields) if parent in _SECTIONS else []
+        close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"  - {loc}: unknown key; {hint}allowed here: {', '.join(allowed)}"
+    if kind == "missing":
+        return f"  - {loc}: required but missing"
+    msg = e["msg"]
+    if kind == "literal_error":
+        allowed = e.get("ctx", {}).get("expected", "")
+        return f"  - {loc}: {value!r} is not allowed; choose {allowed}"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    where = f"{loc}: " if loc else ""
+    shown = f"{value!r} is not valid: " if loc and not isinstance(value, dict) else ""
+    return f"  - {where}{shown}{msg}"

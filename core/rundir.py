@@ -1,0 +1,218 @@
+"""One run = one directory. Everything about a run is learned from here, and from nothing else.
+
+    <run>/config.yaml       the resolved config the run was started with
+    <run>/events.jsonl      the event log (see core.events)
+    <run>/stdout.log        the run process's standard output
+    <run>/stderr.log        its standard error (warnings, tracebacks)
+    <run>/run.pid           pid of the run process
+    <run>/run.lock          held (flock) by the live run: a second run cannot write here, and status can
+                            tell a live run from one that died without writing its last event
+    <run>/STOP              written to ask the run to stop gracefully
+    <run>/checkpoints/      checkpoints, resumable
+    <run>/model/            the final model, tokenizer and label maps (save_pretrained)
+    <run>/metrics.json      final metrics
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from core.errors import RunDirError
+from core.events import TERMINAL_TYPES, read_events
+
+Status = Literal["starting", "running", "finished", "failed", "stopped", "died"]
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    config_path = property(lambda self: self.path / "config.yaml")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    stdout_path = property(lambda self: self.path / "stdout.log")
+    stderr_path = property(lambda self: self.path / "stderr.log")
+    pid_path = property(lambda self: self.path / "run.pid")
+    lock_path = property(lambda self: self.path / "run.lock")
+    stop_path = property(lambda self: self.path / "STOP")
+    checkpoints_dir = property(lambda self: self.path / "checkpoints")
+    model_dir = property(lambda self: self.path / "model")
+    metrics_path = property(lambda self: self.path / "metrics.json")
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # --- creating --------------------------------------------------------------------------------
+    def prepare(self, *, overwrite: bool = False) -> None:
+        """Make the directory for a new run; never silently reuse one that holds anything."""
+        if self.path.exists() and not self.path.is_dir():
+            raise RunDirError(f"output_dir {self.path} is a file", "choose a directory path for output_dir")
+        if self.is_live():
+            raise RunDirError(
+                f"{self.path} belongs to a run that is still going (pid {self.pid()})",
+                f"choose another output_dir, or stop that run first: finetune-tui monitor {self.path}",
+            )
+        if self.path.is_dir() and any(self.path.iterdir()):
+            if not overwrite:
+                raise RunDirError(
+                    f"output_dir {self.path} already exists and is not empty",
+                    "choose another output_dir, or pass --overwrite to replace that run",
+                )
+            import shutil
+
+            shutil.rmtree(self.path)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as err:
+            raise RunDirError(
+                f"cannot write to output_dir {self.path}: {err.strerror}",
+                "choose an output_dir you can write to, with free space",
+            ) from None
+
+    # --- the live process ------------------------------------------------------------------------
+    def acquire_lock(self) -> int:
+        """Take the run lock for this process; returns the fd, which must stay open for the run's life."""
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunDirError(f"another process is already running in {self.path}", "choose another output_dir") from None
+        self.pid_path.write_text(f"{os.getpid()}\n")
+        return fd
+
+    def is_live(self) -> bool:
+        if not self.lock_path.exists():
+            return False
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def pid(self) -> int | None:
+        try:
+            return int(self.pid_path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def request_stop(self) -> None:
+        """Ask the run to stop gracefully: it checkpoints, writes a `stopped` event and exits."""
+        self.stop_path.write_text("stop requested\n")
+        pid = self.pid()
+        if pid and self.is_live():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """End the run at once (its whole process group); status becomes `died`."""
+        pid = self.pid()
+        if not pid or not self.is_live():
+            return
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    # --- reading ---------------------------------------------------------------------------------
+    def events(self) -> list[dict[str, Any]]:
+        return read_events(self.events_path)
+
+    def status(self, events: list[dict[str, Any]] | None = None) -> Status:
+        events = self.events() if events is None else events
+        for event in reversed(events):
+            if event["type"] in TERMINAL_TYPES:
+                return event["type"]  # type: ignore[return-value]
+        if self.is_live():
+            return "running" if events else "starting"
+        return "died"
+
+    def log_tail(self, lines: int = 20) -> list[str]:
+        out: list[str] = []
+        for path in (self.stdout_path, self.stderr_path):
+            if path.exists():
+                out.extend(_tail(path, lines))
+        return out[-lines:]
+
+    def summary(self) -> RunSummary:
+        events = self.events()
+        started = next((e for e in events if e["type"] == "run_started"), {})
+        evals = [e for e in events if e["type"] == "eval"]
+        steps = [e for e in events if e["type"] == "step"]
+        metric = started.get("primary_metric", "accuracy")
+        values = [e["metrics"][metric] for e in evals if isinstance(e.get("metrics", {}).get(metric), int | float)]
+        return RunSummary(
+            path=self.path,
+            status=self.status(events),
+            engine=started.get("engine", "?"),
+            model=started.get("model", "?"),
+            dataset=started.get("dataset", "?"),
+            started=started.get("time"),
+            metric=metric,
+            best=max(values) if values else None,
+            step=steps[-1]["step"] if steps else 0,
+            total_steps=started.get("total_steps"),
+        )
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    status: Status
+    engine: str
+    model: str
+    dataset: str
+    started: float | None
+    metric: str
+    best: float | None
+    step: int
+    total_steps: int | None
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "events.jsonl").exists() or (path / "run.pid").exists()
+
+
+def list_runs(root: str | Path) -> list[RunSummary]:
+    """Runs directly under root (or root itself), newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    candidates = [root] if is_run_dir(root) else sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
+    summaries = [RunDir(p).summary() for p in candidates]
+    return sorted(summaries, key=lambda s: s.started or 0, reverse=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - 64 * 1024))
+        data = f.read().decode("utf-8", errors="replace")
+    return data.splitlines()[-lines:]
