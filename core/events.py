@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -47,15 +48,18 @@ class EventWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self._lock = threading.Lock()  # the device sampler thread writes too
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type_!r}")
         event = {"type": type_, "time": round(time.time(), 3), **_clean(fields)}
-        self._file.write(json.dumps(event, allow_nan=False) + "\n")
-        self._file.flush()
-        if type_ in TERMINAL_TYPES:
-            os.fsync(self._file.fileno())
+        line = json.dumps(event, allow_nan=False) + "\n"
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+            if type_ in TERMINAL_TYPES:
+                os.fsync(self._file.fileno())
         return event
 
     def close(self) -> None:

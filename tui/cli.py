@@ -1,2 +1,196 @@
-"""placeholder until the CLI lands"""
-def main() -> None: ...
+"""`finetune-tui`: the wizard with no arguments, and headless commands for scripts, tmux and nohup.
+
+Imports stay light here: Textual loads only for the commands that open the app, torch/transformers only in
+commands that train or inspect.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core.errors import UserError
+
+EXIT_USER_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="finetune-tui",
+        description="Fine-tune Hugging Face transformers for text classification: a wizard, or headless commands.",
+    )
+    p.add_argument("--config", type=Path, help="open the wizard prefilled from this config file")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train what a config file describes, in the foreground")
+    run.add_argument("config", type=Path, help="YAML or JSON config file")
+    run.add_argument("--output-dir", type=Path, help="run directory (overrides output_dir in the config)")
+    run.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    run.add_argument("--detach", action="store_true", help="start in the background and return at once")
+
+    mon = sub.add_parser("monitor", help="watch a run (live or finished) in the terminal UI")
+    mon.add_argument("run_dir", type=Path)
+
+    runs = sub.add_parser("runs", help="list runs with status, engine, dataset and best metric")
+    runs.add_argument("--root", type=Path, default=Path("runs"), help="folder that holds the runs (default: runs)")
+    runs.add_argument("--ui", action="store_true", help="open the runs screen of the terminal UI")
+
+    init = sub.add_parser("init", help="write a config by answering questions")
+    init.add_argument("--plain", action="store_true", help="plain prompts instead of the full-screen wizard")
+    init.add_argument("-o", "--output", type=Path, default=Path("finetune.yaml"), help="config file to write")
+
+    val = sub.add_parser("validate", help="check a config, its data and its model without training")
+    val.add_argument("config", type=Path)
+
+    ins = sub.add_parser("inspect", help="show a data file's columns, suggested mapping and class balance")
+    ins.add_argument("data_file", type=Path)
+
+    demo = sub.add_parser("demo", help="write the demo data and config (works offline)")
+    demo.add_argument("directory", type=Path, nargs="?", default=Path("examples"))
+    demo.add_argument("--force", action="store_true", help="replace existing demo files")
+
+    stop = sub.add_parser("stop", help="ask a running run to stop gracefully (it writes a checkpoint)")
+    stop.add_argument("run_dir", type=Path)
+    return p
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from core.config import load_config
+    from core.launch import run_foreground, start_detached
+
+    config = load_config(args.config)
+    if args.output_dir is not None:
+        config.output_dir = args.output_dir
+    base = args.config.resolve().parent
+    if args.detach:
+        run_dir = start_detached(config, overwrite=args.overwrite, base=base)
+        print(f"started in the background: {run_dir.path}\nwatch it with: finetune-tui monitor {run_dir.path}")
+        return 0
+    return run_foreground(config, overwrite=args.overwrite, base=base)
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    if args.ui:
+        from tui.app import make_app
+
+        make_app(runs_root=args.root, show_runs=True).run()
+        return 0
+    from core.console import format_runs
+    from core.rundir import list_runs
+
+    print(format_runs(list_runs(args.root)))
+    return 0
+
+
+def _cmd_monitor(args: argparse.Namespace) -> int:
+    from core.errors import RunDirError
+    from core.rundir import is_run_dir
+
+    if not is_run_dir(args.run_dir):
+        raise RunDirError(f"{args.run_dir} is not a run directory (no events.jsonl or run.pid)",
+                          "give a folder that `finetune-tui run` made; `finetune-tui runs` lists them")
+    from tui.app import make_app
+
+    make_app(monitor=args.run_dir).run()
+    return 0
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    if args.plain:
+        from tui.plain import run_plain
+
+        path = run_plain(args.output)
+        print(f"wrote {path}\nrun it with: finetune-tui run {path}")
+        return 0
+    from tui.app import make_app
+
+    make_app(config_path=args.output).run()
+    return 0
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from core.config import load_config
+    from core.launch import preflight, resolve_config
+
+    config = resolve_config(load_config(args.config), args.config.resolve().parent)
+    preflight(config)
+    print(f"{args.config}: config, data and model are fine")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from core.data import inspect_dataset, load_raw
+
+    from core.config import DataConfig
+
+    info = inspect_dataset(load_raw(DataConfig(train_file=args.data_file)))
+    print(f"splits: {info.splits}")
+    for col in info.columns:
+        print(f"  {col.name}: {col.dtype}, {col.unique} distinct, {col.missing} missing")
+    s = info.suggestion
+    print(f"suggested: text_column={s.text} text_pair_column={s.text_pair} label_column={s.label}")
+    if info.class_balance:
+        print("class balance: " + ", ".join(f"{k}={v}" for k, v in info.class_balance.items()))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from core.demo import write_demo
+
+    config = write_demo(args.directory, overwrite=args.force)
+    print(f"wrote demo data and {config}\nrun it with: finetune-tui run {config}")
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from core.rundir import RunDir
+
+    run_dir = RunDir(args.run_dir)
+    if not run_dir.is_live():
+        raise UserError(f"{args.run_dir} has no live run to stop (status: {run_dir.status()})",
+                        "check the path with `finetune-tui runs`")
+    run_dir.request_stop()
+    print(f"asked {args.run_dir} to stop; it writes a checkpoint first")
+    return 0
+
+
+COMMANDS = {"run": _cmd_run, "runs": _cmd_runs, "monitor": _cmd_monitor, "init": _cmd_init,
+            "validate": _cmd_validate, "inspect": _cmd_inspect, "demo": _cmd_demo, "stop": _cmd_stop}
+
+
+def _open_wizard(args: argparse.Namespace) -> int:
+    config = None
+    if args.config is not None:
+        from core.config import load_config
+
+        config = load_config(args.config)
+    from tui.app import make_app
+
+    make_app(config=config, config_path=args.config).run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        handler = COMMANDS.get(args.command or "", _open_wizard)
+        return handler(args)
+    except UserError as err:
+        if args.debug:
+            raise
+        print(f"error: {err.message}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # a bug: say so plainly, keep the traceback for --debug
+        if args.debug:
+            raise
+        print(f"internal error: {type(err).__name__}: {err}\n  rerun with --debug for the traceback, "
+              "and please report it", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Engines train a prepared run; each writes the same events and leaves the same result directory."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    name: str
+    title: str
+    when: str
+    packages: tuple[str, ...]
+    install_hint: str
+    module: str | None  # None: not built yet
+
+    def missing(self) -> list[str]:
+        return [p for p in self.packages if importlib.util.find_spec(p) is None]
+
+    def available(self) -> bool:
+        return self.module is not None and not self.missing()
+
+    def unavailable_reason(self) -> str | None:
+        if self.module is None:
+            return "this engine is not built into this version of finetune-tui yet"
+        missing = self.missing()
+        if missing:
+            return f"needs {', '.join(missing)}: {self.install_hint}"
+        return None
+
+
+ENGINES: dict[str, EngineInfo] = {
+    "trainer": EngineInfo(
+        "trainer", "Hugging Face Trainer",
+        "The standard choice: checkpoints, early stopping, mixed precision and LoRA handled for you.",
+        ("torch", "transformers"), 'pip install "finetune-tui"', "core.engines.trainer",
+    ),
+    "torch-loop": EngineInfo(
+        "torch-loop", "Native PyTorch loop",
+        "A plain training loop you can read and change line by line; same results as Trainer.",
+        ("torch", "transformers", "accelerate"), 'pip install "finetune-tui"', None,
+    ),
+    "keras": EngineInfo(
+        "keras", "Keras on TensorFlow",
+        "When your serving stack is TensorFlow/Keras; the backbone comes from the same checkpoint via KerasHub.",
+        ("tensorflow", "keras", "keras_hub"), 'pip install "finetune-tui[keras]"', None,
+    ),
+}
+
+
+def get_engine(name: str) -> Callable[..., object]:
+    info = ENGINES.get(name)
+    if info is None:
+        raise ConfigError(f"engine {name!r} is unknown", f"choose one of {', '.join(ENGINES)}")
+    reason = info.unavailable_reason()
+    if reason is not None:
+        raise ConfigError(f"engine {name!r} cannot run here: {reason}", "use engine: trainer")
+    module = importlib.import_module(info.module)  # type: ignore[arg-type]
+    return module.train  # type: ignore[no-any-return]

@@ -1,0 +1,107 @@
+"""Demo data that finetune-tui writes itself: product reviews labelled positive / negative / neutral.
+
+Deterministic (fixed seed), so the committed files in examples/ equal a fresh `finetune-tui demo`. Lengths vary
+from a few words to several sentences, which is what makes dynamic padding and length grouping pay off.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from core.config import RunConfig, TrainingConfig, save_config
+from core.errors import UserError
+
+PRODUCTS = ["headphones", "coffee maker", "backpack", "desk lamp", "phone case", "running shoes", "blender",
+            "keyboard", "tent", "water bottle", "novel", "vacuum cleaner", "office chair", "toaster", "jacket",
+            "smart watch", "frying pan", "board game", "monitor", "suitcase"]
+
+OPENERS = {
+    "positive": ["I love this {p}.", "This {p} is excellent.", "Great {p}, highly recommended.",
+                 "Best {p} I have owned.", "Really happy with this {p}.", "What a fantastic {p}!",
+                 "The {p} exceeded my expectations."],
+    "negative": ["I regret buying this {p}.", "This {p} is terrible.", "Awful {p}, do not buy it.",
+                 "Worst {p} I have ever owned.", "Really disappointed with this {p}.", "What a useless {p}.",
+                 "The {p} broke almost immediately."],
+    "neutral": ["The {p} arrived on Tuesday.", "This is a {p}.", "I bought the {p} for my brother.",
+                "The {p} comes in three colours.", "It is an ordinary {p}.", "The {p} is about what you would expect.",
+                "I have had the {p} for a month now."],
+}
+
+DETAILS = {
+    "positive": ["It works perfectly every single day.", "The quality is outstanding for the price.",
+                 "Setup took two minutes and everything just worked.", "My whole family enjoys using it.",
+                 "Customer service was friendly and quick.", "It feels solid and well made.",
+                 "I would happily buy it again.", "Battery life is superb and charging is fast.",
+                 "It looks beautiful on my desk.", "Five stars without hesitation."],
+    "negative": ["It stopped working after a week.", "The quality is poor and it feels cheap.",
+                 "Setup was a nightmare and the manual is useless.", "Support never answered my emails.",
+                 "It makes an annoying noise all the time.", "The material started to crack quickly.",
+                 "I returned it and asked for a refund.", "Battery life is awful and it overheats.",
+                 "It looks nothing like the pictures.", "One star is too generous."],
+    "neutral": ["It is the standard size.", "The box contained the item and a manual.",
+                "Delivery took the usual number of days.", "It is available in several sizes.",
+                "I use it mostly on weekends.", "The instructions are printed in four languages.",
+                "It weighs about as much as similar models.", "The colour is grey.",
+                "It uses a regular power plug.", "I have not decided what I think yet."],
+}
+
+# A few honest confusions so the task is not trivially separable.
+TWISTS = {
+    "positive": ["The packaging was a bit damaged, but that does not matter.", "It was not cheap, but worth it."],
+    "negative": ["The packaging was nice, but that is the only good thing.", "It was cheap, and now I know why."],
+    "neutral": ["Some people like it and some do not.", "It is neither great nor bad."],
+}
+
+LABELS = ("negative", "neutral", "positive")
+
+
+def _review(rng: random.Random, label: str) -> str:
+    product = rng.choice(PRODUCTS)
+    parts = [rng.choice(OPENERS[label]).format(p=product)]
+    # Mostly short reviews with a long tail of long ones, like real review data.
+    n_details = min(len(DETAILS[label]), int(rng.expovariate(0.45)))
+    parts += rng.sample(DETAILS[label], n_details)
+    if rng.random() < 0.25:
+        parts.insert(rng.randrange(1, len(parts) + 1), rng.choice(TWISTS[label]))
+    return " ".join(parts)
+
+
+def demo_rows(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = [(_review(rng, label), label) for label in (LABELS[i % len(LABELS)] for i in range(n))]
+    rng.shuffle(rows)
+    return rows
+
+
+def _write_tsv(path: Path, rows: list[tuple[str, str]]) -> None:
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter="\t", lineterminator="\n")
+        writer.writerow(["text", "label"])
+        writer.writerows(rows)
+
+
+def demo_config() -> RunConfig:
+    return RunConfig.model_validate({
+        "data": {"train_file": "demo/train.tsv", "test_file": "demo/test.tsv", "text_column": "text",
+                 "label_column": "label", "validation_fraction": 0.15},
+        "training": TrainingConfig(num_train_epochs=3, learning_rate=1e-4, per_device_train_batch_size=16,
+                                   logging_steps=5, warmup_ratio=0.1).model_dump(),
+        "metrics": ["accuracy", "f1"],
+    })
+
+
+def write_demo(directory: Path, *, overwrite: bool = False) -> Path:
+    """Write demo/train.tsv (600 rows), demo/test.tsv (150 rows) and demo.yaml under directory."""
+    data_dir = directory / "demo"
+    config_path = directory / "demo.yaml"
+    targets = [data_dir / "train.tsv", data_dir / "test.tsv", config_path]
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise UserError(f"demo files already exist: {', '.join(existing)}", "pass --force to write them again")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _write_tsv(data_dir / "train.tsv", demo_rows(600, seed=1))
+    _write_tsv(data_dir / "test.tsv", demo_rows(150, seed=2))
+    save_config(demo_config(), config_path, overwrite=True)
+    return config_path

@@ -1,0 +1,108 @@
+"""Which device a run uses, and snapshots of GPUs (NVML), CPU, RAM and the run's memory (psutil)."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import psutil
+
+
+def torch_device() -> str:
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def device_name(kind: str) -> str:
+    if kind == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(0)
+    if kind == "mps":
+        return "Apple GPU (MPS)"
+    import platform
+
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def supported_precisions() -> list[str]:
+    """Mixed-precision modes the local device can train with. Uses NVML, not torch, to stay cheap for the UI."""
+    gpus = _nvml_gpus()
+    if not gpus:
+        return ["no"]
+    # bf16 needs compute capability 8.0 (Ampere) or newer; fp16 works on every CUDA GPU we would train on.
+    if all(g.get("compute_capability", (0, 0)) >= (8, 0) for g in gpus):
+        return ["no", "fp16", "bf16"]
+    return ["no", "fp16"]
+
+
+@functools.lru_cache(maxsize=1)
+def _nvml() -> Any | None:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return pynvml
+    except Exception:  # no driver, no GPU, or no library: no GPU section, not an error
+        return None
+
+
+def _nvml_gpus() -> list[dict[str, Any]]:
+    nvml = _nvml()
+    if nvml is None:
+        return []
+    gpus: list[dict[str, Any]] = []
+    for i in range(nvml.nvmlDeviceGetCount()):
+        h = nvml.nvmlDeviceGetHandleByIndex(i)
+        gpu: dict[str, Any] = {"index": i, "name": _str(nvml.nvmlDeviceGetName(h))}
+        mem = _try(nvml.nvmlDeviceGetMemoryInfo, h)
+        if mem is not None:
+            gpu["mem_used_mb"] = round(mem.used / 2**20)
+            gpu["mem_total_mb"] = round(mem.total / 2**20)
+        util = _try(nvml.nvmlDeviceGetUtilizationRates, h)
+        gpu["util_pct"] = util.gpu if util is not None else None
+        gpu["temp_c"] = _try(nvml.nvmlDeviceGetTemperature, h, nvml.NVML_TEMPERATURE_GPU)
+        power = _try(nvml.nvmlDeviceGetPowerUsage, h)
+        gpu["power_w"] = round(power / 1000, 1) if power is not None else None
+        cc = _try(nvml.nvmlDeviceGetCudaComputeCapability, h)
+        if cc is not None:
+            gpu["compute_capability"] = tuple(cc)
+        gpus.append(gpu)
+    return gpus
+
+
+def snapshot(pid: int | None = None) -> dict[str, Any]:
+    """One reading of every device; the shape of the `device` event's `snapshot` field."""
+    vm = psutil.virtual_memory()
+    snap: dict[str, Any] = {
+        "gpus": [{k: v for k, v in g.items() if k != "compute_capability"} for g in _nvml_gpus()],
+        "cpu_pct": psutil.cpu_percent(interval=None),
+        "cpu_count": psutil.cpu_count(),
+        "ram_used_mb": round((vm.total - vm.available) / 2**20),
+        "ram_total_mb": round(vm.total / 2**20),
+        "proc_rss_mb": None,
+    }
+    if pid is not None:
+        try:
+            proc = psutil.Process(pid)
+            rss = proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
+            snap["proc_rss_mb"] = round(rss / 2**20)
+        except psutil.Error:
+            pass
+    return snap
+
+
+def _str(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _try(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception:  # a GPU that does not report one field still reports the others
+        return None

@@ -1,0 +1,89 @@
+"""What every engine receives and returns, so the run process treats all engines alike."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.config import RunConfig
+from core.errors import UserError
+from core.events import EventWriter
+from core.rundir import RunDir
+
+
+class NonFiniteLoss(UserError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class RunContext:
+    config: RunConfig
+    run_dir: RunDir
+    events: EventWriter
+    prepared: Any  # core.data.PreparedData
+    tokenizer: Any  # a transformers fast tokenizer
+    tokenized: Any  # datasets.DatasetDict with input_ids, attention_mask, labels
+    stop_requested: Callable[[], bool]
+    device: str
+
+
+@dataclass
+class EngineResult:
+    metrics: dict[str, float]  # final validation metrics, no "eval_" prefix
+    test_metrics: dict[str, float] | None = None
+    stopped: bool = False
+    last_checkpoint: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def steps_per_epoch(n_train: int, batch_size: int, accumulation: int) -> int:
+    return max(1, math.ceil(math.ceil(n_train / batch_size) / accumulation))
+
+
+def total_steps(config: RunConfig, n_train: int) -> int:
+    t = config.training
+    if t.max_steps > 0:
+        return t.max_steps
+    per_epoch = steps_per_epoch(n_train, t.per_device_train_batch_size, t.gradient_accumulation_steps)
+    return math.ceil(t.num_train_epochs * per_epoch)
+
+
+class StepTimer:
+    """Throughput between two logged steps, the same way for every engine."""
+
+    def __init__(self, examples_per_step: int) -> None:
+        self.examples_per_step = examples_per_step
+        self.start = time.monotonic()
+        self._last_time = self.start
+        self._last_step = 0
+
+    def sample(self, step: int) -> tuple[float, float]:
+        """(samples per second since the last sample, seconds since the start)."""
+        now = time.monotonic()
+        elapsed = now - self._last_time
+        steps = step - self._last_step
+        rate = steps * self.examples_per_step / elapsed if elapsed > 0 and steps > 0 else 0.0
+        self._last_time, self._last_step = now, step
+        return round(rate, 2), round(now - self.start, 2)
+
+
+def check_finite(loss: float | None, step: int) -> None:
+    if loss is not None and not math.isfinite(loss):
+        raise NonFiniteLoss(
+            f"the training loss became {loss} at step {step}",
+            "lower training.learning_rate, set mixed_precision: no, or check the data for broken labels",
+        )
+
+
+def strip_prefix(metrics: dict[str, Any], prefix: str = "eval_") -> dict[str, float]:
+    """Trainer's eval_accuracy -> accuracy; drops runtime bookkeeping."""
+    skip = {"runtime", "samples_per_second", "steps_per_second", "epoch"}
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        name = key[len(prefix):] if key.startswith(prefix) else key
+        if name not in skip and isinstance(value, int | float):
+            out[name] = float(value)
+    return out

@@ -1,0 +1,66 @@
+"""Building and saving the PyTorch classification model; shared by the PyTorch engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.config import RunConfig
+from core.errors import ModelError
+from core.models import resolve_model
+
+
+def build_model(config: RunConfig, label_names: list[str]) -> Any:
+    from transformers import AutoModelForSequenceClassification
+
+    id2label = dict(enumerate(label_names))
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            resolve_model(config.model.name_or_path),
+            revision=config.model.revision,
+            trust_remote_code=config.model.trust_remote_code,
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id={name: i for i, name in id2label.items()},
+        )
+    except ValueError as err:
+        raise ModelError(f"{config.model.name_or_path} cannot be used for text classification: {err}",
+                         "choose an encoder model such as BERT, DistilBERT or RoBERTa") from None
+    if config.training.freeze_encoder:
+        for param in model.base_model.parameters():
+            param.requires_grad = False
+    if config.training.lora is not None:
+        model = _with_lora(model, config)
+    return model
+
+
+def _with_lora(model: Any, config: RunConfig) -> Any:
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = config.training.lora
+    assert lora is not None
+    try:
+        return get_peft_model(
+            model,
+            LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                       target_modules=lora.target_modules),
+        )
+    except ValueError as err:
+        raise ModelError(f"LoRA cannot be applied to this model: {err}",
+                         "set training.lora.target_modules to module names of this model, e.g. [query, value]") from None
+
+
+def count_trainable(model: Any) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def save_final_model(model: Any, tokenizer: Any, out_dir: Path) -> Path:
+    """save_pretrained (safetensors) so `pipeline("text-classification", model=out_dir)` loads it."""
+    if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in, so the result is a plain model
+        model = model.merge_and_unload()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,149 @@
+"""The `trainer` engine: Hugging Face Trainer + TrainingArguments, events through a callback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, strip_prefix
+from core.engines.hf_model import build_model, save_final_model
+from core.metrics import compute_metrics_fn
+from core.tokenization import make_collator
+
+
+def training_arguments(ctx: RunContext) -> Any:
+    """TrainingArguments from the config. Names differ only where transformers 5 renamed them."""
+    from transformers import TrainingArguments
+
+    t = ctx.config.training
+    primary = t.metric_for_best_model or ctx.config.metrics[0]
+    early = t.early_stopping_patience is not None
+    return TrainingArguments(
+        output_dir=str(ctx.run_dir.checkpoints_dir),
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # transformers 5 takes the ratio as a float warmup_steps
+        lr_scheduler_type=t.lr_scheduler_type,
+        max_grad_norm=t.max_grad_norm,
+        fp16=t.mixed_precision == "fp16",
+        bf16=t.mixed_precision == "bf16",
+        eval_strategy=t.eval_strategy,
+        eval_steps=t.eval_steps,
+        # Early stopping keeps the best model, which Trainer allows only when saves line up with evaluations.
+        save_strategy=t.eval_strategy if early else t.save_strategy,
+        save_steps=t.eval_steps if early else t.save_steps,
+        save_total_limit=t.save_total_limit,
+        load_best_model_at_end=early,
+        metric_for_best_model=f"eval_{primary}" if early else None,
+        greater_is_better=primary != "loss" if early else None,
+        logging_steps=t.logging_steps,
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        seed=t.seed,
+        data_seed=t.seed,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=ctx.device == "cpu",
+        dataloader_num_workers=0,
+    )
+
+
+class _EventsCallback:
+    """Turns Trainer's logs into events, and the stop request into a clean, checkpointed stop."""
+
+    def __init__(self, ctx: RunContext, examples_per_step: int) -> None:
+        self.ctx = ctx
+        self.timer = StepTimer(examples_per_step)
+        self.stopped_at: int | None = None
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
+        logs = logs or {}
+        if "loss" in logs:
+            check_finite(logs["loss"], state.global_step)
+            rate, elapsed = self.timer.sample(state.global_step)
+            self.ctx.events.emit(
+                "step", step=state.global_step, total_steps=state.max_steps, epoch=round(state.epoch or 0, 4),
+                loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
+                samples_per_second=rate, elapsed_s=elapsed,
+            )
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any) -> None:
+        self.ctx.events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4), split="validation",
+                             metrics=strip_prefix(metrics or {}))
+
+    def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        path = self.ctx.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
+        self.ctx.events.emit("checkpoint", step=state.global_step, path=str(path))
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if self.ctx.stop_requested() and self.stopped_at is None:
+            self.stopped_at = state.global_step
+            control.should_save = True
+            control.should_training_stop = True
+
+
+def train(ctx: RunContext) -> EngineResult:
+    from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
+
+    cfg = ctx.config
+    model = build_model(cfg, ctx.prepared.label_names)
+    args = training_arguments(ctx)
+    events_cb = _EventsCallback(ctx, args.per_device_train_batch_size * args.gradient_accumulation_steps)
+    callbacks: list[Any] = [_as_trainer_callback(events_cb, TrainerCallback)]
+    if cfg.training.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
+    has_eval = "validation" in ctx.tokenized
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=ctx.tokenized["train"],
+        eval_dataset=ctx.tokenized["validation"] if has_eval else None,
+        processing_class=ctx.tokenizer,
+        data_collator=make_collator(ctx.tokenizer, cfg.tokenizer),
+        compute_metrics=compute_metrics_fn(cfg.metrics),
+        callbacks=callbacks,
+    )
+    trainer.train()
+    if events_cb.stopped_at is not None:
+        last = _last_checkpoint(ctx)
+        return EngineResult(metrics={}, stopped=True, last_checkpoint=last)
+
+    metrics: dict[str, float] = {}
+    if has_eval:
+        metrics = strip_prefix(trainer.evaluate())
+    test_metrics = None
+    if "test" in ctx.tokenized:
+        test_metrics = strip_prefix(trainer.evaluate(ctx.tokenized["test"], metric_key_prefix="test"), "test_")
+        ctx.events.emit("eval", step=trainer.state.global_step, epoch=round(trainer.state.epoch or 0, 4),
+                        split="test", metrics=test_metrics)
+    save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir)
+    return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx))
+
+
+def _as_trainer_callback(cb: _EventsCallback, base: type) -> Any:
+    """Wrap our callback in TrainerCallback late, so importing this module does not import transformers."""
+
+    class Adapter(base):  # type: ignore[misc, valid-type]
+        def on_log(self, *a: Any, **k: Any) -> None:
+            cb.on_log(*a, **k)
+
+        def on_evaluate(self, *a: Any, **k: Any) -> None:
+            cb.on_evaluate(*a, **k)
+
+        def on_save(self, *a: Any, **k: Any) -> None:
+            cb.on_save(*a, **k)
+
+        def on_step_end(self, *a: Any, **k: Any) -> None:
+            cb.on_step_end(*a, **k)
+
+    return Adapter()
+
+
+def _last_checkpoint(ctx: RunContext) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    d = ctx.run_dir.checkpoints_dir
+    return get_last_checkpoint(str(d)) if d.is_dir() else None

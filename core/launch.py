@@ -1,0 +1,151 @@
+"""Starting runs as separate OS processes: in the foreground (`finetune-tui run`) or detached (the wizard).
+
+Either way the same worker (`python -m core.worker RUN_DIR`) does the training and writes the run directory;
+the caller only creates the directory, writes the resolved config into it and watches events.jsonl.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from core.config import RunConfig, save_config
+from core.console import format_event
+from core.events import TERMINAL_TYPES, EventTail
+from core.rundir import RunDir
+
+RUNS_ROOT = Path("runs")
+
+
+def _resolve_file(path: Path | None, base: Path | None) -> Path | None:
+    """Relative paths are relative to the working directory, or failing that to the config file's folder."""
+    if path is None or path.is_absolute():
+        return path
+    if path.exists() or base is None:
+        return path.resolve()
+    beside = (base / path)
+    return beside.resolve() if beside.exists() else path.resolve()
+
+
+def default_output_dir(config: RunConfig, root: Path = RUNS_ROOT) -> Path:
+    data = config.data
+    source = data.hub.name.split("/")[-1] if data.hub else Path(str(data.train_file)).stem
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{config.engine}-{source}-{stamp}"
+
+
+def resolve_config(config: RunConfig, base: Path | None = None) -> RunConfig:
+    """A copy with absolute data paths and a concrete output_dir: what the run directory records."""
+    resolved = config.model_copy(deep=True)
+    d = resolved.data
+    d.train_file = _resolve_file(d.train_file, base)
+    d.validation_file = _resolve_file(d.validation_file, base)
+    d.test_file = _resolve_file(d.test_file, base)
+    out = resolved.output_dir or default_output_dir(resolved)
+    resolved.output_dir = out.expanduser().resolve()
+    return resolved
+
+
+def preflight(config: RunConfig) -> None:
+    """Fail in the caller, before a run directory exists, on what can be checked quickly."""
+    from core.data import prepare_data
+    from core.engines import get_engine
+    from core.models import load_model_config
+
+    get_engine(config.engine)
+    model_config = load_model_config(config.model)
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if isinstance(limit, int) and config.tokenizer.max_length > limit:
+        from core.errors import ConfigError
+
+        raise ConfigError(
+            f"tokenizer.max_length is {config.tokenizer.max_length}, above the model's limit of {limit} tokens",
+            f"set tokenizer.max_length to {limit} or less",
+        )
+    prepare_data(config.data)
+
+
+def create_run(config: RunConfig, *, overwrite: bool = False) -> RunDir:
+    assert config.output_dir is not None, "resolve_config first"
+    run_dir = RunDir(config.output_dir)
+    run_dir.prepare(overwrite=overwrite)
+    save_config(config, run_dir.config_path, overwrite=True)
+    return run_dir
+
+
+def _spawn(run_dir: RunDir, *, detached: bool) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    with open(run_dir.stdout_path, "ab") as out, open(run_dir.stderr_path, "ab") as err:
+        # No shell: the command is a list, so no config value is ever interpreted by one.
+        return subprocess.Popen(
+            [sys.executable, "-m", "core.worker", str(run_dir.path)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+            start_new_session=detached,  # its own session: a closing terminal or UI does not end it
+        )
+
+
+def wait_started(run_dir: RunDir, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
+    """Until the worker holds the run lock, so a caller that attaches at once sees a live run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None and not run_dir.is_live():
+        time.sleep(0.05)
+
+
+def start_detached(config: RunConfig, *, overwrite: bool = False, base: Path | None = None,
+                   check: bool = True) -> RunDir:
+    """Start a run that outlives the caller; returns at once with its run directory."""
+    resolved = resolve_config(config, base)
+    if check:
+        preflight(resolved)
+    run_dir = create_run(resolved, overwrite=overwrite)
+    wait_started(run_dir, _spawn(run_dir, detached=True))
+    return run_dir
+
+
+def run_foreground(config: RunConfig, *, overwrite: bool = False, base: Path | None = None,
+                   echo: Callable[[str], None] = print) -> int:
+    """Run and print progress until the run ends. Ctrl-C stops gracefully; a second Ctrl-C kills."""
+    resolved = resolve_config(config, base)
+    preflight(resolved)
+    run_dir = create_run(resolved, overwrite=overwrite)
+    echo(f"run directory: {run_dir.path}")
+    process = _spawn(run_dir, detached=False)
+    tail = EventTail(run_dir.events_path)
+    interrupts = 0
+    while True:
+        try:
+            done = process.poll() is not None
+            for event in tail.poll():
+                line = format_event(event)
+                if line:
+                    echo(line)
+                if event["type"] in TERMINAL_TYPES:
+                    done = True
+            if done:
+                break
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            interrupts += 1
+            if interrupts == 1:
+                echo("stopping gracefully (a checkpoint is written); press Ctrl-C again to kill")
+                run_dir.request_stop()
+            else:
+                echo("killing the run")
+                run_dir.kill()
+    code = process.wait()
+    for event in tail.poll():
+        line = format_event(event)
+        if line:
+            echo(line)
+    status = run_dir.status()
+    if status == "failed":
+        return 1
+    if status == "died" or code != 0:
+        echo(f"the run process ended with exit code {code}; see {run_dir.stderr_path}")
+        return code or 1
+    return 0

@@ -1,0 +1,195 @@
+"""The run process: `python -m core.worker RUN_DIR` trains what RUN_DIR/config.yaml describes.
+
+It is started by core.launch (in the foreground for `finetune-tui run`, detached for the wizard) and is the only
+process that writes the run directory. It holds the run lock for its whole life.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from core.config import load_config, save_config
+from core.engines.base import EngineResult, RunContext, total_steps
+from core.errors import UserError
+from core.events import EventWriter
+from core.rundir import RunDir, write_json
+
+DEVICE_INTERVAL_S = 5.0
+OOM_HINT = (
+    "lower training.per_device_train_batch_size (raise gradient_accumulation_steps to keep the effective batch), "
+    "lower tokenizer.max_length, or set training.mixed_precision to fp16/bf16 on a GPU"
+)
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM or by a STOP file in the run directory; engines poll it between steps."""
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self.run_dir = run_dir
+        self._set = False
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._set and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C means now
+        self._set = True
+        print(f"received {signal.Signals(signum).name}: stopping after this step", flush=True)
+
+    def __call__(self) -> bool:
+        if not self._set and self.run_dir.stop_path.exists():
+            self._set = True
+        return self._set
+
+
+class DeviceSampler(threading.Thread):
+    def __init__(self, events: EventWriter, interval: float = DEVICE_INTERVAL_S) -> None:
+        super().__init__(daemon=True, name="device-sampler")
+        self.events = events
+        self.interval = interval
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        from core.device import snapshot
+
+        pid = os.getpid()
+        while not self._done.is_set():
+            try:
+                self.events.emit("device", snapshot=snapshot(pid))
+            except Exception as err:  # a failed reading must never take the run down
+                print(f"device snapshot failed: {err}", file=sys.stderr)
+            self._done.wait(self.interval)
+
+    def stop(self) -> None:
+        self._done.set()
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("finetune-tui", "torch", "transformers", "datasets", "accelerate", "peft", "tensorflow", "keras"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+def _dataset_name(run_dir: RunDir) -> str:
+    data = load_config(run_dir.config_path).data
+    if data.hub is not None:
+        return data.hub.name + (f"/{data.hub.config}" if data.hub.config else "")
+    return Path(str(data.train_file)).name
+
+
+def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag) -> EngineResult:
+    from core.data import prepare_data
+    from core.device import device_name, torch_device
+    from core.engines import get_engine
+    from core.models import load_model_config
+    from core.tokenization import load_tokenizer, tokenize_dataset
+
+    config = load_config(run_dir.config_path)
+    engine = get_engine(config.engine)
+    print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
+    prepared = prepare_data(config.data)
+    # Keep the columns that were detected, so the run directory says exactly what was trained on.
+    config.data.text_column = prepared.text_column
+    config.data.text_pair_column = prepared.text_pair_column
+    config.data.label_column = prepared.label_column
+    save_config(config, run_dir.config_path, overwrite=True)
+
+    model_config = load_model_config(config.model)
+    limit = getattr(model_config, "max_position_embeddings", None)
+    if isinstance(limit, int) and config.tokenizer.max_length > limit:
+        raise UserError(f"tokenizer.max_length {config.tokenizer.max_length} is above this model's limit of {limit}",
+                        f"set tokenizer.max_length to {limit} or less")
+    _seed(config.training.seed)
+    tokenizer = load_tokenizer(config.model)
+    print("tokenizing", flush=True)
+    tokenized = tokenize_dataset(prepared, tokenizer, config.tokenizer)
+    device = torch_device()
+    events.emit(
+        "run_started", run_id=run_dir.path.name, engine=config.engine, model=config.model.name_or_path,
+        dataset=_dataset_name(run_dir), labels=prepared.label_names, sizes=prepared.sizes,
+        total_steps=total_steps(config, prepared.sizes["train"]), num_train_epochs=config.training.num_train_epochs,
+        primary_metric=config.training.metric_for_best_model or config.metrics[0], metrics=config.metrics,
+        text_column=prepared.text_column, text_pair_column=prepared.text_pair_column,
+        label_column=prepared.label_column, device={"type": device, "name": device_name(device)},
+        versions=_versions(), pid=os.getpid(), output_dir=str(run_dir.path.resolve()),
+    )
+    print(f"training on {device}: {prepared.sizes}", flush=True)
+    ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
+                     tokenized=tokenized, stop_requested=stop, device=device)
+    return engine(ctx)
+
+
+def _seed(seed: int) -> None:
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def _failure(err: BaseException) -> tuple[str, str | None]:
+    if isinstance(err, UserError):
+        return err.problem, err.fix
+    text = str(err)
+    if type(err).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
+        return f"out of memory: {text.splitlines()[0] if text else type(err).__name__}", OOM_HINT
+    return f"{type(err).__name__}: {text}", None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    run_dir = RunDir(argv[0])
+    run_dir.acquire_lock()  # held until this process exits, however it exits
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    events = EventWriter(run_dir.events_path)
+    stop = StopFlag(run_dir)
+    sampler = DeviceSampler(events)
+    sampler.start()
+    started = time.monotonic()
+    try:
+        result = execute(run_dir, events, stop)
+        if result.stopped:
+            events.emit("stopped", step=_last_step(run_dir), checkpoint=result.last_checkpoint)
+            print(f"stopped; resume from {result.last_checkpoint}", flush=True)
+            return 0
+        metrics: dict[str, Any] = dict(result.metrics)
+        if result.test_metrics is not None:
+            metrics["test"] = result.test_metrics
+        write_json(run_dir.metrics_path, {"validation": result.metrics, "test": result.test_metrics})
+        events.emit("finished", metrics=metrics, model_dir=str(run_dir.model_dir.resolve()),
+                    runtime_s=round(time.monotonic() - started, 1), checkpoint=result.last_checkpoint)
+        print(f"finished: {metrics}; model in {run_dir.model_dir}", flush=True)
+        return 0
+    except BaseException as err:  # every way out must leave a terminal event behind
+        problem, hint = _failure(err)
+        tail = "".join(traceback.format_exception(err)[-6:])
+        events.emit("failed", error=problem, hint=hint, error_type=type(err).__name__, traceback_tail=tail)
+        print(f"failed: {problem}" + (f"\n  fix: {hint}" if hint else ""), file=sys.stderr, flush=True)
+        if not isinstance(err, UserError):
+            traceback.print_exc()
+        return 1
+    finally:
+        sampler.stop()
+        events.close()
+
+
+def _last_step(run_dir: RunDir) -> int:
+    steps = [e.get("step", 0) for e in run_dir.events() if e["type"] in ("step", "checkpoint")]
+    return max(steps, default=0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
