@@ -85,7 +85,10 @@ def _spawn(run_dir: RunDir, *, detached: bool) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
             [sys.executable, "-m", "core.worker", str(run_dir.path)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-            start_new_session=detached,  # its own session: a closing terminal or UI does not end it
+            # Detached: its own session, so a closing terminal or UI does not end it. Foreground: its own process
+            # group, so Ctrl-C reaches only us and we turn it into a graceful stop request.
+            start_new_session=detached,
+            process_group=None if detached else 0,
         )
 
 

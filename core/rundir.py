@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -85,7 +86,8 @@ class RunDir:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise RunDirError(f"another process is already running in {self.path}", "choose another output_dir") from None
+            raise RunDirError(f"another process is already running in {self.path}",
+                              "choose another output_dir") from None
         self.pid_path.write_text(f"{os.getpid()}\n")
         return fd
 
@@ -115,23 +117,20 @@ class RunDir:
         self.stop_path.write_text("stop requested\n")
         pid = self.pid()
         if pid and self.is_live():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def kill(self) -> None:
-        """End the run at once (its whole process group); status becomes `died`."""
+        """End the run at once (with any processes it started); status becomes `died`."""
         pid = self.pid()
         if not pid or not self.is_live():
             return
-        try:
-            os.killpg(os.getpgid(pid), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            # The worker leads its own process group (core.launch), so this never reaches the caller's group.
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signal.SIGKILL)
+            else:
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     # --- reading ---------------------------------------------------------------------------------
     def events(self) -> list[dict[str, Any]]:

@@ -1,0 +1,82 @@
+"""Shared fixtures: a tiny BERT (2 layers, hidden 32) and a small learnable data set, built in temp dirs.
+
+Tests train on these for speed; one end-to-end test uses the real bundled model.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+POSITIVE = ["good", "great", "fine", "lovely", "excellent", "happy", "nice", "superb"]
+NEGATIVE = ["bad", "awful", "poor", "terrible", "sad", "broken", "ugly", "horrible"]
+FILLER = ["the", "a", "this", "movie", "film", "was", "is", "very", "really", "quite", "and", "plot", "actors"]
+
+
+def tiny_rows(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = "pos" if i % 2 == 0 else "neg"
+        words = rng.choices(FILLER, k=rng.randint(2, 12)) + rng.choices(POSITIVE if label == "pos" else NEGATIVE, k=2)
+        rng.shuffle(words)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+def write_tsv(path: Path, rows: list[tuple[str, ...]], header: tuple[str, ...] | None = ("text", "label")) -> Path:
+    lines = (["\t".join(header)] if header else []) + ["\t".join(r) for r in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def build_tiny_model(directory: Path) -> Path:
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(POSITIVE + NEGATIVE + FILLER))]
+    vocab += [f"w{i}" for i in range(40)]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.model_max_length = 128
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> dict[str, Path]:
+    return {
+        "train": write_tsv(tmp_path / "train.tsv", tiny_rows(96, seed=1)),
+        "test": write_tsv(tmp_path / "test.tsv", tiny_rows(24, seed=2)),
+    }
+
+
+def tiny_config(model: Path, data: dict[str, Path], out: Path, **training: object) -> dict:
+    """A config mapping for a fast run: a few dozen steps of the tiny model."""
+    return {
+        "model": {"name_or_path": str(model)},
+        "data": {"train_file": str(data["train"]), "test_file": str(data.get("test")) if data.get("test") else None,
+                 "text_column": "text", "label_column": "label", "validation_fraction": 0.25},
+        "tokenizer": {"max_length": 32},
+        "training": {"num_train_epochs": 3, "learning_rate": 5e-3, "per_device_train_batch_size": 8,
+                     "logging_steps": 2, "save_total_limit": 1, **training},
+        "metrics": ["accuracy", "f1"],
+        "output_dir": str(out),
+    }

@@ -1,0 +1,109 @@
+"""events.jsonl and run directories: the only interface between a run and whoever watches it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.console import format_runs
+from core.errors import RunDirError
+from core.events import EventTail, EventWriter, read_events
+from core.rundir import RunDir, list_runs
+
+
+def test_half_written_line_waits_and_corrupt_line_is_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    writer = EventWriter(path)
+    writer.emit("step", step=1, loss=0.5)
+    with open(path, "a") as f:
+        f.write("{not json}\n")
+        f.write('{"type": "step", "time": 1, "step": 2, "lo')
+    tail = EventTail(path)
+    first = tail.poll()
+    assert [e["step"] for e in first] == [1]
+    assert tail.skipped == 1 and "line 2" in tail.warnings[0]
+    with open(path, "a") as f:
+        f.write('ss": 0.4}\n')
+    assert [e["step"] for e in tail.poll()] == [2]
+
+
+def test_nan_is_written_as_text_not_invalid_json(tmp_path: Path) -> None:
+    writer = EventWriter(tmp_path / "e.jsonl")
+    writer.emit("step", step=1, loss=float("nan"))
+    assert read_events(tmp_path / "e.jsonl")[0]["loss"] == "nan"
+    with pytest.raises(ValueError):
+        writer.emit("bogus")
+
+
+def _hold_lock(run_dir: RunDir) -> subprocess.Popen[str]:
+    code = f"from core.rundir import RunDir; import time; RunDir({str(run_dir.path)!r}).acquire_lock(); " \
+           "print('held', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, process_group=0)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_status_running_then_died_when_killed(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.prepare()
+    EventWriter(run_dir.events_path).emit("run_started", engine="trainer")
+    proc = _hold_lock(run_dir)
+    try:
+        assert run_dir.is_live() and run_dir.status() == "running"
+        with pytest.raises(RunDirError, match="still going"):
+            RunDir(run_dir.path).prepare(overwrite=True)
+        run_dir.kill()
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert run_dir.status() == "died"
+
+
+def test_terminal_events_decide_status(tmp_path: Path) -> None:
+    for kind in ("finished", "failed", "stopped"):
+        rd = RunDir(tmp_path / kind)
+        rd.prepare()
+        w = EventWriter(rd.events_path)
+        w.emit("run_started", engine="trainer", dataset="d.tsv", primary_metric="accuracy", total_steps=10)
+        w.emit("eval", step=5, metrics={"accuracy": 0.5})
+        w.emit("eval", step=10, metrics={"accuracy": 0.75})
+        w.emit(kind)
+        assert rd.status() == kind
+    runs = list_runs(tmp_path)
+    assert {r.status for r in runs} == {"finished", "failed", "stopped"}
+    assert all(r.best == 0.75 for r in runs)
+    assert "accuracy 0.7500" in format_runs(runs)
+
+
+def test_prepare_never_overwrites_without_asking(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.prepare()
+    (run_dir.path / "model.safetensors").write_text("precious")
+    with pytest.raises(RunDirError, match="not empty") as info:
+        run_dir.prepare()
+    assert "--overwrite" in info.value.message
+    assert (run_dir.path / "model.safetensors").read_text() == "precious"
+    run_dir.prepare(overwrite=True)
+    assert not (run_dir.path / "model.safetensors").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_dir(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    with pytest.raises(RunDirError, match="cannot write"):
+        RunDir(ro / "run").prepare()
+
+
+def test_output_dir_that_is_a_file(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(RunDirError, match="is a file"):
+        RunDir(f).prepare()
+    assert time.time() > 0
