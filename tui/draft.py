@@ -1,0 +1,296 @@
+"""The wizard's draft: one RunConfig-shaped dict, filled step by step and validated with core.config.
+
+The Textual wizard and the plain (questionary) mode both work on a Draft, so they share the defaults,
+the choices and the validation; neither has a copy of the schema. Nothing here imports textual, torch,
+transformers or datasets.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from core.config import (
+    DataConfig,
+    HubDataset,
+    LoraSettings,
+    ModelConfig,
+    RunConfig,
+    TokenizerConfig,
+    TrainingConfig,
+    field_help,
+    parse_config,
+)
+from core.errors import ConfigError
+
+# Dotted section path -> the pydantic model that validates it.
+SECTIONS: dict[str, type[BaseModel]] = {
+    "": RunConfig,
+    "model": ModelConfig,
+    "data": DataConfig,
+    "data.hub": HubDataset,
+    "tokenizer": TokenizerConfig,
+    "training": TrainingConfig,
+    "training.lora": LoraSettings,
+}
+
+DEFAULT_SAVE_PATH = Path("finetune.yaml")
+
+
+class FieldProblem(ValueError):
+    """A value typed for one field is not valid; str(self) is the pydantic message."""
+
+
+# --- engines ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EngineChoice:
+    name: str
+    title: str
+    when: str
+    modules: tuple[str, ...]
+    install: str
+
+    def missing(self) -> list[str]:
+        # find_spec looks the package up without importing it, so the check stays instant.
+        return [m for m in self.modules if importlib.util.find_spec(m) is None]
+
+    @property
+    def available(self) -> bool:
+        return not self.missing()
+
+
+ENGINES: tuple[EngineChoice, ...] = (
+    EngineChoice(
+        "trainer",
+        "Hugging Face Trainer",
+        "The default: checkpoints, evaluation, early stopping and mixed precision handled for you.",
+        ("transformers", "torch"),
+        "pip install torch transformers",
+    ),
+    EngineChoice(
+        "torch-loop",
+        "Native PyTorch loop",
+        "A plain training loop (with Accelerate) to read, change or debug step by step.",
+        ("torch", "accelerate"),
+        "pip install torch accelerate",
+    ),
+    EngineChoice(
+        "keras",
+        "Keras on TensorFlow",
+        "For teams whose serving and tooling are already Keras/TensorFlow (uses KerasHub models).",
+        ("keras", "keras_hub", "tensorflow"),
+        'pip install "finetune-tui[keras]"',
+    ),
+)
+
+
+def engine_choice(name: str) -> EngineChoice:
+    for choice in ENGINES:
+        if choice.name == name:
+            return choice
+    raise KeyError(name)
+
+
+# --- the draft -------------------------------------------------------------------------------------
+
+def _defaults() -> dict[str, Any]:
+    # model_construct fills defaults without running validators: DataConfig needs a data source that the
+    # person has not given yet.
+    return RunConfig.model_construct(data=DataConfig.model_construct()).model_dump(mode="json")
+
+
+def _split(path: str) -> tuple[str, str]:
+    section, _, name = path.rpartition(".")
+    return section, name
+
+
+def field_info(path: str) -> Any:
+    section, name = _split(path)
+    return SECTIONS[section].model_fields[name]
+
+
+def help_for(path: str) -> str:
+    """The one-line description of a field, from core.config.field_help."""
+    section, name = _split(path)
+    key = {"training.lora": "lora", "data.hub": "hub"}.get(section, section)
+    return field_help(key, name)
+
+
+def choices(path: str) -> list[str]:
+    """The allowed values of a Literal field, in schema order (e.g. the padding strategies)."""
+    annotation = field_info(path).annotation
+    found: list[str] = []
+    for arg in (typing.get_args(annotation) or (annotation,)):
+        if typing.get_origin(arg) is typing.Literal:
+            found.extend(typing.get_args(arg))
+    if typing.get_origin(annotation) is typing.Literal:
+        found = list(typing.get_args(annotation))
+    return found
+
+
+def allows_none(path: str) -> bool:
+    return type(None) in typing.get_args(field_info(path).annotation)
+
+
+def parse_value(path: str, raw: Any) -> Any:
+    """Turn what a person typed into a field's value (JSON form), or raise FieldProblem with pydantic's message.
+
+    Empty text means null where the field allows it (e.g. max_train_samples), else it is a problem.
+    """
+    info = field_info(path)
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if raw == "":
+            if allows_none(path):
+                return None
+            raise FieldProblem("a value is required")
+    target = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+    adapter: TypeAdapter[Any] = TypeAdapter(target)
+    try:
+        value = adapter.validate_python(raw)
+    except ValidationError as err:
+        raise FieldProblem(_message(err.errors()[0])) from None
+    return adapter.dump_python(value, mode="json")
+
+
+def _message(error: Any) -> str:
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _loc(error: Any) -> str:
+    return ".".join(str(p) for p in error["loc"])
+
+
+class Draft:
+    """A RunConfig-shaped dict that may be incomplete; `build()` turns it into a RunConfig."""
+
+    def __init__(self, values: dict[str, Any] | None = None) -> None:
+        self.values: dict[str, Any] = values if values is not None else _defaults()
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> Draft:
+        values = _defaults()
+        for key, value in config.to_dict().items():
+            values[key] = value
+        return cls(values)
+
+    def copy(self) -> Draft:
+        return Draft(copy.deepcopy(self.values))
+
+    def get(self, path: str) -> Any:
+        node: Any = self.values
+        for part in path.split("."):
+            if not isinstance(node, dict):
+                return None
+            node = node.get(part)
+        return node
+
+    def set(self, path: str, value: Any) -> None:
+        parts = path.split(".")
+        node = self.values
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        node[parts[-1]] = value
+
+    def set_text(self, path: str, raw: Any) -> Any:
+        """parse_value then set; raises FieldProblem and leaves the draft unchanged when invalid."""
+        value = parse_value(path, raw)
+        self.set(path, value)
+        return value
+
+    # --- sections used by the steps ------------------------------------------------------------
+    def section_problems(self, section: str) -> list[tuple[str, str]]:
+        """Pydantic's complaints about one section as (field path or section, message) pairs."""
+        model = SECTIONS[section]
+        raw = self.get(section) if section else self.values
+        try:
+            model.model_validate(raw if raw is not None else {})
+        except ValidationError as err:
+            out = []
+            for e in err.errors():
+                where = ".".join(p for p in (section, _loc(e)) if p)
+                out.append((where, _message(e)))
+            return out
+        return []
+
+    def hub_enabled(self) -> bool:
+        return self.get("data.hub") is not None
+
+    def lora_enabled(self) -> bool:
+        return self.get("training.lora") is not None
+
+    def enable_lora(self, on: bool) -> None:
+        if on and not self.lora_enabled():
+            self.set("training.lora", LoraSettings().model_dump(mode="json"))
+        elif not on:
+            self.set("training.lora", None)
+
+    def build(self) -> RunConfig:
+        """The full RunConfig; raises core.errors.ConfigError listing every problem."""
+        return parse_config(copy.deepcopy(self.values), source="the wizard's config")
+
+    def problems(self) -> list[str]:
+        try:
+            self.build()
+        except ConfigError as err:
+            return [line.strip().removeprefix("- ") for line in err.problem.splitlines()[1:]] or [err.problem]
+        return []
+
+
+# --- review warnings -------------------------------------------------------------------------------
+
+LARGE_MODEL_PARAMETERS = 200_000_000
+TINY_TRAIN_SET = 100
+
+
+def review_warnings(
+    config: RunConfig,
+    *,
+    model_max_length: int | None = None,
+    model_parameters: int | None = None,
+    train_rows: int | None = None,
+    device: str | None = None,
+) -> list[str]:
+    """Things that are valid but probably not what the person wants; shown before Start."""
+    out: list[str] = []
+    tok = config.tokenizer
+    if model_max_length and tok.max_length > model_max_length:
+        out.append(
+            f"max_length {tok.max_length} is above the model's limit of {model_max_length} tokens; "
+            f"texts longer than {model_max_length} will fail. Set tokenizer.max_length to {model_max_length} or less."
+        )
+    if not tok.truncation and tok.padding == "max_length":
+        out.append("padding to max_length without truncation: longer texts will not fit in the batch.")
+    if train_rows is not None and train_rows < TINY_TRAIN_SET:
+        out.append(f"only {train_rows} training examples: expect noisy, unreliable metrics.")
+    if device == "cpu" and model_parameters and model_parameters >= LARGE_MODEL_PARAMETERS:
+        out.append(
+            f"no GPU found and the model has {model_parameters / 1e6:.0f}M parameters: training on CPU will be very "
+            "slow. Choose a smaller model or run on a GPU machine."
+        )
+    tr = config.training
+    if tr.eval_strategy == "no":
+        # (early stopping with no evaluations is refused by the schema itself, so it never reaches here)
+        out.append("eval_strategy is no: you will see no validation metrics until the end.")
+    if tr.max_steps > 0:
+        out.append(f"max_steps {tr.max_steps} overrides num_train_epochs ({tr.num_train_epochs:g}).")
+    if tr.mixed_precision != "no" and device == "cpu":
+        out.append(f"mixed_precision {tr.mixed_precision} needs a GPU; it will be ignored on CPU.")
+    return out
+
+
+def run_command(saved: Path) -> str:
+    """The command that starts this config without the wizard."""
+    import shlex
+
+    return f"finetune-tui run {shlex.quote(str(saved))}"

@@ -1,0 +1,68 @@
+"""Step 1: which training framework runs the fine-tuning."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.widgets import OptionList, Static
+from textual.widgets.option_list import Option
+
+from tui.draft import ENGINES, EngineChoice
+from tui.screens.steps.base import Step
+
+
+def _prompt(choice: EngineChoice, missing: list[str]) -> Text:
+    text = Text()
+    text.append(choice.title, style="bold")
+    text.append(f"  ({choice.name})\n", style="dim")
+    text.append(f"  {choice.when}")
+    if missing:
+        text.append(f"\n  Not installed ({', '.join(missing)}): ", style="bold red")
+        text.append(choice.install, style="red")
+    return text
+
+
+class FrameworkStep(Step):
+    TITLE = "Framework"
+    NAME = "framework"
+
+    def compose(self) -> ComposeResult:
+        yield Static("Which framework should train the model?", classes="step-title")
+        yield Static("↑/↓ to choose. All three write the same run directory and metrics.", classes="step-intro")
+        options = []
+        for choice in ENGINES:
+            missing = choice.missing()
+            options.append(Option(_prompt(choice, missing), id=choice.name, disabled=bool(missing)))
+        yield OptionList(*options, id="engine-list")
+
+    def on_mount(self) -> None:
+        self._highlight(self.draft.get("engine"))
+
+    def _highlight(self, engine: str) -> None:
+        options = self.query_one("#engine-list", OptionList)
+        try:
+            index = options.get_option_index(engine)
+        except Exception:  # an unknown engine in a loaded config: fall back to the default
+            index = 0
+        if options.get_option_at_index(index).disabled:
+            # The saved engine is not installed here; keep it in the draft so Next explains why.
+            options.highlighted = None
+            return
+        options.highlighted = index
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None:
+            self.draft.set("engine", event.option.id)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.draft.set("engine", event.option.id)
+
+    def quick_problems(self) -> list[str]:
+        engine = self.draft.get("engine")
+        for choice in ENGINES:
+            if choice.name == engine and not choice.available:
+                return [f"{choice.title} is not installed here; install it with {choice.install}, or choose another"]
+        if engine not in {c.name for c in ENGINES}:
+            return [f"unknown framework {engine!r}; choose one of the list"]
+        return []

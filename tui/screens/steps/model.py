@@ -1,0 +1,151 @@
+"""Step 2: the pretrained model, checked by loading its config only (no weights)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.timer import Timer
+from textual.widgets import Button, LoadingIndicator, Static
+from textual.worker import Worker, WorkerCancelled, WorkerFailed
+
+from core.config import BUNDLED_MODEL
+from core.errors import UserError
+from tui.screens.steps.base import Step, heavy, say
+from tui.widgets.field_row import FieldRow
+from tui.widgets.path_suggester import PathSuggester
+
+DEBOUNCE_S = 0.7
+
+
+def _inspect(model: dict[str, Any]) -> Any:
+    """ModelInfo, or the ModelError/UserError that explains why the model cannot be used."""
+    from core.config import ModelConfig
+    from core.models import inspect_model
+
+    try:
+        return heavy(inspect_model, ModelConfig.model_validate(model))
+    except UserError as err:
+        return err
+
+
+class ModelStep(Step):
+    TITLE = "Model"
+    NAME = "model"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._debounce: Timer | None = None
+        self._checking: Worker[None] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static("Which pretrained model should be fine-tuned?", classes="step-title")
+        yield Static(
+            f"A Hub id (e.g. bert-base-cased) or a local directory. {BUNDLED_MODEL} ships with "
+            "finetune-tui and works offline.",
+            classes="step-intro",
+        )
+        yield FieldRow(self.draft, "model.name_or_path", label="Model",
+                       placeholder=BUNDLED_MODEL, suggester=PathSuggester(None, dirs_only=True))
+        with Horizontal(classes="button-row"):
+            yield Button("Use the bundled model", id="use-bundled", compact=True)
+            yield Button("Check now", id="check-model", compact=True)
+        yield FieldRow(self.draft, "model.revision", label="Revision", placeholder="default branch")
+        yield FieldRow(self.draft, "model.trust_remote_code", label="Trust remote code", editor="checkbox")
+        yield LoadingIndicator(id="model-loading")
+        yield Static("", id="model-info", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#model-loading").display = False
+        self.query_one("#model-info").display = False
+
+    def key(self) -> str:
+        return json.dumps(self.draft.get("model"), sort_keys=True)
+
+    def on_enter(self) -> None:
+        if self.key() not in self.findings.model_results:
+            self.check()
+        else:
+            self._show(self.findings.model_results[self.key()])
+
+    def on_field_row_changed(self, event: FieldRow.Changed) -> None:
+        if event.problem is not None:
+            return
+        # Wait for a pause in typing: each check imports transformers and reads a config.
+        if self._debounce is not None:
+            self._debounce.stop()
+        if self.key() in self.findings.model_results:
+            self._show(self.findings.model_results[self.key()])
+        elif self.current:
+            self._debounce = self.set_timer(DEBOUNCE_S, self.check)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "use-bundled":
+            event.stop()
+            self.draft.set("model.name_or_path", BUNDLED_MODEL)
+            self.query_one("FieldRow", FieldRow).reload()
+            self.check()
+        elif event.button.id == "check-model":
+            event.stop()
+            self.check()
+
+    def check(self) -> None:
+        self._checking = self._check_worker()
+
+    @work(thread=True, exclusive=True, group="model-inspect", exit_on_error=False)
+    def _check_worker(self) -> None:
+        key = self.key()
+        model = self.draft.get("model")
+        self.app.call_from_thread(self._busy, True)
+        try:
+            result = _inspect(model)
+        finally:
+            self.app.call_from_thread(self._busy, False)
+        self.findings.model_results[key] = result
+        if key == self.key():
+            self.app.call_from_thread(self._show, result)
+
+    def _busy(self, busy: bool) -> None:
+        self.query_one("#model-loading").display = busy
+        if busy:
+            say(self.query_one("#model-info", Static), "Reading the model's config…")
+
+    def _show(self, result: Any) -> None:
+        info = self.query_one("#model-info", Static)
+        if isinstance(result, UserError):
+            say(info, f"✗ {result.message}", "-error")
+            return
+        params = f"{result.parameters / 1e6:.1f}M" if result.parameters else "unknown"
+        say(info,
+            f"✓ {result.architecture} ({result.model_type})\n"
+            f"  parameters: {params}   max length: {result.max_length or '?'} tokens   "
+            f"layers: {result.layers or '?'}   hidden size: {result.hidden_size or '?'}",
+            "-ok")
+
+    def quick_problems(self) -> list[str]:
+        return self.field_problems() + self.section_problems("model")
+
+    async def slow_problems(self) -> list[str]:
+        key = self.key()
+        if self._checking is not None and not self._checking.is_finished:
+            # The check started on entry or after typing is probably for this very value.
+            with contextlib.suppress(WorkerCancelled, WorkerFailed):
+                await self._checking.wait()
+        result = self.findings.model_results.get(key)
+        if result is None:
+            self._busy(True)
+            try:
+                result = await asyncio.to_thread(_inspect, self.draft.get("model"))
+            finally:
+                self._busy(False)
+            self.findings.model_results[key] = result
+        self._show(result)
+        if isinstance(result, UserError):
+            return [result.message]
+        self.findings.model_info = result
+        return []

@@ -1,0 +1,136 @@
+"""Step 5: training settings: the basics first, the rest under Advanced; each field says what it does."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Checkbox, Collapsible, Label, SelectionList, Static
+
+from core.config import Metric
+from tui.draft import choices, help_for
+from tui.screens.steps.base import Step
+from tui.widgets.field_row import FieldRow
+from tui.widgets.path_suggester import PathSuggester
+
+METRICS: list[str] = list(typing.get_args(Metric))
+LORA_PATHS = ("training.lora.r", "training.lora.alpha", "training.lora.dropout")
+
+
+def _precisions() -> list[str]:
+    from core.device import supported_precisions
+
+    return supported_precisions()
+
+
+class TrainingStep(Step):
+    TITLE = "Training"
+    NAME = "training"
+
+    def compose(self) -> ComposeResult:
+        d = self.draft
+
+        def row(path: str, label: str, **kw: Any) -> FieldRow:
+            if "options" not in kw and kw.get("editor") == "select":
+                kw["options"] = [(c, c) for c in choices(path)]
+            return FieldRow(d, path, label=label, id=f"field-{path.replace('.', '-')}", **kw)
+
+        yield Static("How should it train?", classes="step-title")
+        yield row("training.num_train_epochs", "Epochs")
+        yield row("training.learning_rate", "Learning rate")
+        yield row("training.per_device_train_batch_size", "Batch size")
+        yield row("training.eval_strategy", "Evaluate", editor="select")
+        yield row("training.eval_steps", "Eval every (steps)", placeholder="only for eval_strategy steps")
+        with Collapsible(title="Advanced", id="advanced", collapsed=True):
+            yield row("training.warmup_ratio", "Warmup ratio")
+            yield row("training.lr_scheduler_type", "Scheduler", editor="select")
+            yield row("training.weight_decay", "Weight decay")
+            yield row("training.gradient_accumulation_steps", "Accumulation steps")
+            yield row("training.mixed_precision", "Mixed precision", editor="select",
+                      options=self._precision_options(["no"]))
+            yield row("training.early_stopping_patience", "Early stopping patience", placeholder="off")
+            with Vertical(classes="field-row"):
+                with Horizontal(classes="field-line"):
+                    yield Label("Metrics", classes="field-label")
+                    yield SelectionList[str](*[(m, m, m in (d.get("metrics") or [])) for m in METRICS],
+                                             id="metrics", compact=True)
+                yield Static(help_for("metrics"), classes="field-help", markup=False)
+            yield row("training.metric_for_best_model", "Best-model metric", editor="select",
+                      options=[("first metric", None), ("loss", "loss"), *[(m, m) for m in METRICS]])
+            yield row("training.freeze_encoder", "Freeze encoder", editor="checkbox")
+            with Vertical(classes="field-row"):
+                yield Checkbox("Use LoRA adapters (peft)", d.lora_enabled(), id="use-lora", compact=True)
+                yield Static(help_for("training.lora"), classes="field-help", markup=False)
+            with Vertical(id="lora-fields"):
+                yield row("training.lora.r", "LoRA r")
+                yield row("training.lora.alpha", "LoRA alpha")
+                yield row("training.lora.dropout", "LoRA dropout")
+            yield row("training.group_by_length", "Group by length", editor="checkbox")
+            yield row("training.seed", "Seed")
+            yield row("training.max_steps", "Max steps")
+            yield row("training.logging_steps", "Logging steps")
+            yield row("training.save_strategy", "Save checkpoints", editor="select")
+            yield row("training.save_steps", "Save every (steps)", placeholder="only for save_strategy steps")
+            yield row("training.save_total_limit", "Checkpoints kept", placeholder="all")
+            yield row("training.per_device_eval_batch_size", "Eval batch size")
+            yield row("training.max_grad_norm", "Max grad norm")
+            yield row("output_dir", "Output directory", placeholder="runs/<engine>-<data>-<time>",
+                      suggester=PathSuggester(None, dirs_only=True))
+
+    def on_mount(self) -> None:
+        self._show_lora(self.draft.lora_enabled())
+
+    def on_enter(self) -> None:
+        if self.findings.precisions is None:
+            self.load_precisions()
+
+    def _precision_options(self, supported: list[str]) -> list[tuple[str, Any]]:
+        current = self.draft.get("training.mixed_precision")
+        offered = list(dict.fromkeys([*supported, *([current] if current else [])]))
+        return [(p if p in supported else f"{p} (not supported here)", p) for p in offered]
+
+    @work(thread=True, exclusive=True, group="precisions", exit_on_error=False)
+    def load_precisions(self) -> None:
+        try:
+            supported = _precisions()
+        except Exception:  # no driver library, odd machine: full precision always works
+            supported = ["no"]
+        self.findings.precisions = supported
+        self.app.call_from_thread(self._set_precisions, supported)
+
+    def _set_precisions(self, supported: list[str]) -> None:
+        row = self.query_one("#field-training-mixed_precision", FieldRow)
+        row.set_options(self._precision_options(supported), self.draft.get("training.mixed_precision"))
+
+    def _show_lora(self, on: bool) -> None:
+        lora = self.query_one("#lora-fields")
+        lora.set_class(not on, "-inactive")
+        for row in lora.query(FieldRow):
+            row.reload()
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        if event.checkbox.id == "use-lora":
+            event.stop()
+            self.draft.enable_lora(event.value)
+            self._show_lora(event.value)
+
+    def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
+        event.stop()
+        # Keep the schema's order so the YAML (and the first metric, the default best one) stay stable.
+        picked = set(event.selection_list.selected)
+        self.draft.set("metrics", [m for m in METRICS if m in picked])
+
+    def quick_problems(self) -> list[str]:
+        problems = self.field_problems()
+        if not self.draft.get("metrics"):
+            problems.append("Metrics: choose at least one")
+        if problems:
+            return problems
+        problems = self.section_problems("training")
+        if self.draft.lora_enabled():
+            problems += self.section_problems("training.lora")
+        # Checks across sections (e.g. the best-model metric must be one of the metrics) need the whole config.
+        return problems or self.draft.problems()
