@@ -91,7 +91,7 @@ def _dataset_name(run_dir: RunDir) -> str:
     return Path(str(data.train_file)).name
 
 
-def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag) -> EngineResult:
+def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: DeviceSampler) -> EngineResult:
     from core.data import prepare_data
     from core.device import device_name, torch_device
     from core.engines import get_engine
@@ -127,6 +127,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag) -> EngineResul
         label_column=prepared.label_column, device={"type": device, "name": device_name(device)},
         versions=_versions(), pid=os.getpid(), output_dir=str(run_dir.path.resolve()),
     )
+    sampler.start()  # after run_started, so readers always meet run_started first
     print(f"training on {device}: {prepared.sizes}", flush=True)
     ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
                      tokenized=tokenized, stop_requested=stop, device=device)
@@ -157,10 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     events = EventWriter(run_dir.events_path)
     stop = StopFlag(run_dir)
     sampler = DeviceSampler(events)
-    sampler.start()
     started = time.monotonic()
     try:
-        result = execute(run_dir, events, stop)
+        result = execute(run_dir, events, stop, sampler)
         if result.stopped:
             events.emit("stopped", step=_last_step(run_dir), checkpoint=result.last_checkpoint)
             print(f"stopped; resume from {result.last_checkpoint}", flush=True)

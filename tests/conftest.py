@@ -43,7 +43,8 @@ def build_tiny_model(directory: Path) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(POSITIVE + NEGATIVE + FILLER))]
     vocab += [f"w{i}" for i in range(40)]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
+    # transformers 5 takes the vocab as `vocab=`; `vocab_file=` is silently ignored (every token [UNK]).
+    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
     tokenizer.model_max_length = 128
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=37, max_position_embeddings=128)
@@ -75,7 +76,7 @@ def tiny_config(model: Path, data: dict[str, Path], out: Path, **training: objec
         "data": {"train_file": str(data["train"]), "test_file": str(data.get("test")) if data.get("test") else None,
                  "text_column": "text", "label_column": "label", "validation_fraction": 0.25},
         "tokenizer": {"max_length": 32},
-        "training": {"num_train_epochs": 3, "learning_rate": 5e-3, "per_device_train_batch_size": 8,
+        "training": {"num_train_epochs": 8, "learning_rate": 5e-3, "per_device_train_batch_size": 8,
                      "logging_steps": 2, "save_total_limit": 1, **training},
         "metrics": ["accuracy", "f1"],
         "output_dir": str(out),

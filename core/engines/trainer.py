@@ -58,6 +58,7 @@ class _EventsCallback:
         self.ctx = ctx
         self.timer = StepTimer(examples_per_step)
         self.stopped_at: int | None = None
+        self.quiet = False  # the final re-evaluation repeats the last one: its numbers go into `finished`
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
         logs = logs or {}
@@ -71,8 +72,12 @@ class _EventsCallback:
             )
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any) -> None:
-        self.ctx.events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4), split="validation",
-                             metrics=strip_prefix(metrics or {}))
+        metrics = metrics or {}
+        split = "test" if any(k.startswith("test_") for k in metrics) else "validation"
+        if self.quiet and split == "validation":
+            return
+        self.ctx.events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4), split=split,
+                             metrics=strip_prefix(metrics, f"{'test' if split == 'test' else 'eval'}_"))
 
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         path = self.ctx.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
@@ -112,13 +117,12 @@ def train(ctx: RunContext) -> EngineResult:
         return EngineResult(metrics={}, stopped=True, last_checkpoint=last)
 
     metrics: dict[str, float] = {}
+    events_cb.quiet = True
     if has_eval:
         metrics = strip_prefix(trainer.evaluate())
     test_metrics = None
     if "test" in ctx.tokenized:
         test_metrics = strip_prefix(trainer.evaluate(ctx.tokenized["test"], metric_key_prefix="test"), "test_")
-        ctx.events.emit("eval", step=trainer.state.global_step, epoch=round(trainer.state.epoch or 0, 4),
-                        split="test", metrics=test_metrics)
     save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir)
     return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx))
 
