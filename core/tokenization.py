@@ -1,0 +1,289 @@
+"""Texts to token ids, and how long those token sequences are.
+
+`length_stats` feeds the wizard's tokenizer step, which updates as the user drags max_length or changes padding:
+it tokenizes a sample once, and `LengthStats.with_settings` recomputes everything else from the cached lengths.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.config import ModelConfig, TokenizerConfig
+from core.errors import ModelError
+from core.hub import require_hub
+from core.models import resolve_model
+
+if TYPE_CHECKING:
+    from datasets import Dataset, DatasetDict
+    from transformers import PreTrainedTokenizerBase
+
+    from core.data import PreparedData
+
+MAP_BATCH = 1000  # rows per Dataset.map batch; "longest" padding pads to the longest of each such batch
+SAMPLE_LIMIT = 5000  # length_stats tokenizes at most this many examples
+PERCENTILES = (50, 90, 95, 99, 100)
+PADDING_KEYS = ("dynamic", "dynamic+group_by_length", "longest", "max_length")
+_MEGABATCH = 50  # transformers' LengthGroupedSampler sorts megabatches of 50 batches
+
+
+def load_tokenizer(model: ModelConfig) -> PreTrainedTokenizerBase:
+    """The model's (fast) tokenizer, from the bundled copy, a local directory or the Hub (failing fast offline).
+
+    A tokenizer without a padding token (GPT-2 style) gets its end-of-text token as padding, so batches can be
+    padded; the engine must then set model.config.pad_token_id = tokenizer.pad_token_id."""
+    from transformers import AutoTokenizer
+
+    where = resolve_model(model.name_or_path)
+    if not Path(where).exists() and not _cached(where, model.revision):
+        require_hub("model", where, ModelError)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            where, revision=model.revision, trust_remote_code=model.trust_remote_code, use_fast=True
+        )
+    except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise ModelError(f"the tokenizer of {model.name_or_path} needs its own Python code to load",
+                             "set model.trust_remote_code: true only if you trust that repository") from None
+        raise ModelError(f"cannot load the tokenizer of {model.name_or_path}: {err}",
+                         "check that the model ships a tokenizer") from None
+    except OSError as err:
+        raise ModelError(f"cannot load the tokenizer of {model.name_or_path}: {str(err).splitlines()[0]}",
+                         "check the Hub id or the local path (it needs tokenizer files)") from None
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise ModelError(f"the tokenizer of {model.name_or_path} has no padding or end-of-text token",
+                             "choose a model whose tokenizer can pad (most encoder models can)")
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _cached(name: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str)
+
+
+def _padding(tok: TokenizerConfig) -> bool | str:
+    return {"dynamic": False, "max_length": "max_length", "longest": "longest"}[tok.padding]
+
+
+def _fingerprint(ds: Dataset, tokenizer: PreTrainedTokenizerBase, tok: TokenizerConfig) -> str:
+    # Given explicitly so datasets does not pickle-hash the tokenizer (slow, and it warns when hashing fails).
+    key = f"{ds._fingerprint}|{tokenizer.name_or_path}|{len(tokenizer)}|{tok.model_dump_json()}|v1"
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase, tok: TokenizerConfig) -> DatasetDict:
+    """input_ids, attention_mask[, token_type_ids] and labels (int) for every split; the text columns are dropped.
+
+    Padding: dynamic leaves rows unpadded (the collator pads each training batch); max_length pads every row to
+    max_length; longest pads each map batch of MAP_BATCH rows to its longest row."""
+    from datasets import DatasetDict
+
+    pair = prepared.text_pair_column is not None
+    padding = _padding(tok)
+
+    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+        enc = tokenizer(
+            batch["text"], batch["text_pair"] if pair else None,
+            truncation=tok.truncation, max_length=tok.max_length, padding=padding, verbose=False,
+        )
+        out = dict(enc)
+        out["labels"] = batch["label"]
+        return out
+
+    result = {}
+    for split, ds in prepared.dataset.items():
+        mapped = ds.map(
+            encode, batched=True, batch_size=MAP_BATCH, remove_columns=ds.column_names,
+            new_fingerprint=_fingerprint(ds, tokenizer, tok), desc=f"Tokenizing {split}",
+        )
+        result[split] = mapped
+    return DatasetDict(result)
+
+
+def make_collator(
+    tokenizer: PreTrainedTokenizerBase, tok: TokenizerConfig, *, pad_to_multiple_of: int | None = None,
+    return_tensors: str = "pt",
+) -> Any:
+    """Pads each batch to its longest row. Needed for every padding mode: with dynamic nothing is padded yet, with
+    longest rows from different map batches differ in length, and with max_length it pads nothing (all rows equal)."""
+    from transformers import DataCollatorWithPadding
+
+    return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of,
+                                   return_tensors=return_tensors)
+
+
+# --- lengths ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class LengthStats:
+    """Token lengths of a sample and what they mean for a max_length, a batch size and a padding mode.
+
+    lengths are untruncated and include special tokens; percentiles are of those (nearest rank);
+    share_truncated is the share of examples longer than max_length (cut when truncation is on, 0 when off);
+    padding_share[mode] is the share of the tokens fed to the model that are padding."""
+
+    lengths: list[int]
+    max_length: int
+    batch_size: int
+    truncation: bool
+    total: int  # examples the sample was drawn from
+    percentiles: dict[int, int] = field(default_factory=dict)
+    share_truncated: float = 0.0
+    share_longer: float = 0.0  # longer than max_length, whatever truncation says
+    mean: float = 0.0
+    padding_share: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.lengths) < self.total
+
+    @classmethod
+    def compute(cls, lengths: list[int], max_length: int, batch_size: int = 16, truncation: bool = True,
+                total: int | None = None) -> LengthStats:
+        stats = cls(list(lengths), max_length, max(1, batch_size), truncation, len(lengths) if total is None else total)
+        stats._fill()
+        return stats
+
+    def with_settings(self, max_length: int | None = None, batch_size: int | None = None,
+                      truncation: bool | None = None) -> LengthStats:
+        """The same lengths under other settings; no tokenizing, cheap enough to run on every keystroke."""
+        return LengthStats.compute(
+            self.lengths, self.max_length if max_length is None else max_length,
+            self.batch_size if batch_size is None else batch_size,
+            self.truncation if truncation is None else truncation, self.total,
+        )
+
+    def histogram(self, bins: int = 20) -> list[tuple[int, int, int]]:
+        """(lo, hi, count) with lo..hi inclusive, equal-width integer bins from the shortest to the longest length."""
+        if not self.lengths or bins < 1:
+            return []
+        lo, hi = min(self.lengths), max(self.lengths)
+        width = max(1, math.ceil((hi - lo + 1) / bins))
+        n = math.ceil((hi - lo + 1) / width)
+        counts = [0] * n
+        for length in self.lengths:
+            counts[(length - lo) // width] += 1
+        return [(lo + i * width, lo + (i + 1) * width - 1, c) for i, c in enumerate(counts)]
+
+    def _fill(self) -> None:
+        lengths = sorted(self.lengths)
+        n = len(lengths)
+        if n == 0:
+            self.percentiles = dict.fromkeys(PERCENTILES, 0)
+            self.padding_share = dict.fromkeys(PADDING_KEYS, 0.0)
+            return
+        self.percentiles = {p: lengths[max(0, math.ceil(p / 100 * n) - 1)] for p in PERCENTILES}
+        self.share_longer = sum(1 for x in lengths if x > self.max_length) / n
+        self.share_truncated = self.share_longer if self.truncation else 0.0
+        self.mean = sum(lengths) / n
+        fed = [min(x, self.max_length) for x in self.lengths] if self.truncation else list(self.lengths)
+        b = self.batch_size
+        self.padding_share = {
+            "dynamic": _random_batch_padding(sorted(fed), b),
+            "dynamic+group_by_length": _grouped_padding(fed, b),
+            "longest": _chunk_padding(fed, MAP_BATCH),
+            "max_length": _share(sum(fed), sum(max(x, self.max_length) for x in fed)),
+        }
+
+
+def _share(real: float, fed: float) -> float:
+    return 0.0 if fed <= 0 else max(0.0, 1.0 - real / fed)
+
+
+def _random_batch_padding(sorted_lengths: list[int], b: int) -> float:
+    """Expected padding share for batches of b drawn at random: each batch is padded to its longest row, and the
+    chance that the k-th shortest row (1-based) is the longest of a random b-subset is C(k-1, b-1) / C(n, b).
+    Exact and deterministic, unlike simulating a shuffle."""
+    n = len(sorted_lengths)
+    if b == 1:
+        return 0.0
+    if b >= n:
+        return _share(sum(sorted_lengths), n * sorted_lengths[-1])
+    log_total = math.lgamma(n + 1) - math.lgamma(b + 1) - math.lgamma(n - b + 1)
+    expected_max = 0.0
+    for k in range(b, n + 1):
+        log_p = math.lgamma(k) - math.lgamma(b) - math.lgamma(k - b + 1) - log_total
+        expected_max += sorted_lengths[k - 1] * math.exp(log_p)
+    mean = sum(sorted_lengths) / n
+    return _share(mean, expected_max)
+
+
+def _chunk_padding(lengths: list[int], size: int) -> float:
+    fed = real = 0
+    for i in range(0, len(lengths), size):
+        chunk = lengths[i:i + size]
+        fed += max(chunk) * len(chunk)
+        real += sum(chunk)
+    return _share(real, fed)
+
+
+def _grouped_padding(lengths: list[int], b: int, seed: int = 0) -> float:
+    """Like transformers' LengthGroupedSampler: shuffle, cut into megabatches of 50 batches, sort each megabatch by
+    length, cut it into batches."""
+    order = list(lengths)
+    random.Random(seed).shuffle(order)
+    fed = real = 0
+    mega = _MEGABATCH * b
+    for i in range(0, len(order), mega):
+        group = sorted(order[i:i + mega], reverse=True)
+        for j in range(0, len(group), b):
+            batch = group[j:j + b]
+            fed += batch[0] * len(batch)
+            real += sum(batch)
+    return _share(real, fed)
+
+
+def token_lengths(texts: list[str], pairs: list[str] | None, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Untruncated token counts including special tokens, tokenized in batches."""
+    lengths: list[int] = []
+    for i in range(0, len(texts), MAP_BATCH):
+        enc = tokenizer(
+            texts[i:i + MAP_BATCH], pairs[i:i + MAP_BATCH] if pairs is not None else None,
+            truncation=False, padding=False, verbose=False,
+            return_attention_mask=False, return_token_type_ids=False,
+        )
+        lengths.extend(len(ids) for ids in enc["input_ids"])
+    return lengths
+
+
+def sample_indices(n: int, limit: int = SAMPLE_LIMIT, seed: int = 0) -> list[int]:
+    """All of range(n), or `limit` of them drawn at random, in their original order."""
+    if n <= limit:
+        return list(range(n))
+    return sorted(random.Random(seed).sample(range(n), limit))
+
+
+def length_stats(
+    texts: list[str], pairs: list[str] | None, tokenizer: PreTrainedTokenizerBase, max_length: int,
+    batch_size: int = 16, truncation: bool = True,
+) -> LengthStats:
+    """Token length statistics of (at most SAMPLE_LIMIT sampled) texts or text pairs."""
+    if pairs is not None and len(pairs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
+    total = len(texts)
+    idx = sample_indices(total)
+    if len(idx) < total:
+        texts = [texts[i] for i in idx]
+        pairs = [pairs[i] for i in idx] if pairs is not None else None
+    lengths = token_lengths(list(texts), list(pairs) if pairs is not None else None, tokenizer)
+    return LengthStats.compute(lengths, max_length, batch_size, truncation, total=total)
+
+
+def dataset_length_stats(
+    ds: Dataset, tokenizer: PreTrainedTokenizerBase, max_length: int, batch_size: int = 16, truncation: bool = True,
+    text_column: str = "text", pair_column: str | None = None,
+) -> LengthStats:
+    """length_stats for a Dataset (e.g. PreparedData.dataset["train"]), reading only the sampled rows."""
+    idx = sample_indices(len(ds))
+    sample = ds.select(idx) if len(idx) < len(ds) else ds
+    texts = sample[text_column]
+    pairs = sample[pair_column] if pair_column is not None and pair_column in ds.column_names else None
+    lengths = token_lengths(list(texts), list(pairs) if pairs is not None else None, tokenizer)
+    return LengthStats.compute(lengths, max_length, batch_size, truncation, total=len(ds))
