@@ -1,0 +1,339 @@
+"""The live monitor, driven by recorded runs (tests/fixtures/recorded, made by tests/fixtures/make_runs.py).
+
+Each test mounts MonitorScreen in a small harness app that loads the real screens.css, waits for the
+watcher thread to deliver the run, and checks what the widgets hold.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+from textual.screen import Screen
+
+import tui
+from core.events import EventWriter
+from core.rundir import RunDir
+from tui.run_watch import RunWatcher
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.monitor import MonitorScreen
+from tui.widgets.device_panel import DevicePanel
+from tui.widgets.log_tail import LogTail
+from tui.widgets.loss_chart import LossChart, downsample_minmax
+from tui.widgets.progress_panel import ProgressPanel
+from tui.widgets.results_panel import ResultsPanel
+
+FIXTURES = Path(__file__).parent / "fixtures" / "recorded"
+SCREENS_CSS = Path(tui.__file__).parent.parent / "screens.css"
+
+
+class Harness(App[None]):
+    CSS_PATH = SCREENS_CSS
+
+    def __init__(self, make_screen: Callable[[], Screen[None]]) -> None:
+        super().__init__()
+        self._make_screen = make_screen
+
+    def on_mount(self) -> None:
+        self.push_screen(self._make_screen())
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.02)
+
+
+def monitor_of(app: App[None]) -> MonitorScreen:
+    assert isinstance(app.screen, MonitorScreen)
+    return app.screen
+
+
+async def settled(pilot: Pilot[None], status: str) -> MonitorScreen:
+    """Wait until the run's history is in and the chart has drawn it."""
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen))
+    screen = monitor_of(pilot.app)
+    chart = screen.query_one(LossChart)
+    await wait_until(pilot, lambda: screen.status == status and screen.events_seen > 0)
+    await wait_until(pilot, lambda: not chart._dirty and chart.redraws > 0)
+    await pilot.pause()
+    return screen
+
+
+def copy_run(name: str, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(FIXTURES / name, tmp_path / name))
+
+
+# --- downsampling ------------------------------------------------------------------------------------
+def test_downsampling_100k_points_keeps_extremes_and_order() -> None:
+    rng = np.random.default_rng(0)
+    xs = np.arange(1, 100_001, dtype=float)
+    ys = 2.0 * np.exp(-xs / 20_000) + rng.normal(0, 0.05, xs.size)
+    ys[12_345] = 9.5  # a spike that must survive
+    ys[87_654] = -3.0  # and a dip
+    width = 80
+    dx, dy = downsample_minmax(xs, ys, 2 * width)
+    assert len(dx) <= 2 * width
+    assert dy.max() == 9.5 and dy.min() == -3.0
+    assert 12_346.0 in dx and 87_655.0 in dx
+    assert np.all(np.diff(dx) > 0), "points must stay in step order"
+
+
+def test_downsampling_drops_non_finite_and_passes_small_series_through() -> None:
+    dx, dy = downsample_minmax([1, 2, 3, 4], [0.5, float("nan"), float("inf"), 0.25], 100)
+    assert dx.tolist() == [1.0, 4.0]
+    assert dy.tolist() == [0.5, 0.25]
+    empty_x, _ = downsample_minmax([], [], 10)
+    assert len(empty_x) == 0
+
+
+# --- the watcher ---------------------------------------------------------------------------------------
+def test_watcher_sends_one_update_per_batch_and_none_when_idle(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    writer = EventWriter(run.events_path)
+    for step in range(1, 51):
+        writer.emit("step", step=step, loss="nan" if step == 7 else 1.0 / step)
+    watcher = RunWatcher(run, lambda message: None)
+    first = watcher.poll()
+    assert first is not None and first.batch is not None
+    assert first.batch.initial and first.batch.count == 50
+    assert len(first.batch.train_steps) == 50 and np.isnan(first.batch.train_losses[6])
+    assert first.status == "died"  # no terminal event and nobody holds the lock
+    assert watcher.poll() is None
+    writer.emit("step", step=51, loss=0.01)
+    writer.emit("eval", step=51, split="validation", metrics={"accuracy": 0.5})
+    writer.emit("stopped", step=51, checkpoint=None)
+    writer.close()
+    second = watcher.poll()
+    assert second is not None and second.batch is not None
+    assert not second.batch.initial and second.batch.count == 3
+    assert second.batch.train_steps == [51.0] and len(second.batch.evals) == 1
+    assert second.status == "stopped" and second.batch.terminal is not None
+
+
+# --- replaying recorded runs -------------------------------------------------------------------------
+async def test_finished_run_fills_chart_progress_device_and_results() -> None:
+    app = Harness(lambda: MonitorScreen(FIXTURES / "sst2-finished"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await settled(pilot, "finished")
+        chart = screen.query_one(LossChart)
+        assert chart.train_points == 60
+        assert chart.eval_points == 3 and chart.metric_points == 3
+        assert chart.metric == "accuracy"
+        assert chart.message is None
+        progress = screen.query_one(ProgressPanel)
+        assert progress.steps_text == "step 60/60"
+        assert "epoch 3.00/3" in progress.stats_text and "41.7 samples/s" in progress.stats_text
+        device = screen.query_one(DevicePanel)
+        assert "NVIDIA A100-SXM4-40GB" in device.text
+        assert "CPU 36%" in device.text
+        results = screen.query_one(ResultsPanel).text
+        assert "Finished in 2m43s" in results
+        assert "0.9000" in results and "0.8917" in results  # validation and test accuracy
+        assert "/home/ada/runs/sst2-finished/model" in results.replace("\n ", "")  # wrapped at a slash
+        assert screen.query_one(LogTail).lines[0] == "tokenizing"
+        # An ended run cannot be stopped or killed: both stay in the footer, greyed out.
+        assert screen.check_action("stop", ()) is None
+        assert screen.check_action("kill", ()) is None
+
+
+async def test_events_appended_while_open_appear(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "live")
+    run.path.mkdir()
+    lock_fd = run.acquire_lock()  # this test process plays the live run
+    writer = EventWriter(run.events_path)
+    try:
+        writer.emit("run_started", run_id="live", engine="trainer", model="m", dataset="d", total_steps=200,
+                    num_train_epochs=2, primary_metric="accuracy")
+        app = Harness(lambda: MonitorScreen(run.path))
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await settled(pilot, "running")
+            chart = screen.query_one(LossChart)
+            assert chart.train_points == 0
+            assert chart.message is not None and "Waiting" in chart.message
+            for step in range(1, 11):
+                writer.emit("step", step=step, total_steps=200, epoch=step / 100, loss=1.0 / step, elapsed_s=step * 2.0,
+                            samples_per_second=16.0, tokens_per_second=2048.0)
+            writer.emit("device", snapshot={"gpus": [], "cpu_pct": 50.0, "ram_used_mb": 2048, "ram_total_mb": 8192,
+                                            "proc_rss_mb": 900})
+            await wait_until(pilot, lambda: chart.train_points == 10 and not chart._dirty)
+            progress = screen.query_one(ProgressPanel)
+            assert progress.steps_text == "step 10/200"
+            assert "ETA 6m20s" in progress.stats_text  # 2 s a step, 190 steps to go
+            assert "2.0k tokens/s" in progress.stats_text
+            assert "CPU 50%" in screen.query_one(DevicePanel).text
+            assert chart.message is None
+            assert screen.check_action("kill", ()) is True
+
+            writer.emit("eval", step=10, epoch=0.1, split="validation", metrics={"loss": 0.4, "accuracy": 0.8})
+            writer.emit("finished", metrics={"accuracy": 0.8, "loss": 0.4}, model_dir=str(run.model_dir),
+                        runtime_s=20.0)
+            await wait_until(pilot, lambda: screen.status == "finished")
+            assert chart.metric_points == 1
+            results = screen.query_one(ResultsPanel)
+            assert results.model_dir == str(run.model_dir)
+            assert str(run.model_dir) in results.text.replace("\n ", "")
+    finally:
+        writer.close()
+        os.close(lock_fd)
+
+
+async def test_failed_run_shows_error_hint_and_log() -> None:
+    app = Harness(lambda: MonitorScreen(FIXTURES / "imdb-failed"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await settled(pilot, "failed")
+        results = screen.query_one(ResultsPanel)
+        assert "Failed: OutOfMemoryError" in results.text
+        assert "CUDA out of memory" in results.text
+        assert "Fix: lower training.per_device_train_batch_size" in results.text
+        assert results.region.height > 0, "the error must be on screen at 80x24"
+        assert any(line.startswith("Traceback") for line in screen.query_one(LogTail).lines)
+        assert screen.has_class("-failed")
+
+
+async def test_run_without_terminal_event_or_lock_has_died() -> None:
+    app = Harness(lambda: MonitorScreen(FIXTURES / "agnews-died"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await settled(pilot, "died")
+        assert "Died" in screen.query_one(ResultsPanel).text
+        assert "died" in str(screen.query_one("#monitor-title").content)
+        assert screen.query_one(LossChart).train_points == 25
+        # Nothing to kill: Kill is greyed out, and pressing k opens no confirmation.
+        assert screen.check_action("kill", ()) is None
+        await pilot.press("k")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+
+
+async def test_corrupt_line_is_skipped_with_a_visible_warning() -> None:
+    app = Harness(lambda: MonitorScreen(FIXTURES / "mrpc-corrupt"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await settled(pilot, "finished")
+        chart = screen.query_one(LossChart)
+        assert chart.train_points == 60  # every valid step, the torn line left out
+        warnings = screen.query_one(LogTail).warnings
+        assert warnings == ["events.jsonl: line 31 is not a valid event; skipped"]
+        assert any("line 31" in n.message for n in app._notifications)
+        # The "nan" loss at step 33 is kept in memory but not drawn, and the chart says so.
+        assert chart.non_finite == 1
+        assert "1 NaN/inf loss not drawn" in str(chart.border_subtitle)
+
+
+async def test_stop_asks_first_then_writes_the_stop_file(tmp_path: Path) -> None:
+    run = RunDir(copy_run("agnews-died", tmp_path))  # no live process: request_stop only writes STOP
+    app = Harness(lambda: MonitorScreen(run.path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settled(pilot, "died")
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        assert not run.stop_path.exists()
+        await pilot.press("s")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        assert run.stop_path.exists()
+
+
+async def test_leaving_the_monitor_stops_its_watcher_and_leaves_the_run_alone(tmp_path: Path) -> None:
+    run = RunDir(copy_run("agnews-died", tmp_path))
+    before = sorted(p.name for p in run.path.iterdir())
+    app = Harness(lambda: MonitorScreen(run.path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await settled(pilot, "died")
+        await pilot.press("escape")  # the monitor is the first screen here, so Back quits
+        await pilot.pause()
+    assert screen._watcher._stopped.is_set()
+    assert sorted(p.name for p in run.path.iterdir()) == before
+
+
+async def test_attaching_to_100k_steps_is_fast_and_draws_downsampled(tmp_path: Path) -> None:
+    run_dir = tmp_path / "big"
+    run_dir.mkdir()
+    total = 100_000
+    lines = [json.dumps({"type": "run_started", "time": 0.0, "total_steps": total, "primary_metric": "accuracy"})]
+    step = (
+        '{{"type": "step", "time": {s}.0, "step": {s}, "total_steps": 100000, "loss": {loss}, "epoch": {epoch}, '
+        '"elapsed_s": {elapsed}, "samples_per_second": 80.0}}'
+    )
+    lines += [step.format(s=s, loss=1.0 / s, epoch=s / 50_000, elapsed=s * 0.1) for s in range(1, total + 1)]
+    (run_dir / "events.jsonl").write_text("\n".join(lines) + "\n")
+    app = Harness(lambda: MonitorScreen(run_dir))
+    async with app.run_test(size=(100, 30)) as pilot:
+        started = time.monotonic()
+        screen = await settled(pilot, "died")
+        chart = screen.query_one(LossChart)
+        await wait_until(pilot, lambda: chart.train_points == total)
+        attach_s = time.monotonic() - started
+        assert attach_s < 8.0, f"attaching to 100k steps took {attach_s:.1f} s"
+        plot_width = chart.query_one("PlotextPlot").size.width
+        assert 0 < chart.drawn_points <= 2 * plot_width
+        # A redraw of all 100k points must stay well inside the UI's frame budget.
+        t0 = time.perf_counter()
+        chart._redraw()
+        assert time.perf_counter() - t0 < 0.25
+        assert screen.query_one(ProgressPanel).steps_text == f"step {total}/{total}"
+
+
+# --- the chart alone ---------------------------------------------------------------------------------
+class ChartOnly(App[None]):
+    def compose(self):  # type: ignore[no-untyped-def]
+        yield LossChart()
+
+
+async def test_chart_shows_a_message_instead_of_crashing_on_bad_data() -> None:
+    app = ChartOnly()
+    async with app.run_test(size=(60, 16)) as pilot:
+        chart = app.query_one(LossChart)
+        await pilot.pause()
+        assert chart.message is not None and "Waiting" in chart.message
+        chart.add_train([1, 2, 3], [float("nan"), float("nan"), float("inf")])
+        await wait_until(pilot, lambda: not chart._dirty)
+        assert chart.message is not None and "NaN" in chart.message
+        chart.add_train([4, 5], [0.5, 0.4])
+        await wait_until(pilot, lambda: not chart._dirty)
+        assert chart.message is None and chart.drawn_points == 2
+
+
+async def test_chart_throttles_redraws() -> None:
+    app = ChartOnly()
+    async with app.run_test(size=(60, 16)) as pilot:
+        chart = app.query_one(LossChart)
+        await pilot.pause()
+        before = chart.redraws
+        for step in range(1, 201):
+            chart.add_train([step], [1.0 / step])
+        await pilot.pause(0.6)
+        assert chart.train_points == 200
+        assert 1 <= chart.redraws - before <= 4  # 200 additions, a handful of redraws
+
+
+# --- snapshots ---------------------------------------------------------------------------------------
+def _snapshot_ready(status: str) -> Callable[[Pilot[None]], object]:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await settled(pilot, status)
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)], ids=["100x30", "80x24"])
+def test_snapshot_finished_run(snap_compare: Callable[..., bool], size: tuple[int, int]) -> None:
+    app = Harness(lambda: MonitorScreen(FIXTURES / "sst2-finished"))
+    assert snap_compare(app, terminal_size=size, run_before=_snapshot_ready("finished"))
+
+
+def test_snapshot_failed_run_80x24(snap_compare: Callable[..., bool]) -> None:
+    app = Harness(lambda: MonitorScreen(FIXTURES / "imdb-failed"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_snapshot_ready("failed"))
