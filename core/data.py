@@ -116,7 +116,7 @@ class PreparedData:
 
 
 @dataclass
-class _Source:
+class SplitSource:
     """Where a split came from, for messages: `desc` names it; `line_offset` turns data row i (0-based) into a
     file line (i + line_offset) when rows map to lines (csv/tsv without quoted newlines, jsonl)."""
 
@@ -131,14 +131,14 @@ def load_raw(cfg: DataConfig) -> DatasetDict:
     return _load_raw(cfg)[0]
 
 
-def _load_raw(cfg: DataConfig) -> tuple[DatasetDict, dict[str, _Source]]:
+def _load_raw(cfg: DataConfig) -> tuple[DatasetDict, dict[str, SplitSource]]:
     from datasets import DatasetDict
 
     if cfg.hub is not None:
         return _load_hub(cfg.hub)
     files = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
     splits: dict[str, Dataset] = {}
-    sources: dict[str, _Source] = {}
+    sources: dict[str, SplitSource] = {}
     for split, path in files.items():
         if path is None:
             continue
@@ -165,7 +165,7 @@ def detect_format(path: Path, text_head: str | None = None) -> str:
 
 def load_file(
     path: str | Path, fmt: str = "auto", header: bool | str = "auto", column_names: list[str] | None = None
-) -> tuple[Dataset, _Source]:
+) -> tuple[Dataset, SplitSource]:
     """One local file as an in-memory Dataset, with checks that name the file and the fix."""
     path = Path(path).expanduser()
     _check_path(path)
@@ -173,7 +173,7 @@ def load_file(
     if fmt == "auto" and path.suffix.lower() in (".parquet", ".pq"):
         fmt = "parquet"
     if fmt == "parquet":
-        return _load_parquet(path, raw), _Source(str(path))
+        return _load_parquet(path, raw), SplitSource(str(path))
     text = _decode(path, raw)
     if fmt == "auto":
         fmt = detect_format(path, text[:4096])
@@ -239,7 +239,7 @@ def _decode(path: Path, raw: bytes) -> str:
 
 def _load_delimited(
     path: Path, raw: bytes, text: str, delimiter: str, header: bool | str, column_names: list[str] | None
-) -> tuple[Dataset, _Source]:
+) -> tuple[Dataset, SplitSource]:
     import pandas as pd
 
     head = text[:_SAMPLE_CHARS]
@@ -301,7 +301,7 @@ def _load_delimited(
     if df.empty:
         raise DataError(f"{path} has a header row ({', '.join(names)}) but no data rows",
                         "add labelled examples below the header")
-    return _from_pandas(df, _key(path, delimiter, has_header, names)), _Source(str(path), 2 if has_header else 1)
+    return _from_pandas(df, _key(path, delimiter, has_header, names)), SplitSource(str(path), 2 if has_header else 1)
 
 
 def _check_columns_found(path: Path, text: str, rows: list[list[str]], delimiter: str) -> None:
@@ -395,7 +395,7 @@ def looks_like_header(rows: list[list[str]]) -> bool:
 _ONE_OBJECT = 'each line must be one JSON object, e.g. {"text": "great film", "label": "pos"}'
 
 
-def _load_json(path: Path, text: str, fmt: str) -> tuple[Dataset, _Source]:
+def _load_json(path: Path, text: str, fmt: str) -> tuple[Dataset, SplitSource]:
     import pandas as pd
 
     records: list[Any] | None = None
@@ -431,7 +431,7 @@ def _load_json(path: Path, text: str, fmt: str) -> tuple[Dataset, _Source]:
     df = pd.DataFrame.from_records(records)
     for name in df.columns:
         df[name] = _unmix(df[name])
-    return _from_pandas(df, _key(path, fmt)), _Source(str(path), line_offset=line_offset)
+    return _from_pandas(df, _key(path, fmt)), SplitSource(str(path), line_offset=line_offset)
 
 
 def _json_records(path: Path, data: Any) -> list[Any]:
@@ -518,7 +518,7 @@ def hub_dataset_cached(name: str) -> bool:
     return root.is_dir() and any(p.is_dir() for p in root.glob("*/*/*"))
 
 
-def _load_hub(hub: HubDataset) -> tuple[DatasetDict, dict[str, _Source]]:
+def _load_hub(hub: HubDataset) -> tuple[DatasetDict, dict[str, SplitSource]]:
     import datasets
     from datasets import DatasetDict
 
@@ -557,14 +557,14 @@ def _load_hub(hub: HubDataset) -> tuple[DatasetDict, dict[str, _Source]]:
         return loaded[split]
 
     out = {"train": pick(hub.train_split, "train_split")}
-    sources = {"train": _Source(f"{label} split {hub.train_split!r}")}
+    sources = {"train": SplitSource(f"{label} split {hub.train_split!r}")}
     validation = hub.validation_split or ("validation" if "validation" in loaded else None)
     if validation is not None:
         out["validation"] = pick(validation, "validation_split")
-        sources["validation"] = _Source(f"{label} split {validation!r}")
+        sources["validation"] = SplitSource(f"{label} split {validation!r}")
     if hub.test_split is not None:
         out["test"] = pick(hub.test_split, "test_split")
-        sources["test"] = _Source(f"{label} split {hub.test_split!r}")
+        sources["test"] = SplitSource(f"{label} split {hub.test_split!r}")
     return DatasetDict(out), sources
 
 
@@ -731,8 +731,7 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
 
     standard = {}
     for split, ds in raw.items():
-        src = sources[split]
-        standard[split] = _standardise(ds, src, text, pair, label_ids[split], label_names)
+        standard[split] = _standardise(ds, text, pair, label_ids[split], label_names)
     dataset, validation_source = _split_and_subset(cfg, standard, sources, label_names)
     if cfg.hub is not None:
         source = cfg.hub.name + (f"/{cfg.hub.config}" if cfg.hub.config else "")
@@ -744,7 +743,7 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     )
 
 
-def _resolve_columns(cfg: DataConfig, raw: DatasetDict, sources: dict[str, _Source]) -> tuple[str, str | None, str]:
+def _resolve_columns(cfg: DataConfig, raw: DatasetDict, sources: dict[str, SplitSource]) -> tuple[str, str | None, str]:
     train = raw["train"]
     suggestion = suggest_columns(train) if cfg.text_column is None or cfg.label_column is None else None
     columns = ", ".join(train.column_names)
@@ -787,7 +786,7 @@ def _resolve_columns(cfg: DataConfig, raw: DatasetDict, sources: dict[str, _Sour
     return text, pair, label
 
 
-def _rows(indices: list[int], src: _Source, limit: int = 5) -> str:
+def _rows(indices: list[int], src: SplitSource, limit: int = 5) -> str:
     shown = ", ".join(str(i + 1) for i in indices[:limit]) + (", ..." if len(indices) > limit else "")
     where = f"data rows {shown} (1 = first data row)"
     if src.line_offset is not None:
@@ -796,7 +795,7 @@ def _rows(indices: list[int], src: _Source, limit: int = 5) -> str:
     return where
 
 
-def _check_text_column(ds: Dataset, col: str, key: str, split: str, src: _Source) -> None:
+def _check_text_column(ds: Dataset, col: str, key: str, split: str, src: SplitSource) -> None:
     import pyarrow.compute as pc
 
     kind = _kind(ds, col)
@@ -818,7 +817,7 @@ def _check_text_column(ds: Dataset, col: str, key: str, split: str, src: _Source
         )
 
 
-def _label_values(ds: Dataset, label: str, split: str, src: _Source) -> list[Any]:
+def _label_values(ds: Dataset, label: str, split: str, src: SplitSource) -> list[Any]:
     """Label values as Python objects, after checking that none is missing."""
     kind = _kind(ds, label)
     if kind not in ("string", "class_label", "bool") and not kind.startswith(("int", "uint", "float")):
@@ -843,7 +842,7 @@ def _label_values(ds: Dataset, label: str, split: str, src: _Source) -> list[Any
 
 
 def _encode_labels(
-    raw: DatasetDict, sources: dict[str, _Source], label: str
+    raw: DatasetDict, sources: dict[str, SplitSource], label: str
 ) -> tuple[list[str], dict[str, list[int]], list[str]]:
     """Class names and each split's labels as ids into them: strings sorted (numerically when they are all whole
     numbers), integers in their own order, a ClassLabel's names kept."""
@@ -855,15 +854,21 @@ def _encode_labels(
     if isinstance(train_feat, ClassLabel):
         names = list(train_feat.names)
         ids = {}
+        index = {n: i for i, n in enumerate(names)}
         for split, vals in values.items():
             feat = raw[split].features[label]
-            if isinstance(feat, ClassLabel) and list(feat.names) != names:
-                index = {n: i for i, n in enumerate(names)}
-                unseen = sorted({feat.names[v] for v in vals} - set(index))
-                if unseen:
-                    _unseen(split, sources[split], label, unseen)
-                vals = [index[feat.names[v]] for v in vals]
-            ids[split] = vals
+            if isinstance(feat, ClassLabel):
+                if list(feat.names) == names:
+                    ids[split] = vals
+                    continue
+                as_names = [feat.names[v] for v in vals]
+            else:
+                # e.g. a csv validation file beside a parquet saved by datasets: class names, or ids into them
+                as_names = [names[v] if isinstance(v, int) and 0 <= v < len(names) else str(_canon(v)) for v in vals]
+            unseen = sorted(set(as_names) - set(index))
+            if unseen:
+                _unseen(split, sources[split], label, unseen)
+            ids[split] = [index[n] for n in as_names]
         present = sorted(set(ids["train"]))
     else:
         kinds = {_label_kind(v) for vals in values.values() for v in vals}
@@ -916,7 +921,7 @@ def _canon(v: Any) -> Any:
     return v
 
 
-def _unseen(split: str, src: _Source, label: str, unseen: list[str]) -> None:
+def _unseen(split: str, src: SplitSource, label: str, unseen: list[str]) -> None:
     shown = ", ".join(repr(u) for u in unseen[:10])
     raise DataError(
         f"the {split} data {src.desc} has label{'s' if len(unseen) > 1 else ''} {shown} in column '{label}' "
@@ -926,7 +931,7 @@ def _unseen(split: str, src: _Source, label: str, unseen: list[str]) -> None:
     )
 
 
-def _standardise(ds: Dataset, src: _Source, text: str, pair: str | None, ids: list[int], names: list[str]) -> Dataset:
+def _standardise(ds: Dataset, text: str, pair: str | None, ids: list[int], names: list[str]) -> Dataset:
     import pyarrow as pa
     from datasets import ClassLabel, Features, Value
 
@@ -942,7 +947,7 @@ def _standardise(ds: Dataset, src: _Source, text: str, pair: str | None, ids: li
 
 
 def _split_and_subset(
-    cfg: DataConfig, splits: dict[str, Dataset], sources: dict[str, _Source], names: list[str]
+    cfg: DataConfig, splits: dict[str, Dataset], sources: dict[str, SplitSource], names: list[str]
 ) -> tuple[DatasetDict, str]:
     from datasets import DatasetDict
 

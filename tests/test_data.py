@@ -156,6 +156,20 @@ def test_string_labels_are_stripped(tmp_path: Path) -> None:
     assert prepare_data(cfg(path)).label_names == ["neg", "pos"]
 
 
+def test_parquet_saved_by_datasets_keeps_class_names(data_dir: Path) -> None:
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    data = rows(20)
+    Dataset.from_dict({"text": [t for t, _ in data], "label": [int(y == "pos") for _, y in data]},
+                      features=features).to_parquet(data_dir / "hf.parquet")
+    valid = write_delimited(data_dir / "v.csv", [(t, "positive" if y == "pos" else "negative") for t, y in rows(4)],
+                            header=("text", "label"))
+    prepared = prepare_data(cfg(data_dir / "hf.parquet", validation_file=valid))
+    assert prepared.label_names == ["negative", "positive"]
+    assert prepared.dataset["validation"]["label"] == [1, 0, 1, 0]
+
+
 # --- validation split and subsets --------------------------------------------------------------------------
 
 def test_validation_split_is_made_stratified_and_repeatable(data_dir: Path) -> None:
