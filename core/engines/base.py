@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
@@ -28,6 +29,7 @@ class RunContext:
     tokenized: Any  # datasets.DatasetDict with input_ids, attention_mask, labels
     stop_requested: Callable[[], bool]
     device: str
+    resume_from: Path | None = None  # a checkpoint directory of this run to continue from
 
 
 @dataclass
