@@ -58,7 +58,8 @@ class HubDataset(_Section):
     config: str | None = Field(None, description="Dataset configuration, e.g. mrpc for glue.")
     train_split: str = Field("train", description="Split to train on.")
     validation_split: str | None = Field(
-        None, description="Split to evaluate on; null uses 'validation' when the dataset has one, else a fraction of train."
+        None,
+        description="Split to evaluate on; null uses 'validation' when the dataset has one, else a fraction of train.",
     )
     test_split: str | None = Field(None, description="Split for the final test; null for none.")
 
@@ -83,7 +84,8 @@ class DataConfig(_Section):
     )
     label_column: str | None = Field(None, description="Column with the labels; null detects it.")
     validation_fraction: float = Field(
-        0.1, gt=0, lt=1, description="Share of the training data held out for validation when no validation data is given."
+        0.1, gt=0, lt=1,
+        description="Share of the training data held out for validation when no validation data is given.",
     )
     max_train_samples: int | None = Field(
         None, ge=1, description="Train on a shuffled subset of this many examples; null for all."
@@ -129,7 +131,9 @@ class TrainingConfig(_Section):
     gradient_accumulation_steps: int = Field(
         1, ge=1, le=4096, description="Steps whose gradients add up before each update (bigger effective batch)."
     )
-    weight_decay: float = Field(0.01, ge=0, le=1, description="AdamW weight decay (not applied to biases and LayerNorm).")
+    weight_decay: float = Field(
+        0.01, ge=0, le=1, description="AdamW weight decay (not applied to biases and LayerNorm)."
+    )
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of the steps spent warming the learning rate up.")
     lr_scheduler_type: Scheduler = Field("linear", description="How the learning rate changes after warmup.")
     max_grad_norm: float = Field(1.0, ge=0, description="Clip gradients to this norm; 0 turns clipping off.")
@@ -138,7 +142,9 @@ class TrainingConfig(_Section):
     )
     eval_strategy: Strategy = Field("epoch", description="When to evaluate: every epoch, every eval_steps, or never.")
     eval_steps: int | None = Field(None, ge=1, description="Steps between evaluations when eval_strategy is steps.")
-    save_strategy: Strategy = Field("epoch", description="When to save a checkpoint: every epoch, every save_steps, or never.")
+    save_strategy: Strategy = Field(
+        "epoch", description="When to save a checkpoint: every epoch, every save_steps, or never."
+    )
     save_steps: int | None = Field(None, ge=1, description="Steps between checkpoints when save_strategy is steps.")
     save_total_limit: int | None = Field(2, ge=1, description="Keep at most this many checkpoints; null keeps all.")
     logging_steps: int = Field(10, ge=1, description="Steps between logged training losses.")
@@ -192,7 +198,8 @@ class TrainingConfig(_Section):
 class RunConfig(_Section):
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this config format.")
     engine: Engine = Field(
-        "trainer", description="trainer (Hugging Face Trainer), torch-loop (plain PyTorch loop) or keras (Keras 3 + KerasHub)."
+        "trainer",
+        description="trainer (Hugging Face Trainer), torch-loop (plain PyTorch loop) or keras (Keras 3 + KerasHub).",
     )
     model: ModelConfig = Field(default_factory=ModelConfig, description="The pretrained model to fine-tune.")
     data: DataConfig = Field(description="Where the labelled data comes from and which columns hold what.")
@@ -245,7 +252,8 @@ class RunConfig(_Section):
 def parse_config(raw: Any, source: str = "config") -> RunConfig:
     """Validate a mapping into a RunConfig, turning pydantic's errors into one readable ConfigError."""
     if raw is None:
-        raise ConfigError(f"{source} is empty", "write a config, e.g. with `finetune-tui init` or from examples/demo.yaml")
+        raise ConfigError(f"{source} is empty",
+                          "write a config, e.g. with `finetune-tui init` or from examples/demo.yaml")
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{source} must be a mapping of keys to values, but it holds a {type(raw).__name__}",

@@ -6,6 +6,7 @@ process that writes the run directory. It holds the run lock for its whole life.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -77,10 +78,8 @@ def _versions() -> dict[str, str]:
 
     out = {"python": sys.version.split()[0]}
     for pkg in ("finetune-tui", "torch", "transformers", "datasets", "accelerate", "peft", "tensorflow", "keras"):
-        try:
+        with contextlib.suppress(md.PackageNotFoundError):
             out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
     return out
 
 

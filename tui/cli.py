@@ -121,9 +121,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
-    from core.data import inspect_dataset, load_raw
-
     from core.config import DataConfig
+    from core.data import inspect_dataset, load_raw
 
     info = inspect_dataset(load_raw(DataConfig(train_file=args.data_file)))
     print(f"splits: {info.splits}")

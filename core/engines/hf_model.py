@@ -46,8 +46,10 @@ def _with_lora(model: Any, config: RunConfig) -> Any:
                        target_modules=lora.target_modules),
         )
     except ValueError as err:
-        raise ModelError(f"LoRA cannot be applied to this model: {err}",
-                         "set training.lora.target_modules to module names of this model, e.g. [query, value]") from None
+        raise ModelError(
+            f"LoRA cannot be applied to this model: {err}",
+            "set training.lora.target_modules to module names of this model, e.g. [query, value]",
+        ) from None
 
 
 def count_trainable(model: Any) -> tuple[int, int]:
