@@ -17,7 +17,8 @@ from pathlib import Path
 from core.config import RunConfig, save_config
 from core.console import format_event
 from core.events import TERMINAL_TYPES, EventTail
-from core.rundir import RunDir
+from core.errors import RunDirError
+from core.rundir import RunDir, is_run_dir
 
 RUNS_ROOT = Path("runs")
 
@@ -78,13 +79,15 @@ def create_run(config: RunConfig, *, overwrite: bool = False) -> RunDir:
     return run_dir
 
 
-def _spawn(run_dir: RunDir, *, detached: bool) -> subprocess.Popen[bytes]:
+def _spawn(run_dir: RunDir, *, detached: bool, resume: Path | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    command = [sys.executable, "-m", "core.worker", str(run_dir.path)]
+    if resume is not None:
+        command += ["--resume", str(resume)]
     with open(run_dir.stdout_path, "ab") as out, open(run_dir.stderr_path, "ab") as err:
         # No shell: the command is a list, so no config value is ever interpreted by one.
         return subprocess.Popen(
-            [sys.executable, "-m", "core.worker", str(run_dir.path)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+            command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
             # Detached: its own session, so a closing terminal or UI does not end it. Foreground: its own process
             # group, so Ctrl-C reaches only us and we turn it into a graceful stop request.
             start_new_session=detached,
@@ -117,8 +120,44 @@ def run_foreground(config: RunConfig, *, overwrite: bool = False, base: Path | N
     preflight(resolved)
     run_dir = create_run(resolved, overwrite=overwrite)
     echo(f"run directory: {run_dir.path}")
-    process = _spawn(run_dir, detached=False)
+    return follow(run_dir, _spawn(run_dir, detached=False), echo)
+
+
+def resume_checkpoint(run_dir: RunDir) -> Path:
+    """Where a run continues from, or a clear error saying why it cannot."""
+    if not is_run_dir(run_dir.path):
+        raise RunDirError(f"{run_dir.path} is not a run directory", "give a folder that `finetune-tui run` made")
+    if run_dir.is_live():
+        raise RunDirError(f"{run_dir.path} is still running (pid {run_dir.pid()})",
+                          f"watch it with `finetune-tui monitor {run_dir.path}`")
+    status = run_dir.status()
+    if status == "finished":
+        raise RunDirError(f"{run_dir.path} has finished; there is nothing to resume",
+                          "start a new run, e.g. with more num_train_epochs")
+    checkpoint = run_dir.last_checkpoint()
+    if checkpoint is None:
+        raise RunDirError(f"{run_dir.path} ({status}) has no checkpoint to resume from",
+                          "start it again with `finetune-tui run CONFIG --overwrite`")
+    return checkpoint
+
+
+def resume_run(run_dir: RunDir, *, detached: bool = False, echo: Callable[[str], None] = print) -> int:
+    """Continue a stopped, failed or died run from its last checkpoint, in the same run directory."""
+    checkpoint = resume_checkpoint(run_dir)
+    echo(f"resuming {run_dir.path} from {checkpoint.name}")
+    process = _spawn(run_dir, detached=detached, resume=checkpoint)
+    if detached:
+        wait_started(run_dir, process)
+        return 0
+    return follow(run_dir, process, echo, skip_history=True)
+
+
+def follow(run_dir: RunDir, process: subprocess.Popen[bytes], echo: Callable[[str], None],
+           skip_history: bool = False) -> int:
+    """Print the run's events until it ends; Ctrl-C asks for a graceful stop, a second one kills."""
     tail = EventTail(run_dir.events_path)
+    if skip_history:
+        tail.poll()
     interrupts = 0
     while True:
         try:
@@ -148,6 +187,9 @@ def run_foreground(config: RunConfig, *, overwrite: bool = False, base: Path | N
     status = run_dir.status()
     if status == "failed":
         return 1
+    if status == "stopped":
+        echo(f"resume with: finetune-tui resume {run_dir.path}")
+        return 0
     if status == "died" or code != 0:
         echo(f"the run process ended with exit code {code}; see {run_dir.stderr_path}")
         return code or 1

@@ -138,12 +138,24 @@ class RunDir:
 
     def status(self, events: list[dict[str, Any]] | None = None) -> Status:
         events = self.events() if events is None else events
+        # A resumed run appends a new segment: only events since the last run_started speak for now.
         for event in reversed(events):
             if event["type"] in TERMINAL_TYPES:
                 return event["type"]  # type: ignore[return-value]
+            if event["type"] == "run_started":
+                break
         if self.is_live():
             return "running" if events else "starting"
         return "died"
+
+    def last_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint that still exists: where a stopped or died run resumes from.
+
+        Engines announce a checkpoint only after writing all of it, so a save cut short (full disk, kill)
+        is never chosen.
+        """
+        announced = [Path(e["path"]) for e in self.events() if e["type"] == "checkpoint" and e.get("path")]
+        return next((p for p in reversed(announced) if p.is_dir()), None)
 
     def log_tail(self, lines: int = 20) -> list[str]:
         out: list[str] = []

@@ -7,6 +7,8 @@ process that writes the run directory. It holds the run lock for its whole life.
 from __future__ import annotations
 
 import contextlib
+import argparse
+import errno
 import os
 import signal
 import sys
@@ -17,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from core.config import load_config, save_config
+from core.config import RunConfig, load_config, save_config
 from core.engines.base import EngineResult, RunContext, total_steps
 from core.errors import UserError
 from core.events import EventWriter
@@ -90,7 +92,25 @@ def _dataset_name(run_dir: RunDir) -> str:
     return Path(str(data.train_file)).name
 
 
-def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: DeviceSampler) -> EngineResult:
+def _batch_layout(config: RunConfig) -> dict[str, int]:
+    t = config.training
+    return {"per_device_train_batch_size": t.per_device_train_batch_size,
+            "gradient_accumulation_steps": t.gradient_accumulation_steps, "num_processes": 1}
+
+
+def _resume_warnings(run_dir: RunDir, config: RunConfig) -> list[str]:
+    """Changed batch geometry changes what a step means: say so instead of resuming silently."""
+    before = next((e.get("batch_layout") for e in reversed(run_dir.events()) if e["type"] == "run_started"), None)
+    now = _batch_layout(config)
+    if not isinstance(before, dict):
+        return []
+    return [f"{key} changed from {before[key]} to {value} since the checkpoint: steps, data order and learning-rate "
+            "schedule will not match an uninterrupted run" for key, value in now.items()
+            if key in before and before[key] != value]
+
+
+def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: DeviceSampler,
+            resume: Path | None = None) -> EngineResult:
     from core.data import prepare_data
     from core.device import device_name, torch_device
     from core.engines import get_engine
@@ -117,6 +137,9 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     print("tokenizing", flush=True)
     tokenized = tokenize_dataset(prepared, tokenizer, config.tokenizer)
     device = torch_device()
+    warnings = _resume_warnings(run_dir, config) if resume is not None else []
+    for warning in warnings:
+        print(f"warning: {warning}", flush=True)
     events.emit(
         "run_started", run_id=run_dir.path.name, engine=config.engine, model=config.model.name_or_path,
         dataset=_dataset_name(run_dir), labels=prepared.label_names, sizes=prepared.sizes,
@@ -125,11 +148,12 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         text_column=prepared.text_column, text_pair_column=prepared.text_pair_column,
         label_column=prepared.label_column, device={"type": device, "name": device_name(device)},
         versions=_versions(), pid=os.getpid(), output_dir=str(run_dir.path.resolve()),
+        batch_layout=_batch_layout(config), resumed_from=str(resume) if resume else None, warnings=warnings,
     )
     sampler.start()  # after run_started, so readers always meet run_started first
     print(f"training on {device}: {prepared.sizes}", flush=True)
     ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
-                     tokenized=tokenized, stop_requested=stop, device=device)
+                     tokenized=tokenized, stop_requested=stop, device=device, resume_from=resume)
     return engine(ctx)
 
 
@@ -139,9 +163,18 @@ def _seed(seed: int) -> None:
     set_seed(seed)
 
 
+_DISK_ERRORS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+                errno.EROFS: "the location is read-only", errno.EACCES: "permission is denied"}
+
+
 def _failure(err: BaseException) -> tuple[str, str | None]:
     if isinstance(err, UserError):
         return err.problem, err.fix
+    if isinstance(err, OSError) and err.errno in _DISK_ERRORS:
+        where = err.filename or "the run directory"
+        return (f"cannot write {where}: {_DISK_ERRORS[err.errno]}",
+                "free space (old runs, ~/.cache/huggingface) or choose another output_dir; the last complete "
+                "checkpoint is kept, so `finetune-tui resume` continues from it")
     text = str(err)
     if type(err).__name__ == "OutOfMemoryError" or "out of memory" in text.lower():
         return f"out of memory: {text.splitlines()[0] if text else type(err).__name__}", OOM_HINT
@@ -149,9 +182,13 @@ def _failure(err: BaseException) -> tuple[str, str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    run_dir = RunDir(argv[0])
-    run_dir.acquire_lock()  # held until this process exits, however it exits
+    parser = argparse.ArgumentParser(prog="python -m core.worker")
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--resume", type=Path, help="checkpoint directory to continue from")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    run_dir = RunDir(args.run_dir)
+    lock_fd = run_dir.acquire_lock()  # held until the run ends; the OS drops it if the process dies
+    run_dir.stop_path.unlink(missing_ok=True)  # a stop request of an earlier segment is not for this one
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     events = EventWriter(run_dir.events_path)
@@ -159,10 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     sampler = DeviceSampler(events)
     started = time.monotonic()
     try:
-        result = execute(run_dir, events, stop, sampler)
+        result = execute(run_dir, events, stop, sampler, args.resume)
         if result.stopped:
             events.emit("stopped", step=_last_step(run_dir), checkpoint=result.last_checkpoint)
-            print(f"stopped; resume from {result.last_checkpoint}", flush=True)
+            print(f"stopped; resume with: finetune-tui resume {run_dir.path}", flush=True)
             return 0
         metrics: dict[str, Any] = dict(result.metrics)
         if result.test_metrics is not None:
@@ -183,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sampler.stop()
         events.close()
+        os.close(lock_fd)
 
 
 def _last_step(run_dir: RunDir) -> int:

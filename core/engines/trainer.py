@@ -111,7 +111,7 @@ def train(ctx: RunContext) -> EngineResult:
         compute_metrics=compute_metrics_fn(cfg.metrics),
         callbacks=callbacks,
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if events_cb.stopped_at is not None:
         last = _last_checkpoint(ctx)
         return EngineResult(metrics={}, stopped=True, last_checkpoint=last)
