@@ -16,8 +16,8 @@ from pathlib import Path
 
 from core.config import RunConfig, save_config
 from core.console import format_event
-from core.events import TERMINAL_TYPES, EventTail
 from core.errors import RunDirError
+from core.events import TERMINAL_TYPES, EventTail
 from core.rundir import RunDir, is_run_dir
 
 RUNS_ROOT = Path("runs")

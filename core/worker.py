@@ -6,8 +6,8 @@ process that writes the run directory. It holds the run lock for its whole life.
 
 from __future__ import annotations
 
-import contextlib
 import argparse
+import contextlib
 import errno
 import os
 import signal
