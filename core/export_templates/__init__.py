@@ -1,0 +1,264 @@
+"""Standalone training scripts: one Jinja template per engine, filled with every resolved option of a config.
+
+The script needs only the libraries (transformers/datasets/torch, or keras/keras-hub), never finetune-tui. To
+reproduce a run it must do what the engine does, so everything finetune-tui decides from the data is decided here,
+at export time, and written out: the columns, the class names and their order, whether a csv has a header row, and
+the local path a bundled or cached Hub model resolves to. The rest (the validation split, the subsets, tokenization,
+padding, optimizer and schedule) is written as plain code in the template.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.config import RunConfig
+from core.errors import ConfigError
+
+TEMPLATE_DIR = Path(__file__).parent
+TEMPLATES = {"trainer": "trainer.py.j2", "torch-loop": "torch_loop.py.j2", "keras": "keras.py.j2"}
+BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+SCORERS = {
+    "accuracy": "accuracy_score(labels, predictions)",
+    "f1": 'f1_score(labels, predictions, average="macro", zero_division=0)',
+    "precision": 'precision_score(labels, predictions, average="macro", zero_division=0)',
+    "recall": 'recall_score(labels, predictions, average="macro", zero_division=0)',
+    "matthews_correlation": "matthews_corrcoef(labels, predictions)",
+}
+
+
+@dataclass
+class SplitFile:
+    split: str
+    path: str
+    reader: str  # the Python expression that reads it, e.g. pd.read_csv(...)
+    class_label: bool = False  # the label column is a datasets ClassLabel (ids with names)
+
+
+@dataclass
+class ScriptContext:
+    config: RunConfig
+    model_path: str
+    model_note: str
+    text_column: str
+    text_pair_column: str | None
+    label_column: str
+    labels: list[str]
+    files: list[SplitFile] = field(default_factory=list)
+    hub: dict[str, Any] | None = None  # name, config, splits {ours: theirs}
+    class_label: bool = False
+    training_args: list[tuple[str, Any, str]] = field(default_factory=list)  # name, value, comment
+    scorers: dict[str, str] = field(default_factory=dict)
+    output_dir: str = ""
+
+    @property
+    def json_lines(self) -> bool:
+        """Whether the script needs its small JSON-lines reader."""
+        return any("read_json_lines" in f.reader for f in self.files)
+
+    @property
+    def delimited(self) -> bool:
+        return any(f.reader.startswith("read_delimited") for f in self.files)
+
+    @property
+    def sklearn_imports(self) -> str:
+        used = {"accuracy_score", "f1_score", "precision_score", "recall_score", "matthews_corrcoef"}
+        return ", ".join(sorted(n for n in used if any(n + "(" in e for e in self.scorers.values())))
+
+
+def render_script(config: RunConfig) -> str:
+    """The engine's standalone script for this config. Reads the data once, to resolve what `auto` means."""
+    import jinja2
+
+    template_name = TEMPLATES.get(config.engine)
+    if template_name is None or not (TEMPLATE_DIR / template_name).exists():
+        raise ConfigError(f"there is no script export for engine {config.engine!r} yet",
+                          "export the yaml or the command instead, or choose engine: trainer")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), undefined=jinja2.StrictUndefined,
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
+    )
+    env.filters["py"] = _py
+    ctx = build_context(config)
+    return env.get_template(template_name).render(c=ctx, cfg=config, t=config.training, tok=config.tokenizer,
+                                                  d=config.data, engine=config.engine)
+
+
+def build_context(config: RunConfig) -> ScriptContext:
+    from core.data import prepare_data
+
+    prepared = prepare_data(config.data)
+    model_path, model_note = model_location(config)
+    ctx = ScriptContext(
+        config=config, model_path=model_path, model_note=model_note, text_column=prepared.text_column,
+        text_pair_column=prepared.text_pair_column, label_column=prepared.label_column,
+        labels=list(prepared.label_names),
+    )
+    if config.data.hub is not None:
+        ctx.hub = _hub_context(config)
+        ctx.class_label = ctx.hub["class_label"]
+    else:
+        ctx.files = _file_readers(config)
+        ctx.class_label = any(f.class_label for f in ctx.files)
+    ctx.training_args = trainer_arguments(config)
+    ctx.scorers = {name: SCORERS[name] for name in config.metrics}
+    ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
+    return ctx
+
+
+def _default_output(config: RunConfig) -> str:
+    data = config.data
+    source = data.hub.name.split("/")[-1] if data.hub else Path(str(data.train_file)).stem
+    return f"runs/{config.engine}-{source}-script"
+
+
+def model_location(config: RunConfig) -> tuple[str, str]:
+    """(what from_pretrained should load, a comment saying where it comes from)."""
+    from core.models import BUNDLED_ALIASES, resolve_model
+
+    name = config.model.name_or_path
+    where = resolve_model(name)
+    if name in BUNDLED_ALIASES:
+        return where, f"the model bundled with finetune-tui; Hub id: {BUNDLED_HUB_ID}"
+    if Path(where).is_dir():
+        return where, "a local model directory"
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(where, "config.json", revision=config.model.revision)
+    if isinstance(cached, str):
+        return str(Path(cached).parent), f"the local Hub cache of {where}; on another machine use {where!r}"
+    return where, "a Hub id: downloaded on first use"
+
+
+def _file_readers(config: RunConfig) -> list[SplitFile]:
+    from datasets import ClassLabel
+
+    from core.data import load_file
+
+    d = config.data
+    out = []
+    label = d.label_column
+    for split, path in (("train", d.train_file), ("validation", d.validation_file), ("test", d.test_file)):
+        if path is None:
+            continue
+        ds, source = load_file(path, d.format, d.header, d.column_names)
+        fmt = _format(Path(path), d.format)
+        feature = ds.features.get(label) if label else None
+        reader = _reader(Path(path), fmt, ds.column_names, source.line_offset, d.column_names is not None)
+        out.append(SplitFile(split, str(Path(path).expanduser().resolve()), reader, isinstance(feature, ClassLabel)))
+    return out
+
+
+def _format(path: Path, fmt: str) -> str:
+    from core.data import detect_format
+
+    if fmt != "auto":
+        return fmt
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return "parquet"
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
+        head = f.read(4096)
+    return detect_format(path, head)
+
+
+def _reader(path: Path, fmt: str, columns: list[str], line_offset: int | None, named: bool) -> str:
+    """A call that reads the file into the same columns finetune-tui reads (helpers in the _data template)."""
+    p = _py(str(path.expanduser().resolve()))
+    if fmt in ("csv", "tsv"):
+        sep = _py("\t" if fmt == "tsv" else ",")
+        header = line_offset == 2
+        if header and not named:
+            return f"read_delimited({p}, sep={sep})"
+        return f"read_delimited({p}, sep={sep}, names={_py(columns)}, skip_header={header})"
+    if fmt == "parquet":
+        return f"Dataset.from_parquet({p})"
+    if fmt == "jsonl":
+        return f"pd.DataFrame.from_records(read_json_lines({p}))"
+    return f"pd.DataFrame.from_records({_json_shape(path)})"
+
+
+def _json_shape(path: Path) -> str:
+    """How the examples sit in a .json file: a list, {"data": [...]}, columns {"text": [...]}, or JSON lines."""
+    p = _py(str(path.expanduser().resolve()))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError:
+        return f"read_json_lines({p})"  # one object per line in a .json file
+    if isinstance(data, dict):
+        lists = {k: v for k, v in data.items() if isinstance(v, list)}
+        nested = [k for k, v in lists.items() if v and all(isinstance(x, dict) for x in v)]
+        if len(lists) == len(data) and not nested:
+            return f'pd.DataFrame(json.loads(Path({p}).read_text(encoding="utf-8-sig"))).to_dict("records")'
+        if len(nested) == 1:
+            return f'json.loads(Path({p}).read_text(encoding="utf-8-sig"))[{_py(nested[0])}]'
+    return f'json.loads(Path({p}).read_text(encoding="utf-8-sig"))'
+
+
+def _hub_context(config: RunConfig) -> dict[str, Any]:
+    from datasets import ClassLabel
+
+    from core.data import load_raw
+
+    hub = config.data.hub
+    assert hub is not None
+    raw = load_raw(config.data)
+    splits = {"train": hub.train_split}
+    if "validation" in raw:  # load_raw has already picked it: the named split, or the Hub's own "validation"
+        splits["validation"] = hub.validation_split or "validation"
+    if hub.test_split is not None:
+        splits["test"] = hub.test_split
+    label = config.data.label_column
+    feature = raw["train"].features.get(label) if label else None
+    return {"name": hub.name, "config": hub.config, "splits": splits, "class_label": isinstance(feature, ClassLabel)}
+
+
+def trainer_arguments(config: RunConfig) -> list[tuple[str, Any, str]]:
+    """TrainingArguments keywords exactly as core.engines.trainer sets them, each with a note where it helps."""
+    t = config.training
+    primary = t.metric_for_best_model or config.metrics[0]
+    early = t.early_stopping_patience is not None
+    sampling = "group_by_length" if t.group_by_length else "random"
+    return [
+        ("num_train_epochs", t.num_train_epochs, ""),
+        ("max_steps", t.max_steps, "-1: train num_train_epochs" if t.max_steps == -1 else ""),
+        ("learning_rate", t.learning_rate, ""),
+        ("per_device_train_batch_size", t.per_device_train_batch_size, ""),
+        ("per_device_eval_batch_size", t.per_device_eval_batch_size, ""),
+        ("gradient_accumulation_steps", t.gradient_accumulation_steps, ""),
+        ("weight_decay", t.weight_decay, "AdamW (Trainer's default optimizer); not on biases and LayerNorm"),
+        ("warmup_steps", t.warmup_ratio, "a float below 1 is a share of the steps (transformers 5)"),
+        ("lr_scheduler_type", t.lr_scheduler_type, ""),
+        ("max_grad_norm", t.max_grad_norm, ""),
+        ("fp16", t.mixed_precision == "fp16", ""),
+        ("bf16", t.mixed_precision == "bf16", ""),
+        ("eval_strategy", t.eval_strategy, ""),
+        ("eval_steps", t.eval_steps, ""),
+        ("save_strategy", t.eval_strategy if early else t.save_strategy,
+         "early stopping keeps the best model, so saves follow evaluations" if early else ""),
+        ("save_steps", t.eval_steps if early else t.save_steps, ""),
+        ("save_total_limit", t.save_total_limit, ""),
+        ("load_best_model_at_end", early, ""),
+        ("metric_for_best_model", f"eval_{primary}" if early else None, ""),
+        ("greater_is_better", primary != "loss" if early else None, ""),
+        ("logging_steps", t.logging_steps, ""),
+        ("train_sampling_strategy", sampling, "similar lengths batched together" if t.group_by_length else ""),
+        ("seed", t.seed, ""),
+        ("data_seed", t.seed, "the order of the training examples"),
+        ("report_to", "none", ""),
+        ("dataloader_num_workers", 0, ""),
+    ]
+
+
+def _py(value: Any) -> str:
+    """A Python literal for a value, strings in double quotes (paths as strings)."""
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid Python escapes
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_py(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in value.items()) + "}"
+    return repr(value)
