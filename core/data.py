@@ -262,6 +262,9 @@ def _load_delimited(
         if not cut:
             raise DataError(f"{path} cannot be parsed near line {reader.line_num}: {err}",
                             "check the quoting on that line") from None
+    if not rows and cut:
+        raise DataError(f"{path} starts with a line of more than {_SAMPLE_CHARS:,} characters",
+                        "give one example per line: a header row, then one labelled example a line")
     if not rows:
         raise DataError(f"data file {path} is empty", "give a file with a header row and labelled examples")
     _check_columns_found(path, text, rows, delimiter)

@@ -56,10 +56,12 @@ def preflight(config: RunConfig) -> None:
     """Fail in the caller, before a run directory exists, on what can be checked quickly."""
     from core.data import prepare_data
     from core.engines import get_engine
-    from core.models import load_model_config
+    from core.models import check_sequence_classification, load_model_config
 
     get_engine(config.engine)
     model_config = load_model_config(config.model)
+    if config.engine in ("trainer", "torch-loop"):
+        check_sequence_classification(model_config, config.model.name_or_path)
     limit = getattr(model_config, "max_position_embeddings", None)
     if isinstance(limit, int) and config.tokenizer.max_length > limit:
         from core.errors import ConfigError
