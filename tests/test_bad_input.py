@@ -150,8 +150,9 @@ CASES = [
     Case("data-directory", lambda f, m: _validate(f, m, data={"train_file": str(f)}), ("directory",)),
     Case("data-empty", _data_file("e.tsv", ""), ("empty",)),
     Case("data-binary", _data_file("b.csv", bytes(range(256)) * 8), ("b.csv",)),
-    Case("data-wrong-delimiter", _data_file("semi.csv", "text;label\n" + "".join(f"{t};{lab}\n" for t, lab in GOOD_ROWS)),
-         ("semi.csv",)),
+    Case("data-wrong-delimiter",
+         _data_file("semi.csv", "text;label\n" + "".join(f"{t};{lab}\n" for t, lab in GOOD_ROWS)),
+         ("semi.csv", "separated by ';'")),
     Case("data-ragged-rows", _data_file("rag.tsv", _tsv(GOOD_ROWS[:5]) + "a\tb\tc\td\n" + _tsv(GOOD_ROWS[5:])[11:]),
          ("rag.tsv", "line")),
     Case("data-text-is-numbers", _data_file("num.tsv", _tsv([(str(i * 7), "pos" if i % 2 else "neg")
@@ -163,7 +164,8 @@ CASES = [
     Case("data-invalid-utf8", _data_file("latin.tsv", _tsv(GOOD_ROWS[:5]).encode() + "café\tpos\n".encode("latin-1")),
          ("UTF-8",)),
     Case("data-header-only", _data_file("head.tsv", "text\tlabel\n"), ("head.tsv",)),
-    Case("data-huge-single-line", _data_file("huge.tsv", "word " * 2_000_000), ("huge.tsv", "characters", "one example per line")),
+    Case("data-huge-single-line", _data_file("huge.tsv", "word " * 2_000_000),
+         ("huge.tsv", "characters", "one example per line")),
     Case("data-missing-column", lambda f, m: _validate(f, m, data={"text_column": "sentence"}),
          ("sentence", "text")),
     # models
