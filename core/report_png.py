@@ -1,0 +1,107 @@
+"""A one-page PNG of a run: loss curves from events.jsonl and the confusion matrix of an evaluation.
+
+Made for people who copy results off a GPU box without a display: matplotlib's Agg backend through the Figure API
+(no pyplot), so it needs no display and keeps no global state, and is safe from a worker thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.evaluation import Evaluation
+
+ANNOTATE_LIMIT = 20  # classes up to which each cell of the matrix shows its count
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def loss_curves(events: list[dict[str, Any]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(training loss, validation loss) as (step, loss) points; NaN and inf left out."""
+    train, val = [], []
+    for e in events:
+        if e.get("type") == "step" and (loss := _number(e.get("loss"))) is not None:
+            train.append((int(e.get("step", 0)), loss))
+        elif e.get("type") == "eval" and e.get("split", "validation") == "validation":
+            loss = _number((e.get("metrics") or {}).get("loss"))
+            if loss is not None:
+                val.append((int(e.get("step", 0)), loss))
+    return train, val
+
+
+def write_report(path: str | Path, events: list[dict[str, Any]], evaluation: Evaluation | None = None) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    n = len(evaluation.labels) if evaluation is not None else 0
+    side = max(4.5, min(14.0, 0.45 * n + 3.0))
+    fig = Figure(figsize=(6.0 + side, max(4.5, side)), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, matrix_ax = fig.subplots(1, 2, width_ratios=[6.0, side])
+    _plot_losses(loss_ax, events)
+    if evaluation is not None:
+        _plot_matrix(fig, matrix_ax, evaluation)
+    else:
+        matrix_ax.set_axis_off()
+        matrix_ax.text(0.5, 0.5, "no evaluation", ha="center", va="center")
+    started = next((e for e in events if e.get("type") == "run_started"), {})
+    model = str(started.get("model") or "")
+    model = Path(model).name if len(model) > 40 else model  # a local path: its folder name says enough
+    title = " · ".join(str(x) for x in (started.get("run_id"), model, started.get("dataset")) if x)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, format="png")
+    tmp.replace(path)
+    return path
+
+
+def _plot_losses(ax: Any, events: list[dict[str, Any]]) -> None:
+    train, val = loss_curves(events)
+    if train:
+        ax.plot(*zip(*train, strict=True), label="training loss", color="tab:blue", linewidth=1.2)
+    if val:
+        ax.plot(*zip(*val, strict=True), label="validation loss", color="tab:orange", marker="o", linewidth=1.2)
+    if not train and not val:
+        ax.text(0.5, 0.5, "no losses logged", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend()
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss")
+    ax.grid(alpha=0.3)
+
+
+def _plot_matrix(fig: Any, ax: Any, ev: Evaluation) -> None:
+    import numpy as np
+
+    counts = np.asarray(ev.confusion, dtype=float)
+    totals = counts.sum(axis=1, keepdims=True)
+    share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    ticks = range(len(ev.labels))
+    names = [name if len(name) <= 18 else name[:17] + "…" for name in ev.labels]
+    ax.set_xticks(ticks, names, rotation=45 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center",
+                  fontsize=8)
+    ax.set_yticks(ticks, names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if len(ev.labels) <= ANNOTATE_LIMIT:
+        for i in ticks:
+            for j in ticks:
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=8,
+                        color="white" if share[i, j] > 0.5 else "black")
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
+    ax.set_title(f"{ev.split} ({ev.size}): {shown}", fontsize=9)
