@@ -17,7 +17,9 @@ from core.rundir import RunDir
 from core.worker import main as worker_main
 from tests.conftest import tiny_config
 
-OFFLINE = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+FAKE_TOKEN = "hf_PLANTEDfakeTOKENforLEAKcheck1234567890"
+# A planted Hub token: no file a run writes may ever contain it.
+OFFLINE = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_TOKEN=FAKE_TOKEN)
 
 
 def _cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -63,6 +65,13 @@ def test_cli_run_trains_and_leaves_a_pipeline_ready_model(tiny_model: Path, tiny
     assert (run.model_dir / "model.safetensors").exists()
     resolved = yaml.safe_load(run.config_path.read_text())
     assert resolved["data"]["train_file"] == str(tiny_data["train"]) and resolved["output_dir"] == str(out)
+
+    written = [p for p in out.rglob("*") if p.is_file()]
+    assert len(written) > 10
+    assert not [p for p in written if FAKE_TOKEN.encode() in p.read_bytes()], "the Hub token leaked into the run dir"
+    assert FAKE_TOKEN not in result.stdout + result.stderr
+    assert not list(out.rglob("*.bin")) or all(p.name == "training_args.bin" for p in out.rglob("*.bin"))
+    assert list((run.checkpoints_dir).rglob("model.safetensors"))
 
     from transformers import pipeline
 
