@@ -143,3 +143,35 @@ def test_nan_loss_stops_the_run_with_a_clear_event(tiny_model: Path, tiny_data: 
     failed = run_dir.events()[-1]
     assert failed["type"] == "failed" and "became nan at step 6" in failed["error"]
     assert "learning_rate" in failed["hint"]
+
+
+def test_sigkilled_run_shows_died_and_resumes_from_its_checkpoint(tiny_model: Path, tiny_data: dict,
+                                                                  tmp_path: Path) -> None:
+    import time
+
+    from core.launch import resume_run, start_detached
+
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / "r", **_settings(max_steps=100000, save_steps=5,
+                                                                          eval_strategy="no"))
+    run = start_detached(parse_config(raw))
+    deadline = time.monotonic() + 120
+    while run.last_checkpoint() is None:
+        assert time.monotonic() < deadline and run.is_live(), run.log_tail()
+        time.sleep(0.2)
+    run.kill()
+    while run.is_live():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert run.status() == "died"
+    assert run.log_tail(), "a died run still shows the tail of its log"
+    checkpoint = resume_checkpoint(run)
+    assert resume_run(run, detached=True, echo=lambda _: None) == 0
+    while not [e for e in run.events() if e["type"] == "step" and e["step"] > int(checkpoint.name[11:])]:
+        assert time.monotonic() < deadline and run.is_live(), run.log_tail()
+        time.sleep(0.2)
+    assert run.status() == "running"
+    run.request_stop()
+    while run.is_live():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert run.status() == "stopped"
