@@ -53,6 +53,32 @@ def _parser() -> argparse.ArgumentParser:
 
     stop = sub.add_parser("stop", help="ask a running run to stop gracefully (it writes a checkpoint)")
     stop.add_argument("run_dir", type=Path)
+
+    ev = sub.add_parser("evaluate", help="metrics, per-class table, confusion matrix and worst mistakes of a run")
+    ev.add_argument("run_dir", type=Path)
+    ev.add_argument("--split", choices=("validation", "test", "train"), default="validation",
+                    help="which split of the run's data (default: validation)")
+    ev.add_argument("--batch-size", type=int, help="examples per prediction batch (default: the run's eval batch)")
+
+    pred = sub.add_parser("predict", help="classify texts, or a csv/tsv/jsonl file, with a run or a saved model")
+    pred.add_argument("model", type=Path, help="run directory or model directory")
+    pred.add_argument("texts", nargs="*", help="texts to classify")
+    pred.add_argument("--pair", action="append", default=None, metavar="TEXT",
+                      help="second text of a pair, once per text (for sentence-pair models)")
+    pred.add_argument("--input", type=Path, help="csv, tsv or jsonl file with a text per row")
+    pred.add_argument("--output", type=Path, help="file to write (default: <input>.predictions.<ext>)")
+    pred.add_argument("--text-column", help="column of --input with the texts (default: detected)")
+    pred.add_argument("--pair-column", help="column of --input with the second texts, for pair models")
+    pred.add_argument("--batch-size", type=int, default=32, help="texts per batch (default: 32)")
+    pred.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    pred.add_argument("--json", action="store_true", help="print one JSON object per text")
+
+    exp = sub.add_parser("export", help="export a config as commented yaml, json, the run command or a script")
+    exp.add_argument("config", type=Path, help="YAML or JSON config file")
+    exp.add_argument("--to", choices=("yaml", "json", "command", "script"), default="yaml", dest="to",
+                     help="what to export (default: yaml)")
+    exp.add_argument("-o", "--output", type=Path, help="file to write (default: print it)")
+    exp.add_argument("--force", action="store_true", help="replace an existing output file")
     return p
 
 
@@ -155,8 +181,88 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from core.evaluation import evaluate_run, format_evaluation
+
+    print(format_evaluation(evaluate_run(args.run_dir, args.split, batch_size=args.batch_size)))
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from core.predict_file import predict_file, training_columns
+
+    if not args.texts and args.input is None:
+        raise UserError("nothing to predict", 'give texts (finetune-tui predict RUN "a text") or --input FILE')
+    if args.texts and args.input is not None:
+        raise UserError("give texts or --input, not both", "run predict once for each")
+    from core.predict import load_predictor
+
+    predictor = load_predictor(args.model)
+    if args.input is not None:
+        result = predict_file(args.model, args.input, args.output, predictor=predictor,
+                              text_column=args.text_column, text_pair_column=args.pair_column,
+                              batch_size=args.batch_size, overwrite=args.overwrite)
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
+        print(f"wrote {result.rows} predictions to {result.output} (text column: {result.text_column}"
+              + (f", pair column: {result.text_pair_column}" if result.text_pair_column else "") + f"): {counts}")
+        return 0
+    pairs = args.pair
+    if pairs is not None and len(pairs) != len(args.texts):
+        raise UserError(f"{len(args.texts)} texts but {len(pairs)} --pair values", "give one --pair per text")
+    if pairs is None and training_columns(args.model, predictor)[1] is not None:
+        raise UserError("this model classifies text pairs", 'give the second text with --pair, e.g. "a" --pair "b"')
+    _print_predictions(args.texts, pairs, list(predictor.labels),
+                       predictor.predict_proba(args.texts, pairs, batch_size=args.batch_size), as_json=args.json)
+    return 0
+
+
+def _print_predictions(texts: list[str], pairs: list[str] | None, labels: list[str], probs: object,
+                       *, as_json: bool) -> None:
+    import json
+
+    for i, (text, row) in enumerate(zip(texts, probs, strict=True)):  # type: ignore[call-overload]
+        scores = {name: round(float(p), 6) for name, p in zip(labels, row, strict=True)}
+        best = max(scores, key=lambda name: scores[name])
+        if as_json:
+            record = {"text": text, **({"text_pair": pairs[i]} if pairs else {}), "predicted": best,
+                      "probabilities": scores}
+            print(json.dumps(record, ensure_ascii=False))
+            continue
+        others = ", ".join(f"{name} {p:.4f}" for name, p in sorted(scores.items(), key=lambda kv: -kv[1])[1:])
+        shown = text + (f" || {pairs[i]}" if pairs else "")
+        print(f"{best}\t{scores[best]:.4f}\t{shown}" + (f"\t({others})" if others else ""))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from core.config import load_config
+    from core.export import export_config
+
+    config = load_config(args.config)
+    if args.to == "script":
+        from core.launch import resolve_config
+
+        # Data paths in a config are relative to the working directory or its own folder, as `run` reads them.
+        output_dir = config.output_dir
+        config = resolve_config(config, args.config.resolve().parent)
+        config.output_dir = output_dir
+    exported = export_config(config, args.to, config_path=args.config)
+    if exported.secrets_removed:
+        print(f"warning: removed {exported.secrets_removed} Hub token(s) from the export; keep tokens in HF_TOKEN "
+              "or `hf auth login`, never in a config", file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(exported.text)
+        return 0
+    if args.output.exists() and not args.force:
+        raise UserError(f"{args.output} already exists", "choose another file name, or pass --force to replace it")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(exported.text, encoding="utf-8")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "runs": _cmd_runs, "monitor": _cmd_monitor, "init": _cmd_init,
-            "validate": _cmd_validate, "inspect": _cmd_inspect, "demo": _cmd_demo, "stop": _cmd_stop}
+            "validate": _cmd_validate, "inspect": _cmd_inspect, "demo": _cmd_demo, "stop": _cmd_stop,
+            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
 
 
 def _open_wizard(args: argparse.Namespace) -> int:

@@ -1,0 +1,324 @@
+"""Exports: commented YAML and JSON that load back to the same config, the run command, no secrets, and standalone
+scripts that reproduce a run without finetune-tui."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.config import load_config, parse_config
+from core.export import FORMATS, export_config, redact, to_command
+from tests.conftest import tiny_config
+from tests.fixtures_data import data_dir_fixture  # noqa: F401
+from tests.test_trainer_run import _run_in_process
+
+OFFLINE = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+FAKE_TOKEN = "hf_FakeTokenForTestsOnly0123456789abcdefXYZ"
+TOLERANCE = 1e-4  # measured: the trainer script matches `finetune-tui run` to every printed digit on CPU
+
+# Runs a script with finetune-tui's own packages made unimportable (the editable install would otherwise find them).
+BLOCKED_RUNNER = """
+import importlib.abc, runpy, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("core", "tui"):
+            raise ModuleNotFoundError(f"{name} is blocked: an exported script must not need finetune-tui")
+sys.meta_path.insert(0, Block())
+try:
+    import core  # noqa
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit("the blocker failed: core is importable")
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def _full_config(tmp_path: Path) -> dict[str, Any]:
+    return {
+        "engine": "torch-loop",
+        "model": {"name_or_path": "bert-base-cased", "revision": "main"},
+        "data": {"train_file": str(tmp_path / "train.csv"), "test_file": str(tmp_path / "test.csv"),
+                 "text_column": "text", "label_column": "label", "validation_fraction": 0.2, "header": False,
+                 "column_names": ["text", "label"], "max_train_samples": 100},
+        "tokenizer": {"padding": "max_length", "max_length": 64},
+        "training": {"num_train_epochs": 2, "learning_rate": 3e-5, "mixed_precision": "no", "eval_strategy": "steps",
+                     "eval_steps": 10, "early_stopping_patience": 2, "metric_for_best_model": "f1",
+                     "lora": {"r": 4, "alpha": 8, "target_modules": ["query", "value"]}},
+        "metrics": ["accuracy", "f1", "matthews_correlation"],
+        "output_dir": str(tmp_path / "out dir"),
+    }
+
+
+# --- yaml, json, command --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_yaml_and_json_round_trip_through_load_config(fmt: str, tmp_path: Path) -> None:
+    config = parse_config(_full_config(tmp_path))
+    exported = export_config(config, fmt)
+    path = tmp_path / exported.suggested_name
+    path.write_text(exported.text)
+    assert path.suffix == f".{fmt}"
+    assert load_config(path) == config
+
+
+def test_yaml_explains_every_field(tmp_path: Path) -> None:
+    from core.config import field_help
+
+    text = export_config(parse_config(_full_config(tmp_path)), "yaml").text
+    assert f"# {field_help('training', 'learning_rate')}" in text
+    assert f"  # {field_help('tokenizer', 'padding')[:60]}" in text  # nested fields are indented with their key
+    comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    assert len(comments) > 50 and max(len(line) for line in text.splitlines()) <= 120
+
+
+def test_command_is_the_run_line(tmp_path: Path) -> None:
+    path = tmp_path / "my config.yaml"
+    assert to_command("finetune.yaml") == "finetune-tui run finetune.yaml"
+    command = to_command(path)
+    assert shlex.split(command) == ["finetune-tui", "run", str(path)]  # quoted for the space
+
+    from tui.cli import _parser
+
+    args = _parser().parse_args(shlex.split(command)[1:])
+    assert args.command == "run" and args.config == path
+
+
+def test_cli_export_prints_and_writes(tmp_path: Path) -> None:
+    from tui.cli import main
+
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(_full_config(tmp_path)))
+    result = _cli("export", str(config), "--to", "command")
+    assert result.returncode == 0 and result.stdout == f"finetune-tui run {config}\n"
+    out = tmp_path / "exported.json"
+    assert main(["export", str(config), "--to", "json", "-o", str(out)]) == 0
+    assert load_config(out) == load_config(config)
+    assert main(["export", str(config), "--to", "json", "-o", str(out)]) == 2  # exists: not replaced silently
+    bad = _cli("export", str(config), "--to", "command", "-o", str(out))
+    assert bad.returncode == 2 and "--force" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_unknown_format_is_a_user_error(tmp_path: Path) -> None:
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown"):
+        export_config(parse_config(_full_config(tmp_path)), "toml")
+    assert FORMATS == ("yaml", "json", "command", "script")
+
+
+# --- secrets -----------------------------------------------------------------------------------------------------
+
+def test_planted_hub_token_never_appears_in_any_export(tiny_model: Path, tiny_data: dict, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "plain-secret-value-42")
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / f"run-{FAKE_TOKEN}")
+    raw["model"]["revision"] = FAKE_TOKEN  # pasted into a field by mistake
+    raw["data"]["column_names"] = None
+    raw["training"]["metric_for_best_model"] = None
+    raw["output_dir"] = str(tmp_path / "plain-secret-value-42" / "run")
+    config = parse_config(raw)
+    config_path = tmp_path / f"{FAKE_TOKEN}.yaml"
+    for fmt in FORMATS:
+        exported = export_config(config, fmt, config_path=config_path)
+        assert FAKE_TOKEN not in exported.text and "plain-secret-value-42" not in exported.text, fmt
+        assert exported.secrets_removed >= 1, fmt
+    # The CLI says so, without printing the token.
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = _cli("export", str(path), "--to", "yaml", env={"HF_TOKEN": FAKE_TOKEN})
+    assert result.returncode == 0 and FAKE_TOKEN not in result.stdout + result.stderr
+    assert "removed" in result.stderr and "HF_TOKEN" in result.stderr
+
+
+def test_redact_leaves_ordinary_text_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "")
+    text = "hf_short and a path /data/hf_datasets/train.csv"
+    assert redact(text) == (text, 0)
+
+
+# --- scripts: what they resolve --------------------------------------------------------------------------------
+
+def _render(raw: dict[str, Any]) -> str:
+    text = export_config(parse_config(raw), "script").text
+    compile(text, "script.py", "exec")
+    tree = ast.parse(text)
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not imported & {"core", "tui", "finetune_tui"}, imported
+    return text
+
+
+def _script_namespace(text: str, tmp_path: Path) -> dict[str, Any]:
+    """The script's module globals, without running main()."""
+    import runpy
+
+    path = tmp_path / "script.py"
+    path.write_text(text)
+    return runpy.run_path(str(path), run_name="exported_script")
+
+
+@pytest.mark.parametrize(("train", "extra"), [
+    ("train.csv", {}),
+    ("headerless.csv", {"column_names": ["review", "stars"], "text_column": "review", "label_column": "stars"}),
+    ("train.tsv", {}),
+    ("train.jsonl", {"validation_file": "valid.csv", "test_file": "test.csv"}),  # splits in other formats
+    ("notes.txt", {}),
+    ("train.jsonl", {"max_train_samples": 7, "max_eval_samples": 3}),
+    ("train.json", {}),
+    ("columns.json", {}),
+    ("train.parquet", {}),
+    ("pairs.jsonl", {}),
+    ("ints.csv", {"validation_fraction": 0.3, "shuffle_seed": 7}),
+])
+def test_script_loads_exactly_the_rows_and_labels_finetune_tui_trains_on(
+    data_dir: Path, tiny_model: Path, tmp_path: Path, train: str, extra: dict[str, Any]
+) -> None:
+    from core.data import prepare_data
+
+    files = {k: str(data_dir / v) for k, v in extra.items() if k.endswith("_file")}
+    data = {"train_file": str(data_dir / train), **{k: v for k, v in extra.items() if not k.endswith("_file")},
+            **files}
+    raw = {"model": {"name_or_path": str(tiny_model)}, "data": data, "output_dir": str(tmp_path / "o")}
+    prepared = prepare_data(parse_config(raw).data)
+    ns = _script_namespace(_render(raw), tmp_path)
+    assert ns["LABELS"] == prepared.label_names
+    loaded = ns["load_data"]()
+    assert set(loaded) == set(prepared.dataset)
+    for split, ds in prepared.dataset.items():
+        assert loaded[split]["text"] == ds["text"], split
+        assert loaded[split]["label"] == ds["label"], split
+        if prepared.is_pair:
+            assert loaded[split]["text_pair"] == ds["text_pair"], split
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels=st.lists(st.integers(0, 4), min_size=2, max_size=80), frac=st.floats(0.05, 0.9), seed=st.integers(0, 99))
+def test_script_split_is_core_split(labels: list[int], frac: float, seed: int) -> None:
+    import math
+
+    from core.data import split_indices
+
+    n_val = math.ceil(frac * len(labels))
+    if len(labels) - n_val < 1:
+        return
+    ours = split_indices(np.array(labels), n_val, seed)[:2]
+    assert _split_function()(np.array(labels), n_val, seed) == ours
+
+
+def _split_function() -> Any:
+    """split_indices as the exported script defines it, from the template."""
+    global _SPLIT
+    if "_SPLIT" not in globals():
+        source = (Path(__file__).parent.parent / "core" / "export_templates" / "_data.py.j2").read_text()
+        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith("{")))
+        func = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "split_indices")
+        ns: dict[str, Any] = {"np": np}
+        exec(compile(ast.Module([func], []), "template", "exec"), ns)
+        _SPLIT = ns["split_indices"]
+    return _SPLIT
+
+
+@pytest.mark.parametrize("training", [
+    {},
+    {"early_stopping_patience": 2, "eval_strategy": "steps", "eval_steps": 5, "metric_for_best_model": "loss"},
+    {"group_by_length": True, "warmup_ratio": 0.1, "lr_scheduler_type": "cosine", "save_strategy": "steps",
+     "save_steps": 7, "save_total_limit": None, "gradient_accumulation_steps": 3, "max_steps": 40,
+     "max_grad_norm": 0.0, "seed": 7, "weight_decay": 0.0, "eval_strategy": "no"},
+])
+def test_script_training_arguments_match_the_trainer_engine(tiny_model: Path, tiny_data: dict, tmp_path: Path,
+                                                            training: dict[str, Any]) -> None:
+    from transformers import TrainingArguments
+
+    from core.engines.trainer import training_arguments
+
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / "run", **training)
+    config = parse_config(raw)
+    text = _render(raw)
+    call = next(n for n in ast.walk(ast.parse(text))
+                if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "TrainingArguments")
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "output_dir"}
+    script_args = TrainingArguments(output_dir=str(tmp_path / "x"), **kwargs).to_dict()
+    ctx = SimpleNamespace(config=config, run_dir=SimpleNamespace(checkpoints_dir=tmp_path / "x"), device="cpu")
+    engine_args = training_arguments(ctx).to_dict()  # type: ignore[arg-type]
+    # Where it runs (use_cpu turns pin_memory off), what it prints and counts for the monitor: not the results.
+    ignore = {"use_cpu", "dataloader_pin_memory", "disable_tqdm", "output_dir", "logging_dir",
+              "include_num_input_tokens_seen"}
+    diff = {k: (script_args.get(k), v) for k, v in engine_args.items() if k not in ignore and script_args.get(k) != v}
+    assert not diff
+
+
+def test_bundled_model_script_names_the_local_path_and_the_hub_id(tiny_data: dict, tmp_path: Path) -> None:
+    from core.models import bundled_model_dir
+
+    raw = tiny_config(Path("x"), tiny_data, tmp_path / "run")
+    raw["model"]["name_or_path"] = "bundled:all-MiniLM-L6-v2"
+    text = _render(raw)
+    assert f"MODEL = {json.dumps(str(bundled_model_dir()))}" in text
+    assert "sentence-transformers/all-MiniLM-L6-v2" in text
+
+
+def test_script_options_follow_the_config(tiny_model: Path, tiny_data: dict, tmp_path: Path) -> None:
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
+    text = _render(tiny_config(tiny_model, tiny_data, tmp_path / "run", lora=lora, early_stopping_patience=2))
+    assert "get_peft_model" in text and "r=4" in text and "merge_and_unload" in text
+    assert "EarlyStoppingCallback(early_stopping_patience=2)" in text
+    text = _render(tiny_config(tiny_model, tiny_data, tmp_path / "run", freeze_encoder=True))
+    assert "requires_grad = False" in text and "peft" not in text and "EarlyStopping" not in text
+
+
+# --- scripts: they reproduce the run -------------------------------------------------------------------------------
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True,
+                          env={**OFFLINE, **(env or {})}, timeout=300)
+
+
+def _run_script(script: Path, out: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in OFFLINE.items() if k != "PYTHONPATH"}
+    return subprocess.run([sys.executable, "-I", "-c", BLOCKED_RUNNER, str(script), str(out)], cwd=cwd,
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def _close(a: dict[str, float], b: dict[str, float], tol: float) -> dict[str, tuple[float, float]]:
+    return {k: (a[k], b.get(k, float("nan"))) for k in a if not abs(a[k] - b.get(k, float("nan"))) <= tol}
+
+
+@pytest.mark.parametrize("engine", ["trainer"])
+def test_exported_script_reproduces_the_run(engine: str, tiny_model: Path, tiny_data: dict, tmp_path: Path) -> None:
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / "run", num_train_epochs=3)
+    raw["engine"] = engine
+    run = _run_in_process(raw)
+    reported = json.loads(run.metrics_path.read_text())
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    script = tmp_path / "train.py"
+    exported = _cli("export", str(config_path), "--to", "script", "-o", str(script))
+    assert exported.returncode == 0, exported.stderr
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    result = _run_script(script, tmp_path / "script-out", workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
+    wanted = {"loss", "accuracy", "f1"}
+    assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
+    for split in ("validation", "test"):
+        assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
+    assert (tmp_path / "script-out" / "model" / "config.json").exists()
