@@ -42,7 +42,7 @@ ENGINES: dict[str, EngineInfo] = {
     "torch-loop": EngineInfo(
         "torch-loop", "Native PyTorch loop",
         "A plain training loop you can read and change line by line; same results as Trainer.",
-        ("torch", "transformers", "accelerate"), 'pip install "finetune-tui"', None,
+        ("torch", "transformers", "accelerate"), 'pip install "finetune-tui"', "core.engines.torch_loop",
     ),
     "keras": EngineInfo(
         "keras", "Keras on TensorFlow",

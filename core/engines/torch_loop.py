@@ -1,0 +1,392 @@
+"""The `torch-loop` engine: the PyTorch training loop the tutorials teach, with Accelerate doing the device work.
+
+Accelerate's Accelerator places the model and batches on the device, runs mixed precision, accumulates gradients
+(`accelerator.accumulate`) and saves/loads resumable state; everything else is written out here, on purpose, so
+the loop can be read and changed line by line. It follows Trainer's schedule of logging, evaluating and saving
+(log, then evaluate, then save, after each optimizer step and again at each epoch end) so that the three engines
+write the same events for the same config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, steps_per_epoch, total_steps
+from core.engines.hf_model import build_model, save_final_model
+from core.errors import ConfigError, RunDirError
+
+STATE_FILE = "loop_state.json"
+MIN_LR_RATE = 0.1  # cosine_with_min_lr decays to this share of the peak learning rate
+
+
+# --- pieces shared with the keras engine -------------------------------------------------------------------------
+
+def epoch_order(n: int, epoch: int, seed: int, batch_size: int, lengths: list[int] | None = None) -> list[int]:
+    """The training rows of one epoch in the order they are fed: a shuffle seeded by (seed, epoch), so a resumed
+    run sees the same order, or, with lengths, transformers' length grouping (shuffled megabatches sorted by
+    length) under the same seed."""
+    import torch
+
+    generator = torch.Generator()
+    generator.manual_seed(seed + epoch)
+    if lengths is not None:
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        return [int(i) for i in get_length_grouped_indices(lengths, batch_size, generator=generator)]
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def row_lengths(ds: Any) -> list[int]:
+    """Real (unpadded) token count of each row: padded rows count only their attention mask."""
+    return [int(sum(mask)) for mask in ds["attention_mask"]]
+
+
+def warmup_steps(warmup_ratio: float, total: int) -> int:
+    return math.ceil(warmup_ratio * total)  # as Trainer rounds it
+
+
+def lr_lambda(config: Any, total: int) -> Any:
+    """The configured schedule as a function of the optimizer step -> multiplier of the peak learning rate; built
+    by transformers' get_scheduler, so every engine follows exactly the same curve."""
+    import torch
+
+    dummy = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    return make_scheduler(config, dummy, total).lr_lambdas[0]
+
+
+def make_scheduler(config: Any, optimizer: Any, total: int) -> Any:
+    from transformers import get_scheduler
+
+    t = config.training
+    extra = {"min_lr_rate": MIN_LR_RATE} if t.lr_scheduler_type == "cosine_with_min_lr" else None
+    return get_scheduler(t.lr_scheduler_type, optimizer, num_warmup_steps=warmup_steps(t.warmup_ratio, total),
+                         num_training_steps=total, scheduler_specific_kwargs=extra)
+
+
+# --- the loop ------------------------------------------------------------------------------------------------------
+
+class EpochSampler:
+    """Yields epoch_order for the epoch set with use_epoch; a plain iterable, which DataLoader accepts as sampler.
+
+    Not named set_epoch on purpose: Accelerate calls set_epoch with its own count of passes over the loader, which
+    restarts at 0 in a resumed run and would replay the first epoch's order."""
+
+    def __init__(self, n: int, seed: int, batch_size: int, lengths: list[int] | None) -> None:
+        self.n, self.seed, self.batch_size, self.lengths = n, seed, batch_size, lengths
+        self.epoch = 0
+
+    def use_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Any:
+        return iter(epoch_order(self.n, self.epoch, self.seed, self.batch_size, self.lengths))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint needs beyond Accelerate's state to continue exactly where the run stopped."""
+
+    global_step: int = 0
+    epoch: int = 0
+    batches_done: int = 0  # batches of `epoch` already trained on
+    window_loss: float = 0.0  # sum of the step losses of the logging window in progress
+    window_steps: int = 0
+    best_value: float | None = None
+    best_checkpoint: str | None = None
+    bad_evals: int = 0
+    last_eval_step: int | None = None
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
+def train(ctx: RunContext) -> EngineResult:
+    return _Loop(ctx).run()
+
+
+def check_precision(precision: str, device: str) -> None:
+    if precision == "fp16" and device == "cpu":
+        raise ConfigError("training.mixed_precision is fp16, but this run has no GPU (fp16 needs CUDA)",
+                          "set training.mixed_precision: no (or bf16, which PyTorch can run on a CPU)")
+
+
+class _Loop:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.config
+        self.t = ctx.config.training
+        self.primary = self.t.metric_for_best_model or self.cfg.metrics[0]
+        self.early = self.t.early_stopping_patience is not None
+        # Early stopping keeps the best checkpoint, so (as with Trainer) checkpoints follow the evaluations.
+        self.save_strategy = self.t.eval_strategy if self.early else self.t.save_strategy
+        self.save_steps = self.t.eval_steps if self.early else self.t.save_steps
+        self.state = LoopState()
+        self.saved_at: int | None = None
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        import torch
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+        from torch.utils.data import DataLoader
+
+        from core.metrics import Metrics
+        from core.tokenization import make_collator
+
+        ctx, t = self.ctx, self.t
+        check_precision(t.mixed_precision, ctx.device)
+        set_seed(t.seed)
+        self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=ctx.device == "cpu",
+                                       gradient_accumulation_steps=t.gradient_accumulation_steps)
+        model = build_model(self.cfg, ctx.prepared.label_names)
+        if getattr(model.config, "pad_token_id", None) is None and ctx.tokenizer.pad_token_id is not None:
+            model.config.pad_token_id = ctx.tokenizer.pad_token_id  # GPT-2 style models pad with end-of-text
+
+        collator = make_collator(ctx.tokenizer, self.cfg.tokenizer)
+        train_ds = ctx.tokenized["train"]
+        self.sampler = EpochSampler(len(train_ds), t.seed, t.per_device_train_batch_size,
+                                    row_lengths(train_ds) if t.group_by_length else None)
+        # Each loader draws its worker seed from its own generator, not the global one: a resumed run re-creates
+        # its loader mid-epoch, and a draw from the global generator there would shift every dropout mask after it.
+        train_loader = DataLoader(train_ds, batch_size=t.per_device_train_batch_size, sampler=self.sampler,  # type: ignore[arg-type]
+                                  collate_fn=collator, generator=torch.Generator().manual_seed(t.seed))
+        eval_loaders = {split: DataLoader(ctx.tokenized[split], batch_size=t.per_device_eval_batch_size,
+                                          shuffle=False, collate_fn=collator,
+                                          generator=torch.Generator().manual_seed(t.seed))
+                        for split in ("validation", "test") if split in ctx.tokenized}
+
+        decay = set(_decay_parameter_names(model))
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(
+            [{"params": [p for n, p in params if n in decay], "weight_decay": t.weight_decay},
+             {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0}],
+            lr=t.learning_rate,
+        )
+        self.total = total_steps(self.cfg, len(train_ds))
+        self.per_epoch = steps_per_epoch(len(train_ds), t.per_device_train_batch_size, t.gradient_accumulation_steps)
+        scheduler = make_scheduler(self.cfg, optimizer, self.total)
+
+        prepared = self.accelerator.prepare(model, optimizer, train_loader, scheduler, *eval_loaders.values())
+        self.model, self.optimizer, self.train_loader, self.scheduler = prepared[:4]
+        self.eval_loaders = dict(zip(eval_loaders, prepared[4:], strict=True))
+        self.metrics = Metrics(self.cfg.metrics)
+        self.timer = StepTimer(t.per_device_train_batch_size * t.gradient_accumulation_steps)
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def run(self) -> EngineResult:
+        self._setup()
+        if self.ctx.resume_from is not None:
+            self._resume(Path(self.ctx.resume_from))
+        s, acc = self.state, self.accelerator
+        n_batches = len(self.train_loader)
+        epochs = math.ceil(self.total / self.per_epoch)
+        done = s.global_step >= self.total
+        micro_loss, micro = None, 0
+        while s.epoch < epochs and not done:
+            self.sampler.use_epoch(s.epoch)
+            loader = acc.skip_first_batches(self.train_loader, s.batches_done) if s.batches_done else self.train_loader
+            self.model.train()
+            for batch in loader:
+                with acc.accumulate(self.model):
+                    loss = self.model(**batch).loss
+                    acc.backward(loss)
+                    grad_norm = None
+                    if acc.sync_gradients and self.t.max_grad_norm > 0:
+                        grad_norm = acc.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad()
+                s.batches_done += 1
+                micro_loss = loss.detach().float() if micro_loss is None else micro_loss + loss.detach().float()
+                micro += 1
+                if not acc.sync_gradients:
+                    continue
+                s.global_step += 1
+                s.window_loss += float(micro_loss / micro)  # mean of the step's batches, as Trainer logs it
+                s.window_steps += 1
+                micro_loss, micro = None, 0
+                at_end = s.global_step >= self.total
+                steps_eval = self.t.eval_strategy == "steps" and (s.global_step % self.t.eval_steps == 0 or at_end)
+                steps_save = self.save_strategy == "steps" and (s.global_step % self.save_steps == 0 or at_end)
+                epoch_f = s.epoch + s.batches_done / n_batches
+                self._log_eval_save(s.global_step % self.t.logging_steps == 0, steps_eval, steps_save, epoch_f,
+                                    grad_norm)
+                if self.ctx.stop_requested():
+                    return EngineResult(metrics={}, stopped=True, last_checkpoint=str(self._save()))
+                if at_end or self._patience_spent():
+                    done = True
+                    break
+            else:
+                s.epoch += 1
+                s.batches_done = 0
+            epoch_f = s.epoch if s.batches_done == 0 else s.epoch + s.batches_done / n_batches
+            if not self._patience_spent():
+                self._log_eval_save(False, self.t.eval_strategy == "epoch", self.save_strategy == "epoch", epoch_f)
+            done = done or self._patience_spent()
+        return self._finish()
+
+    def _patience_spent(self) -> bool:
+        return self.early and self.state.bad_evals >= (self.t.early_stopping_patience or 0)
+
+    def _log_eval_save(self, log: bool, evaluate: bool, save: bool, epoch: float, grad_norm: Any = None) -> None:
+        """Trainer's order: the step's log, then the evaluation, then the checkpoint."""
+        s = self.state
+        if log and s.window_steps:
+            loss = s.window_loss / s.window_steps
+            check_finite(loss, s.global_step)
+            rate, elapsed = self.timer.sample(s.global_step)
+            self._emit("step", step=s.global_step, total_steps=self.total, epoch=round(float(epoch), 4), loss=loss,
+                       learning_rate=self.scheduler.get_last_lr()[0],
+                       grad_norm=float(grad_norm) if grad_norm is not None else None,
+                       samples_per_second=rate, elapsed_s=elapsed)
+            s.window_loss, s.window_steps = 0.0, 0
+        improved = False
+        if evaluate and "validation" in self.eval_loaders:
+            metrics = self.evaluate("validation")
+            self._emit("eval", step=s.global_step, epoch=round(float(epoch), 4), split="validation", metrics=metrics)
+            s.last_eval_step, s.last_eval = s.global_step, metrics
+            improved = self._track_best(metrics)
+        if save:
+            path = self._save()
+            if improved and self.early:
+                s.best_checkpoint = str(path)
+                self._write_state(path)  # the checkpoint records that it is the best so far
+
+    def _track_best(self, metrics: dict[str, float]) -> bool:
+        s = self.state
+        value = metrics.get(self.primary)
+        if value is None:
+            return False
+        better = s.best_value is None or (value < s.best_value if self.primary == "loss" else value > s.best_value)
+        if better:
+            s.best_value, s.bad_evals = value, 0
+        else:
+            s.bad_evals += 1
+        return better
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Mean loss per example and the configured metrics, accumulated batch by batch."""
+        import torch
+
+        acc = self.accelerator
+        self.model.eval()
+        metrics = self.metrics
+        loss_sum, count = 0.0, 0
+        for batch in self.eval_loaders[split]:
+            with torch.no_grad():
+                out = self.model(**batch)
+            preds, refs, losses = acc.gather_for_metrics(
+                (out.logits.argmax(dim=-1), batch["labels"], out.loss.detach().float().repeat(len(batch["labels"]))))
+            metrics.add_batch(preds.cpu().numpy(), refs.cpu().numpy())
+            loss_sum += float(losses.sum())
+            count += len(losses)
+        self.model.train()
+        return {"loss": loss_sum / max(count, 1), **metrics.compute()}
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def _save(self) -> Path:
+        s = self.state
+        path = self.ctx.run_dir.checkpoints_dir / f"checkpoint-{s.global_step}"
+        if self.saved_at == s.global_step and path.is_dir():
+            return path
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(path))
+        self._write_state(path)
+        self.saved_at = s.global_step
+        self._emit("checkpoint", step=s.global_step, path=str(path))
+        self._rotate()
+        return path
+
+    def _write_state(self, path: Path) -> None:
+        if self.accelerator.is_main_process:
+            (path / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1), encoding="utf-8")
+
+    def _rotate(self) -> None:
+        """Keep the newest save_total_limit checkpoints, and always the best one (as Trainer does)."""
+        limit = self.t.save_total_limit
+        if limit is None or not self.accelerator.is_main_process:
+            return
+        checkpoints = sorted(_checkpoints(self.ctx.run_dir.checkpoints_dir), key=lambda p: _step_of(p))
+        keep = set(checkpoints[-limit:])
+        if self.state.best_checkpoint:
+            keep.add(Path(self.state.best_checkpoint))
+        for path in checkpoints:
+            if path not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _resume(self, path: Path) -> None:
+        state_file = path / STATE_FILE
+        if not state_file.exists():
+            raise RunDirError(f"{path} is not a torch-loop checkpoint (no {STATE_FILE} in it)",
+                              "resume from a checkpoint that a torch-loop run of this config saved")
+        self.accelerator.load_state(str(path))
+        self.state = LoopState(**json.loads(state_file.read_text(encoding="utf-8")))
+        if self.state.batches_done >= len(self.train_loader):  # saved at an epoch's end
+            self.state.epoch += 1
+            self.state.batches_done = 0
+        self.saved_at = self.state.global_step
+        self.timer.sample(self.state.global_step)  # throughput counts from here, not from step 0
+
+    # -- the end -------------------------------------------------------------------------------------------------
+    def _finish(self) -> EngineResult:
+        s = self.state
+        metrics: dict[str, float] = {}
+        if self.early and s.best_checkpoint and Path(s.best_checkpoint).is_dir():
+            self._load_weights(Path(s.best_checkpoint))
+            best = json.loads((Path(s.best_checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
+            metrics = best["last_eval"]
+        elif "validation" in self.eval_loaders:
+            # The last evaluation already measured this exact model; Trainer re-evaluates, with the same result.
+            metrics = s.last_eval if s.last_eval_step == s.global_step else self.evaluate("validation")
+        test_metrics = None
+        if "test" in self.eval_loaders:
+            test_metrics = self.evaluate("test")
+            self._emit("eval", step=s.global_step, epoch=round(self._epoch_now(), 4), split="test",
+                       metrics=test_metrics)
+        self.accelerator.wait_for_everyone()
+        if self.accelerator.is_main_process:
+            save_final_model(self.accelerator.unwrap_model(self.model), self.ctx.tokenizer, self.ctx.run_dir.model_dir)
+        last = max(_checkpoints(self.ctx.run_dir.checkpoints_dir), key=_step_of, default=None)
+        if (self.t.save_total_limit == 1 and s.best_checkpoint and last is not None
+                and last != Path(s.best_checkpoint) and self.accelerator.is_main_process):
+            shutil.rmtree(last, ignore_errors=True)  # as Trainer: a limit of 1 keeps just the best model at the end
+            last = Path(s.best_checkpoint)
+        return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=str(last) if last else None)
+
+    def _epoch_now(self) -> float:
+        return self.state.epoch + self.state.batches_done / max(len(self.train_loader), 1)
+
+    def _load_weights(self, path: Path) -> None:
+        from safetensors.torch import load_file
+
+        weights = path / "model.safetensors"
+        self.accelerator.unwrap_model(self.model).load_state_dict(load_file(str(weights)))
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        if self.accelerator.is_main_process:
+            self.ctx.events.emit(kind, **fields)
+
+
+def _decay_parameter_names(model: Any) -> list[str]:
+    """Parameters that get weight decay: all but biases and normalisation weights (Trainer's rule)."""
+    from torch import nn
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    forbidden = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
+    return list(get_parameter_names(model, [nn.LayerNorm], forbidden))
+
+
+def _checkpoints(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return [p for p in directory.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+
+
+def _step_of(path: Path) -> int:
+    return int(path.name.split("-")[-1])
