@@ -150,7 +150,7 @@ class TrainingConfig(_Section):
     logging_steps: int = Field(10, ge=1, description="Steps between logged training losses.")
     max_steps: int = Field(-1, ge=-1, description="Stop after this many update steps; -1 trains num_train_epochs.")
     group_by_length: bool = Field(
-        False, description="Batch examples of similar length together, so dynamic padding pads less."
+        True, description="Batch examples of similar length together, so dynamic padding pads less (faster)."
     )
     early_stopping_patience: int | None = Field(
         None, ge=1, description="Stop when the validation metric has not improved for this many evaluations."

@@ -25,7 +25,8 @@ def format_event(event: dict[str, Any]) -> str | None:
     if kind == "step":
         return (f"step {event.get('step')}/{event.get('total_steps')} epoch {_num(event.get('epoch'), 2)} "
                 f"loss {_num(event.get('loss'))} lr {_num(event.get('learning_rate'), 7)} "
-                f"{_num(event.get('samples_per_second'), 1)} samples/s")
+                f"{_num(event.get('samples_per_second'), 1)} samples/s"
+                + (f" {_num(event.get('tokens_per_second'), 0)} tokens/s" if event.get("tokens_per_second") else ""))
     if kind == "eval":
         return f"eval ({event.get('split')}) step {event.get('step')}: {format_metrics(event.get('metrics', {}))}"
     if kind == "checkpoint":

@@ -106,3 +106,34 @@ def _try(fn: Any, *args: Any) -> Any:
         return fn(*args)
     except Exception:  # a GPU that does not report one field still reports the others
         return None
+
+
+# Dense peak TFLOP/s by GPU name fragment, for model FLOPs utilisation (MFU). fp16/bf16 tensor-core figures from the
+# vendors' data sheets; fp32 ("no") uses TF32 where the GPU has it, since PyTorch matmuls may use it.
+_PEAK_TFLOPS: list[tuple[str, dict[str, float]]] = [
+    ("H200", {"bf16": 989.0, "fp16": 989.0, "no": 494.0}),
+    ("H100", {"bf16": 989.0, "fp16": 989.0, "no": 494.0}),
+    ("A100", {"bf16": 312.0, "fp16": 312.0, "no": 156.0}),
+    ("L40S", {"bf16": 362.0, "fp16": 362.0, "no": 183.0}),
+    ("L4", {"bf16": 121.0, "fp16": 121.0, "no": 60.0}),
+    ("A10", {"bf16": 125.0, "fp16": 125.0, "no": 62.5}),
+    ("RTX 4090", {"bf16": 165.0, "fp16": 165.0, "no": 82.6}),
+    ("RTX 3090", {"bf16": 71.0, "fp16": 71.0, "no": 35.6}),
+    ("V100", {"fp16": 125.0, "no": 15.7}),
+    ("T4", {"fp16": 65.0, "no": 8.1}),
+]
+
+
+def peak_tflops(name: str, precision: str) -> float | None:
+    """The device's dense peak for this precision, or None where it is not known (CPUs included)."""
+    for fragment, peaks in _PEAK_TFLOPS:
+        if fragment in name:
+            return peaks.get(precision)
+    return None
+
+
+def mfu(parameters: int | None, tokens_per_second: float | None, peak: float | None) -> float | None:
+    """Model FLOPs utilisation: 6 FLOPs per parameter per trained token, over the device's peak."""
+    if not parameters or not tokens_per_second or not peak:
+        return None
+    return 6 * parameters * tokens_per_second / (peak * 1e12)

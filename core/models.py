@@ -95,7 +95,7 @@ def inspect_model(cfg: ModelConfig) -> ModelInfo:
         path=where,
         architecture=(getattr(config, "architectures", None) or [type(config).__name__.replace("Config", "Model")])[0],
         model_type=getattr(config, "model_type", "?"),
-        parameters=_count_parameters(config),
+        parameters=count_parameters(config),
         max_length=_max_length(config),
         vocab_size=getattr(config, "vocab_size", None),
         hidden_size=getattr(config, "hidden_size", None),
@@ -110,7 +110,7 @@ def _max_length(config: Any) -> int | None:
     return n if isinstance(n, int) else None
 
 
-def _count_parameters(config: Any) -> int | None:
+def count_parameters(config: Any) -> int | None:
     """Exact count from a meta-device model: no memory, no weights read."""
     try:
         import torch

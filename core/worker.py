@@ -112,9 +112,9 @@ def _resume_warnings(run_dir: RunDir, config: RunConfig) -> list[str]:
 def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: DeviceSampler,
             resume: Path | None = None) -> EngineResult:
     from core.data import prepare_data
-    from core.device import device_name, torch_device
+    from core.device import device_name, peak_tflops, torch_device
     from core.engines import get_engine
-    from core.models import load_model_config
+    from core.models import count_parameters, load_model_config
     from core.tokenization import load_tokenizer, tokenize_dataset
 
     config = load_config(run_dir.config_path)
@@ -149,6 +149,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         label_column=prepared.label_column, device={"type": device, "name": device_name(device)},
         versions=_versions(), pid=os.getpid(), output_dir=str(run_dir.path.resolve()),
         batch_layout=_batch_layout(config), resumed_from=str(resume) if resume else None, warnings=warnings,
+        parameters=count_parameters(model_config),
+        peak_tflops=peak_tflops(device_name(device), config.training.mixed_precision) if device == "cuda" else None,
     )
     sampler.start()  # after run_started, so readers always meet run_started first
     print(f"training on {device}: {prepared.sizes}", flush=True)

@@ -71,6 +71,16 @@ class StepTimer:
         self._last_time, self._last_step = now, step
         return round(rate, 2), round(now - self.start, 2)
 
+    def tokens_per_second(self, tokens_seen: float | None) -> float | None:
+        """Non-padding tokens per second since the last call; call it right after sample()."""
+        if tokens_seen is None:
+            return None
+        now = time.monotonic()
+        last_time, last_tokens = getattr(self, "_tokens_mark", (self.start, 0.0))
+        self._tokens_mark = (now, float(tokens_seen))
+        elapsed = now - last_time
+        return round((float(tokens_seen) - last_tokens) / elapsed, 1) if elapsed > 0 else None
+
 
 def check_finite(loss: float | None, step: int) -> None:
     if loss is not None and not math.isfinite(loss):

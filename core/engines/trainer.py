@@ -6,6 +6,7 @@ from typing import Any
 
 from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, strip_prefix
 from core.engines.hf_model import build_model, save_final_model
+from core.engines.sampling import input_lengths, seeded_length_grouped_sampler
 from core.metrics import compute_metrics_fn
 from core.tokenization import make_collator
 
@@ -48,6 +49,7 @@ def training_arguments(ctx: RunContext) -> Any:
         disable_tqdm=True,
         use_cpu=ctx.device == "cpu",
         dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",  # tokens/s and MFU in the monitor
     )
 
 
@@ -65,10 +67,11 @@ class _EventsCallback:
         if "loss" in logs:
             check_finite(logs["loss"], state.global_step)
             rate, elapsed = self.timer.sample(state.global_step)
+            tokens = self.timer.tokens_per_second(getattr(state, "num_input_tokens_seen", None))
             self.ctx.events.emit(
                 "step", step=state.global_step, total_steps=state.max_steps, epoch=round(state.epoch or 0, 4),
                 loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
-                samples_per_second=rate, elapsed_s=elapsed,
+                samples_per_second=rate, tokens_per_second=tokens, elapsed_s=elapsed,
             )
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any) -> None:
@@ -101,7 +104,7 @@ def train(ctx: RunContext) -> EngineResult:
     if cfg.training.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     has_eval = "validation" in ctx.tokenized
-    trainer = Trainer(
+    trainer = _trainer_class(Trainer)(
         model=model,
         args=args,
         train_dataset=ctx.tokenized["train"],
@@ -125,6 +128,20 @@ def train(ctx: RunContext) -> EngineResult:
         test_metrics = strip_prefix(trainer.evaluate(ctx.tokenized["test"], metric_key_prefix="test"), "test_")
     save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir)
     return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx))
+
+
+def _trainer_class(base: type) -> type:
+    """Trainer whose length grouping is seeded per epoch, so a resumed run sees the same order (see sampling.py)."""
+
+    class SeededTrainer(base):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            if self.args.train_sampling_strategy != "group_by_length" or dataset is None:
+                return super()._get_train_sampler(train_dataset)
+            batch = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            return seeded_length_grouped_sampler(input_lengths(dataset), batch, self.args.seed)
+
+    return SeededTrainer
 
 
 def _as_trainer_callback(cb: _EventsCallback, base: type) -> Any:
