@@ -163,6 +163,10 @@ class TrainingConfig(_Section):
         None, description="Train low-rank adapters with peft instead of all weights; null trains all weights."
     )
     seed: int = Field(42, description="Random seed for initialisation and data order.")
+    num_processes: int | None = Field(
+        1, ge=1, le=1024,
+        description="Training processes on this machine, one per GPU (data parallel); null uses every local GPU.",
+    )
 
     @field_validator("mixed_precision", mode="before")
     @classmethod

@@ -76,6 +76,10 @@ def _nvml_gpus() -> list[dict[str, Any]]:
     return gpus
 
 
+def gpu_count() -> int:
+    return len(_nvml_gpus())
+
+
 def snapshot(pid: int | None = None) -> dict[str, Any]:
     """One reading of every device; the shape of the `device` event's `snapshot` field."""
     vm = psutil.virtual_memory()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from core.config import RunConfig, save_config
+from core.config import RunConfig, load_config, save_config
 from core.console import format_event
 from core.errors import RunDirError
 from core.events import TERMINAL_TYPES, EventTail
@@ -84,6 +84,11 @@ def create_run(config: RunConfig, *, overwrite: bool = False) -> RunDir:
 def _spawn(run_dir: RunDir, *, detached: bool, resume: Path | None = None) -> subprocess.Popen[bytes]:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
     command = [sys.executable, "-m", "core.worker", str(run_dir.path)]
+    processes = _processes(load_config(run_dir.config_path))
+    if processes > 1:
+        # torchrun starts one worker per process and ends them all if one fails; rank 0 writes the run dir.
+        command[1:3] = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+                        "-m", "core.worker"]
     if resume is not None:
         command += ["--resume", str(resume)]
     with open(run_dir.stdout_path, "ab") as out, open(run_dir.stderr_path, "ab") as err:
@@ -95,6 +100,18 @@ def _spawn(run_dir: RunDir, *, detached: bool, resume: Path | None = None) -> su
             start_new_session=detached,
             process_group=None if detached else 0,
         )
+
+
+def _processes(config: RunConfig) -> int:
+    """How many training processes: Keras spreads over GPUs in one process (MirroredStrategy)."""
+    if config.engine == "keras":
+        return 1
+    wanted = config.training.num_processes
+    if wanted is None:
+        from core.device import gpu_count
+
+        return max(1, gpu_count())
+    return wanted
 
 
 def wait_started(run_dir: RunDir, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -126,9 +126,10 @@ class RunDir:
         if not pid or not self.is_live():
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            # The worker leads its own process group (core.launch), so this never reaches the caller's group.
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, signal.SIGKILL)
+            # The run has its own process group (core.launch): with torchrun that takes every rank along.
+            group = os.getpgid(pid)
+            if group != os.getpgrp():
+                os.killpg(group, signal.SIGKILL)
             else:
                 os.kill(pid, signal.SIGKILL)
 

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from core.config import RunConfig, load_config, save_config
-from core.engines.base import EngineResult, RunContext, total_steps
+from core.engines.base import EngineResult, RunContext, is_main_process, total_steps, world_size
 from core.errors import UserError
 from core.events import EventWriter
 from core.rundir import RunDir, write_json
@@ -95,7 +95,7 @@ def _dataset_name(run_dir: RunDir) -> str:
 def _batch_layout(config: RunConfig) -> dict[str, int]:
     t = config.training
     return {"per_device_train_batch_size": t.per_device_train_batch_size,
-            "gradient_accumulation_steps": t.gradient_accumulation_steps, "num_processes": 1}
+            "gradient_accumulation_steps": t.gradient_accumulation_steps, "num_processes": world_size()}
 
 
 def _resume_warnings(run_dir: RunDir, config: RunConfig) -> list[str]:
@@ -119,13 +119,16 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
 
     config = load_config(run_dir.config_path)
     engine = get_engine(config.engine)
-    print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
+    main = is_main_process()
+    if main:
+        print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
     prepared = prepare_data(config.data)
-    # Keep the columns that were detected, so the run directory says exactly what was trained on.
-    config.data.text_column = prepared.text_column
-    config.data.text_pair_column = prepared.text_pair_column
-    config.data.label_column = prepared.label_column
-    save_config(config, run_dir.config_path, overwrite=True)
+    if main:
+        # Keep the columns that were detected, so the run directory says exactly what was trained on.
+        config.data.text_column = prepared.text_column
+        config.data.text_pair_column = prepared.text_pair_column
+        config.data.label_column = prepared.label_column
+        save_config(config, run_dir.config_path, overwrite=True)
 
     model_config = load_model_config(config.model)
     limit = getattr(model_config, "max_position_embeddings", None)
@@ -152,7 +155,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         parameters=count_parameters(model_config),
         peak_tflops=peak_tflops(device_name(device), config.training.mixed_precision) if device == "cuda" else None,
     )
-    sampler.start()  # after run_started, so readers always meet run_started first
+    if main:
+        sampler.start()  # after run_started, so readers always meet run_started first
     print(f"training on {device}: {prepared.sizes}", flush=True)
     ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
                      tokenized=tokenized, stop_requested=stop, device=device, resume_from=resume)
@@ -189,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", type=Path, help="checkpoint directory to continue from")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     run_dir = RunDir(args.run_dir)
-    lock_fd = run_dir.acquire_lock()  # held until the run ends; the OS drops it if the process dies
-    run_dir.stop_path.unlink(missing_ok=True)  # a stop request of an earlier segment is not for this one
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if not is_main_process():
+        return _follower(run_dir, args.resume)
+    lock_fd = run_dir.acquire_lock()  # held until the run ends; the OS drops it if the process dies
+    run_dir.stop_path.unlink(missing_ok=True)  # a stop request of an earlier segment is not for this one
     events = EventWriter(run_dir.events_path)
     stop = StopFlag(run_dir)
     sampler = DeviceSampler(events)
@@ -223,6 +229,26 @@ def main(argv: list[str] | None = None) -> int:
         sampler.stop()
         events.close()
         os.close(lock_fd)
+
+
+class _Silent(EventWriter):
+    """Events of a non-main process go nowhere: only the main process writes the run directory."""
+
+    def __init__(self) -> None:
+        self.path = Path(os.devnull)
+
+    def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
+        return {"type": type_, **fields}
+
+    def close(self) -> None:
+        pass
+
+
+def _follower(run_dir: RunDir, resume: Path | None) -> int:
+    """A non-main process of a multi-process run: trains its share, writes nothing, fails loudly in its log."""
+    sampler = DeviceSampler(_Silent())
+    execute(run_dir, _Silent(), StopFlag(run_dir), sampler, resume)
+    return 0
 
 
 def _last_step(run_dir: RunDir) -> int:

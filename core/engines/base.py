@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,12 +46,35 @@ def steps_per_epoch(n_train: int, batch_size: int, accumulation: int) -> int:
     return max(1, math.ceil(math.ceil(n_train / batch_size) / accumulation))
 
 
+def world_size() -> int:
+    """Processes in this run (torchrun sets WORLD_SIZE); 1 when not distributed."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """Only the main process writes the run directory: events, config, metrics and the model."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def total_steps(config: RunConfig, n_train: int) -> int:
     t = config.training
     if t.max_steps > 0:
         return t.max_steps
-    per_epoch = steps_per_epoch(n_train, t.per_device_train_batch_size, t.gradient_accumulation_steps)
+    per_epoch = steps_per_epoch(n_train, t.per_device_train_batch_size * world_size(), t.gradient_accumulation_steps)
     return math.ceil(t.num_train_epochs * per_epoch)
+
+
+def agree_to_stop(wanted: bool, device: Any = "cpu") -> bool:
+    """Every process must stop at the same step, or the others wait forever in the next collective."""
+    import torch.distributed as dist
+
+    if world_size() == 1 or not dist.is_available() or not dist.is_initialized():
+        return wanted
+    import torch
+
+    flag = torch.tensor([1 if wanted else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 class StepTimer:
@@ -92,7 +116,7 @@ def check_finite(loss: float | None, step: int) -> None:
 
 def strip_prefix(metrics: dict[str, Any], prefix: str = "eval_") -> dict[str, float]:
     """Trainer's eval_accuracy -> accuracy; drops runtime bookkeeping."""
-    skip = {"runtime", "samples_per_second", "steps_per_second", "epoch"}
+    skip = {"runtime", "samples_per_second", "steps_per_second", "epoch", "num_input_tokens_seen"}
     out: dict[str, float] = {}
     for key, value in metrics.items():
         name = key[len(prefix):] if key.startswith(prefix) else key

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, strip_prefix
+from core.engines.base import (
+    EngineResult,
+    RunContext,
+    StepTimer,
+    agree_to_stop,
+    check_finite,
+    is_main_process,
+    strip_prefix,
+)
 from core.engines.hf_model import build_model, save_final_model
 from core.engines.sampling import input_lengths, seeded_length_grouped_sampler
 from core.metrics import compute_metrics_fn
@@ -87,7 +95,7 @@ class _EventsCallback:
         self.ctx.events.emit("checkpoint", step=state.global_step, path=str(path))
 
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
-        if self.ctx.stop_requested() and self.stopped_at is None:
+        if self.stopped_at is None and agree_to_stop(self.ctx.stop_requested(), args.device):
             self.stopped_at = state.global_step
             control.should_save = True
             control.should_training_stop = True
@@ -126,7 +134,8 @@ def train(ctx: RunContext) -> EngineResult:
     test_metrics = None
     if "test" in ctx.tokenized:
         test_metrics = strip_prefix(trainer.evaluate(ctx.tokenized["test"], metric_key_prefix="test"), "test_")
-    save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir)
+    if is_main_process():
+        save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir)
     return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx))
 
 

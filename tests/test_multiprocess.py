@@ -1,0 +1,46 @@
+"""Two CPU processes (torchrun, gloo) give the results of one process with the combined batch."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from core.rundir import RunDir
+from tests.conftest import tiny_config
+
+ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+
+
+def _run(tmp_path: Path, name: str, raw: dict) -> RunDir:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    result = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(path)], capture_output=True, text=True,
+                            env=ENV, timeout=600)
+    run = RunDir(raw["output_dir"])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + "\n".join(run.log_tail(40))
+    return run
+
+
+@pytest.mark.slow
+def test_two_processes_match_one_with_the_combined_batch(tiny_model: Path, tiny_data: dict, tmp_path: Path) -> None:
+    common = {"group_by_length": False, "save_strategy": "no", "logging_steps": 3}
+    one = _run(tmp_path, "one", tiny_config(tiny_model, tiny_data, tmp_path / "one", per_device_train_batch_size=8,
+                                            **common))
+    two = _run(tmp_path, "two", tiny_config(tiny_model, tiny_data, tmp_path / "two", per_device_train_batch_size=4,
+                                            num_processes=2, **common))
+    started = [e for e in two.events() if e["type"] == "run_started"]
+    assert len(started) == 1, "only the main process writes events"
+    assert started[0]["batch_layout"]["num_processes"] == 2
+    steps_one = [e["step"] for e in one.events() if e["type"] == "step"]
+    steps_two = [e["step"] for e in two.events() if e["type"] == "step"]
+    assert steps_one == steps_two, "the same number of optimizer steps with the combined batch"
+    final_one, final_two = one.events()[-1]["metrics"], two.events()[-1]["metrics"]
+    assert set(final_one) == {"loss", "accuracy", "f1", "test"}
+    assert final_two["loss"] == pytest.approx(final_one["loss"], abs=0.05)
+    assert final_two["accuracy"] == pytest.approx(final_one["accuracy"], abs=0.05)
+    assert (two.model_dir / "model.safetensors").exists()
