@@ -44,3 +44,38 @@ def test_probe_stops_at_the_memory_limit(tiny_model: Path, tiny_data: dict, tmp_
     assert [r.fits for r in result.rows] == [True, True, False]
     assert result.per_device_train_batch_size == 2 and result.gradient_accumulation_steps == 4
     assert "over 85%" in result.rows[-1].note
+
+
+def test_probe_cli_writes_the_layout_and_prints_json(tiny_model: Path, tiny_data: dict, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    import yaml
+
+    from core.config import load_config
+    from tui.cli import main
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(tiny_model, tiny_data, tmp_path / "r", per_device_train_batch_size=2,
+                                               gradient_accumulation_steps=4)))
+    assert main(["probe", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["per_device_train_batch_size"] == 8 and result["gradient_accumulation_steps"] == 1
+    assert load_config(path).training.per_device_train_batch_size == 2  # untouched without --write
+    assert main(["probe", str(path), "--write"]) == 0
+    assert "wrote the batch layout" in capsys.readouterr().out
+    training = load_config(path).training
+    assert (training.per_device_train_batch_size, training.gradient_accumulation_steps) == (8, 1)
+
+
+def test_resume_cli_refuses_a_finished_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from core.events import EventWriter
+    from core.rundir import RunDir
+    from tui.cli import main
+
+    run_dir = RunDir(tmp_path / "r")
+    run_dir.prepare()
+    EventWriter(run_dir.events_path).emit("finished", metrics={})
+    assert main(["resume", str(run_dir.path)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing to resume" in err and "fix:" in err

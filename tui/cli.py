@@ -54,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="ask a running run to stop gracefully (it writes a checkpoint)")
     stop.add_argument("run_dir", type=Path)
 
+    res = sub.add_parser("resume", help="continue a stopped, failed or died run from its last checkpoint")
+    res.add_argument("run_dir", type=Path)
+    res.add_argument("--detach", action="store_true", help="continue in the background and return at once")
+
+    probe = sub.add_parser("probe", help="find the largest batch size that fits, keeping the effective batch")
+    probe.add_argument("config", type=Path)
+    probe.add_argument("--write", action="store_true", help="write the probed batch layout into the config file")
+    probe.add_argument("--json", action="store_true", help="print the result as JSON (for the wizard)")
+
     ev = sub.add_parser("evaluate", help="metrics, per-class table, confusion matrix and worst mistakes of a run")
     ev.add_argument("run_dir", type=Path)
     ev.add_argument("--split", choices=("validation", "test", "train"), default="validation",
@@ -260,9 +269,41 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from core.launch import resume_run
+    from core.rundir import RunDir
+
+    run_dir = RunDir(args.run_dir)
+    code = resume_run(run_dir, detached=args.detach)
+    if args.detach and code == 0:
+        print(f"resumed in the background; watch it with: finetune-tui monitor {run_dir.path}")
+    return code
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    import json
+
+    from core.config import load_config, save_config
+    from core.launch import resolve_config
+    from core.probe import apply, format_probe, probe
+
+    config = load_config(args.config)
+    result = probe(resolve_config(config, args.config.resolve().parent),
+                   on_row=None if args.json else lambda row: print(f"batch {row.batch_size}: "
+                                                                    f"{'fits' if row.fits else 'does not fit'}",
+                                                                    flush=True))
+    print(json.dumps(result.to_dict()) if args.json else format_probe(result))
+    if args.write:
+        save_config(apply(config, result), args.config, overwrite=True)
+        if not args.json:
+            print(f"wrote the batch layout into {args.config}")
+    return 0
+
+
 COMMANDS = {"run": _cmd_run, "runs": _cmd_runs, "monitor": _cmd_monitor, "init": _cmd_init,
             "validate": _cmd_validate, "inspect": _cmd_inspect, "demo": _cmd_demo, "stop": _cmd_stop,
-            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export}
+            "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export,
+            "resume": _cmd_resume, "probe": _cmd_probe}
 
 
 def _open_wizard(args: argparse.Namespace) -> int:
