@@ -74,19 +74,22 @@ def predict_file(
 
 
 def training_columns(model: str | Path, predictor: Any) -> tuple[str | None, str | None]:
-    """The text and pair column names the model was trained with, when known (a run dir records them)."""
-    config_path = Path(model) / "config.yaml"
-    if config_path.exists():
-        from core.config import load_config
-        from core.errors import ConfigError
+    """The text and pair column names the model was trained with, when known: a run directory records them in its
+    config.yaml, beside the model/ directory the predictor loaded."""
+    from core.config import load_config
+    from core.errors import ConfigError
 
-        try:
-            data = load_config(config_path).data
+    places = [Path(model) / "config.yaml"]
+    if getattr(predictor, "path", None) is not None:
+        places.append(Path(predictor.path).parent / "config.yaml")
+    for config_path in places:
+        if config_path.is_file():
+            try:
+                data = load_config(config_path).data
+            except ConfigError:
+                continue
             return data.text_column, data.text_pair_column
-        except ConfigError:
-            pass
-    pair = getattr(predictor, "text_pair_column", None)
-    return getattr(predictor, "text_column", None), pair if isinstance(pair, str) else None
+    return None, None
 
 
 def _format(path: Path) -> str:

@@ -300,9 +300,13 @@ def _close(a: dict[str, float], b: dict[str, float], tol: float) -> dict[str, tu
     return {k: (a[k], b.get(k, float("nan"))) for k in a if not abs(a[k] - b.get(k, float("nan"))) <= tol}
 
 
-@pytest.mark.parametrize("engine", ["trainer"])
-def test_exported_script_reproduces_the_run(engine: str, tiny_model: Path, tiny_data: dict, tmp_path: Path) -> None:
-    raw = tiny_config(tiny_model, tiny_data, tmp_path / "run", num_train_epochs=3)
+@pytest.mark.parametrize(("engine", "training"), [
+    ("trainer", {}),  # length-grouped batches (the default)
+    ("trainer", {"group_by_length": False, "max_steps": 12, "gradient_accumulation_steps": 2, "warmup_ratio": 0.2}),
+])
+def test_exported_script_reproduces_the_run(engine: str, training: dict[str, Any], tiny_model: Path, tiny_data: dict,
+                                            tmp_path: Path) -> None:
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / "run", **{"num_train_epochs": 3, **training})
     raw["engine"] = engine
     run = _run_in_process(raw)
     reported = json.loads(run.metrics_path.read_text())
