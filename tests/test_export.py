@@ -303,6 +303,10 @@ def _close(a: dict[str, float], b: dict[str, float], tol: float) -> dict[str, tu
 @pytest.mark.parametrize(("engine", "training"), [
     ("trainer", {}),  # length-grouped batches (the default)
     ("trainer", {"group_by_length": False, "max_steps": 12, "gradient_accumulation_steps": 2, "warmup_ratio": 0.2}),
+    ("torch-loop", {}),
+    ("torch-loop", {"group_by_length": False, "max_steps": 16, "gradient_accumulation_steps": 2, "warmup_ratio": 0.2,
+                    "eval_strategy": "steps", "eval_steps": 4, "early_stopping_patience": 1, "lr_scheduler_type":
+                    "cosine"}),
 ])
 def test_exported_script_reproduces_the_run(engine: str, training: dict[str, Any], tiny_model: Path, tiny_data: dict,
                                             tmp_path: Path) -> None:
