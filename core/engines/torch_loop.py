@@ -16,8 +16,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, steps_per_epoch, total_steps
+from core.engines.base import (
+    EngineResult,
+    RunContext,
+    StepTimer,
+    agree_to_stop,
+    check_finite,
+    steps_per_epoch,
+    total_steps,
+)
 from core.engines.hf_model import build_model, save_final_model
+from core.engines.sampling import input_lengths
 from core.errors import ConfigError, RunDirError
 
 STATE_FILE = "loop_state.json"
@@ -26,24 +35,21 @@ MIN_LR_RATE = 0.1  # cosine_with_min_lr decays to this share of the peak learnin
 
 # --- pieces shared with the keras engine -------------------------------------------------------------------------
 
-def epoch_order(n: int, epoch: int, seed: int, batch_size: int, lengths: list[int] | None = None) -> list[int]:
-    """The training rows of one epoch in the order they are fed: a shuffle seeded by (seed, epoch), so a resumed
-    run sees the same order, or, with lengths, transformers' length grouping (shuffled megabatches sorted by
-    length) under the same seed."""
+def epoch_order(n: int, epoch: int, seed: int, group_size: int, lengths: list[int] | None = None) -> list[int]:
+    """The training rows of one epoch in the order they are fed, depending only on (seed, epoch), so a resumed run
+    sees the order an uninterrupted one would. With lengths: length-grouped like Trainer's (core.engines.sampling,
+    megabatches of 50 groups of group_size rows sorted by length), the very same order as the trainer engine."""
     import torch
 
-    generator = torch.Generator()
-    generator.manual_seed(seed + epoch)
     if lengths is not None:
-        from transformers.trainer_pt_utils import get_length_grouped_indices
+        from core.engines.sampling import seeded_length_grouped_sampler
 
-        return [int(i) for i in get_length_grouped_indices(lengths, batch_size, generator=generator)]
+        sampler = seeded_length_grouped_sampler(lengths, group_size, seed)
+        sampler.set_epoch(epoch)
+        return [int(i) for i in sampler]
+    generator = torch.Generator()
+    generator.manual_seed(seed * 100_003 + epoch)
     return torch.randperm(n, generator=generator).tolist()
-
-
-def row_lengths(ds: Any) -> list[int]:
-    """Real (unpadded) token count of each row: padded rows count only their attention mask."""
-    return [int(sum(mask)) for mask in ds["attention_mask"]]
 
 
 def warmup_steps(warmup_ratio: float, total: int) -> int:
@@ -76,15 +82,15 @@ class EpochSampler:
     Not named set_epoch on purpose: Accelerate calls set_epoch with its own count of passes over the loader, which
     restarts at 0 in a resumed run and would replay the first epoch's order."""
 
-    def __init__(self, n: int, seed: int, batch_size: int, lengths: list[int] | None) -> None:
-        self.n, self.seed, self.batch_size, self.lengths = n, seed, batch_size, lengths
+    def __init__(self, n: int, seed: int, group_size: int, lengths: list[int] | None) -> None:
+        self.n, self.seed, self.group_size, self.lengths = n, seed, group_size, lengths
         self.epoch = 0
 
     def use_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Any:
-        return iter(epoch_order(self.n, self.epoch, self.seed, self.batch_size, self.lengths))
+        return iter(epoch_order(self.n, self.epoch, self.seed, self.group_size, self.lengths))
 
     def __len__(self) -> int:
         return self.n
@@ -150,8 +156,10 @@ class _Loop:
 
         collator = make_collator(ctx.tokenizer, self.cfg.tokenizer)
         train_ds = ctx.tokenized["train"]
-        self.sampler = EpochSampler(len(train_ds), t.seed, t.per_device_train_batch_size,
-                                    row_lengths(train_ds) if t.group_by_length else None)
+        # Grouped by length over the effective batch, as the trainer engine groups (core.engines.sampling).
+        effective = t.per_device_train_batch_size * t.gradient_accumulation_steps
+        self.sampler = EpochSampler(len(train_ds), t.seed, effective,
+                                    input_lengths(train_ds) if t.group_by_length else None)
         # Each loader draws its worker seed from its own generator, not the global one: a resumed run re-creates
         # its loader mid-epoch, and a draw from the global generator there would shift every dropout mask after it.
         train_loader = DataLoader(train_ds, batch_size=t.per_device_train_batch_size, sampler=self.sampler,  # type: ignore[arg-type]
@@ -176,7 +184,8 @@ class _Loop:
         self.model, self.optimizer, self.train_loader, self.scheduler = prepared[:4]
         self.eval_loaders = dict(zip(eval_loaders, prepared[4:], strict=True))
         self.metrics = Metrics(self.cfg.metrics)
-        self.timer = StepTimer(t.per_device_train_batch_size * t.gradient_accumulation_steps)
+        self.timer = StepTimer(effective * self.accelerator.num_processes)
+        self.tokens = torch.zeros((), dtype=torch.long, device=self.accelerator.device)  # non-padding tokens trained on
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> EngineResult:
@@ -203,6 +212,7 @@ class _Loop:
                     self.scheduler.step()
                     self.optimizer.zero_grad()
                 s.batches_done += 1
+                self.tokens += batch["attention_mask"].sum()
                 micro_loss = loss.detach().float() if micro_loss is None else micro_loss + loss.detach().float()
                 micro += 1
                 if not acc.sync_gradients:
@@ -217,7 +227,7 @@ class _Loop:
                 epoch_f = s.epoch + s.batches_done / n_batches
                 self._log_eval_save(s.global_step % self.t.logging_steps == 0, steps_eval, steps_save, epoch_f,
                                     grad_norm)
-                if self.ctx.stop_requested():
+                if agree_to_stop(self.ctx.stop_requested(), acc.device):
                     return EngineResult(metrics={}, stopped=True, last_checkpoint=str(self._save()))
                 if at_end or self._patience_spent():
                     done = True
@@ -238,13 +248,19 @@ class _Loop:
         """Trainer's order: the step's log, then the evaluation, then the checkpoint."""
         s = self.state
         if log and s.window_steps:
-            loss = s.window_loss / s.window_steps
+            import torch
+
+            acc = self.accelerator
+            # Every process logs the same steps: the loss is their mean, the tokens their sum (as Trainer's).
+            loss = float(acc.reduce(torch.tensor(s.window_loss / s.window_steps, device=acc.device), "mean"))
+            tokens = float(acc.reduce(self.tokens.clone(), "sum"))
             check_finite(loss, s.global_step)
             rate, elapsed = self.timer.sample(s.global_step)
             self._emit("step", step=s.global_step, total_steps=self.total, epoch=round(float(epoch), 4), loss=loss,
                        learning_rate=self.scheduler.get_last_lr()[0],
                        grad_norm=float(grad_norm) if grad_norm is not None else None,
-                       samples_per_second=rate, elapsed_s=elapsed)
+                       samples_per_second=rate, tokens_per_second=self.timer.tokens_per_second(tokens),
+                       elapsed_s=elapsed)
             s.window_loss, s.window_steps = 0.0, 0
         improved = False
         if evaluate and "validation" in self.eval_loaders:
@@ -300,25 +316,13 @@ class _Loop:
         self._write_state(path)
         self.saved_at = s.global_step
         self._emit("checkpoint", step=s.global_step, path=str(path))
-        self._rotate()
+        if self.accelerator.is_main_process:
+            rotate_checkpoints(self.ctx.run_dir.checkpoints_dir, self.t.save_total_limit, s.best_checkpoint)
         return path
 
     def _write_state(self, path: Path) -> None:
         if self.accelerator.is_main_process:
             (path / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1), encoding="utf-8")
-
-    def _rotate(self) -> None:
-        """Keep the newest save_total_limit checkpoints, and always the best one (as Trainer does)."""
-        limit = self.t.save_total_limit
-        if limit is None or not self.accelerator.is_main_process:
-            return
-        checkpoints = sorted(_checkpoints(self.ctx.run_dir.checkpoints_dir), key=lambda p: _step_of(p))
-        keep = set(checkpoints[-limit:])
-        if self.state.best_checkpoint:
-            keep.add(Path(self.state.best_checkpoint))
-        for path in checkpoints:
-            if path not in keep:
-                shutil.rmtree(path, ignore_errors=True)
 
     def _resume(self, path: Path) -> None:
         state_file = path / STATE_FILE
@@ -352,7 +356,7 @@ class _Loop:
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
             save_final_model(self.accelerator.unwrap_model(self.model), self.ctx.tokenizer, self.ctx.run_dir.model_dir)
-        last = max(_checkpoints(self.ctx.run_dir.checkpoints_dir), key=_step_of, default=None)
+        last = max(checkpoints(self.ctx.run_dir.checkpoints_dir), key=step_of, default=None)
         if (self.t.save_total_limit == 1 and s.best_checkpoint and last is not None
                 and last != Path(s.best_checkpoint) and self.accelerator.is_main_process):
             shutil.rmtree(last, ignore_errors=True)  # as Trainer: a limit of 1 keeps just the best model at the end
@@ -382,11 +386,24 @@ def _decay_parameter_names(model: Any) -> list[str]:
     return list(get_parameter_names(model, [nn.LayerNorm], forbidden))
 
 
-def _checkpoints(directory: Path) -> list[Path]:
+def checkpoints(directory: Path) -> list[Path]:
     if not directory.is_dir():
         return []
     return [p for p in directory.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
 
 
-def _step_of(path: Path) -> int:
+def step_of(path: Path) -> int:
     return int(path.name.split("-")[-1])
+
+
+def rotate_checkpoints(directory: Path, limit: int | None, best: str | None) -> None:
+    """Keep the newest `limit` checkpoints, and always the best one (as Trainer does)."""
+    if limit is None:
+        return
+    ordered = sorted(checkpoints(directory), key=step_of)
+    keep = set(ordered[-limit:])
+    if best:
+        keep.add(Path(best))
+    for path in ordered:
+        if path not in keep:
+            shutil.rmtree(path, ignore_errors=True)
