@@ -1,0 +1,133 @@
+"""Run the benchmarks side by side on this machine, print a table, write bench/results.json.
+
+    python -m bench                      # everything (about 10-15 minutes on a 2-core CPU)
+    python -m bench --only padding       # one benchmark (repeat --only or give a comma list for more)
+    python -m bench --quick              # smaller sizes, to check the bench itself works
+
+A full run writes bench/results.json; --quick or --only write bench/results.partial.json (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+if __package__ in (None, ""):  # `python bench/run.py`: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import BENCH_DIR, Result, load, log, machine
+
+BENCHMARKS = {
+    "overhead": "bench.overhead",
+    "padding": "bench.padding",
+    "startup": "bench.startup",
+    "watching": "bench.watching",
+    "long_runs": "bench.long_runs",
+    "data": "bench.data",
+}
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help=f"run only these benchmarks: {', '.join(BENCHMARKS)} (repeat or comma-separate)")
+    p.add_argument("--quick", action="store_true", help="small sizes: checks the bench, figures are not meaningful")
+    p.add_argument("--output", type=Path, help="results file (default: bench/results.json for a full run, "
+                                               "bench/results.partial.json otherwise)")
+    p.add_argument("--keep", action="store_true", help="keep the working directory (runs, data) for inspection")
+    return p.parse_args(argv)
+
+
+def _selected(only: list[str]) -> list[str]:
+    names = [n.strip() for item in only for n in item.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    return names or list(BENCHMARKS)
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "PASS", False: "FAIL", None: "n/a"}[passed]
+
+
+def format_table(results: list[Result], errors: dict[str, str]) -> str:
+    rows: list[tuple[str, str, str, str]] = []
+    for r in results:
+        rows.append((f"{r.title}", "", "", ""))
+        for label, value in r.table:
+            rows.append((f"  {label}", value, "", ""))
+        for t in r.targets:
+            value = "-" if t.value is None else f"{t.value:g}{t.unit}"
+            rows.append((f"  target: {t.what}", value, f"{t.op} {t.limit:g}{t.unit}", _verdict(t.passed)))
+    for name, error in errors.items():
+        rows.append((f"{name}: ERROR", error.strip().splitlines()[-1][:100], "", "FAIL"))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
+    rule = "-" * max(len(line) for line in lines)
+    return "\n".join([rule, *lines, rule])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(argv)
+    names = _selected(args.only)
+    full = not args.quick and not args.only
+    output = args.output or BENCH_DIR / ("results.json" if full else "results.partial.json")
+    work = Path(tempfile.mkdtemp(prefix="finetune-tui-bench-"))
+    log(f"working in {work}; benchmarks: {', '.join(names)}{' (quick)' if args.quick else ''}")
+    load_before = load()
+    started = time.time()
+    results: list[Result] = []
+    errors: dict[str, str] = {}
+    try:
+        for name in names:
+            module = importlib.import_module(BENCHMARKS[name])
+            (work / name).mkdir()
+            t0 = time.perf_counter()
+            try:
+                result = module.run(work / name, args.quick)
+            except Exception:
+                errors[name] = traceback.format_exc()
+                log(f"{name} failed:\n{errors[name]}")
+                continue
+            result.seconds = time.perf_counter() - t0
+            results.append(result)
+            log(f"{name} done in {result.seconds:.0f} s")
+    finally:
+        if args.keep:
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    targets = [t for r in results for t in r.targets]
+    report = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "python -m bench" + (" --quick" if args.quick else "") + "".join(f" --only {n}" for n in args.only),
+        "quick": args.quick,
+        "machine": machine(),
+        "load_average": {"before": load_before, "after": load()},
+        "duration_s": round(time.time() - started, 1),
+        "summary": {"targets": len(targets), "passed": sum(t.passed is True for t in targets),
+                    "failed": sum(t.passed is False for t in targets), "errors": sorted(errors)},
+        "benchmarks": {r.name: r.as_dict() for r in results},
+        "errors": errors,
+    }
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_table(results, errors))
+    m = report["machine"]
+    gpus = ", ".join(m["gpus"]) or "none"
+    print(f"machine: {m['cpu']}, {m['logical_cores']} cores, {m['ram_gb']} GB RAM, GPU: {gpus}; "
+          f"load average before {load_before['1min']}, after {report['load_average']['after']['1min']}")
+    print(f"wrote {output}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
