@@ -67,14 +67,17 @@ class Result:
     method: str = ""  # how it was measured, in a sentence or two
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0  # how long the benchmark took
+    load_average: dict[str, Any] = field(default_factory=dict)  # the machine's load before and after it ran
 
     def row(self, label: str, value: str) -> None:
         self.table.append((label, value))
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "title": self.title, "method": self.method, "figures": self.figures,
+            "title": self.title, "method": self.method, "table": [list(row) for row in self.table],
+            "figures": self.figures,
             "targets": [t.as_dict() for t in self.targets], "notes": self.notes, "seconds": round(self.seconds, 1),
+            "load_average": self.load_average,
         }
 
 
@@ -149,6 +152,33 @@ def machine() -> dict[str, Any]:
     }
 
 
+# --wait-idle: before each measured run, wait up to this many seconds for the machine to be quiet.
+IDLE_WAIT_S = 0.0
+IDLE_CPU_PCT = 20.0  # the whole machine's CPU use (all cores) below which it counts as quiet
+idle_waits: list[dict[str, float]] = []  # what settle() did, recorded in results.json
+
+
+def settle() -> None:
+    """Wait (up to IDLE_WAIT_S) until the machine's CPU use stays under IDLE_CPU_PCT for 3 s in a row.
+
+    Between measured runs nothing of the bench is running, so what uses the CPU then is someone else's work; on a
+    shared machine this keeps their bursts out of the figures. A wait that times out is recorded, not hidden."""
+    if IDLE_WAIT_S <= 0:
+        return
+    start = time.monotonic()
+    quiet = 0
+    busy = 100.0
+    while time.monotonic() - start < IDLE_WAIT_S:
+        busy = psutil.cpu_percent(interval=1.0)
+        quiet = quiet + 1 if busy < IDLE_CPU_PCT else 0
+        if quiet >= 3:
+            break
+    waited = time.monotonic() - start
+    idle_waits.append({"waited_s": round(waited, 1), "cpu_pct_last": busy, "quiet": float(quiet >= 3)})
+    if waited > 5:
+        log(f"waited {waited:.0f} s for a quiet machine ({'reached' if quiet >= 3 else 'gave up'}; cpu {busy:.0f}%)")
+
+
 def load() -> dict[str, float]:
     one, five, fifteen = os.getloadavg()
     return {"1min": round(one, 2), "5min": round(five, 2), "15min": round(fifteen, 2)}
@@ -166,12 +196,14 @@ MIN_WORDS, MAX_WORDS = 5, 230
 def _varied_text(rng: random.Random, label: str) -> str:
     target = min(MAX_WORDS, max(MIN_WORDS, round(rng.lognormvariate(0.0, SIGMA) * MEDIAN_WORDS)))
     product = rng.choice(PRODUCTS)
-    parts = [rng.choice(OPENERS[label]).format(p=product)]
+    # Half the texts open neutrally, and long texts are mostly neutral filler around a few sentences that carry
+    # the label, as in real reviews. Short texts with a neutral opening carry no signal at all, so accuracy stays
+    # below 100% and can tell the padding modes apart if they differ.
+    opener = OPENERS[label] if rng.random() < 0.5 else OPENERS["neutral"]
+    parts = [rng.choice(opener).format(p=product)]
     words = len(parts[0].split())
-    # Long texts are mostly neutral filler around one or two sentences that carry the label, as in real reviews;
-    # that keeps the task learnable but not trivial, so accuracy can tell the padding modes apart if it differs.
     while words < target:
-        pool = DETAILS[label] if rng.random() < 0.3 else DETAILS["neutral"] + TWISTS[label]
+        pool = DETAILS[label] + TWISTS[label] if rng.random() < 0.2 else DETAILS["neutral"]
         sentence = rng.choice(pool)
         parts.append(sentence)
         words += len(sentence.split())

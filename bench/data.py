@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, bench_env, log, run_python, varied_rows, write_csv
+from bench.common import Result, bench_env, log, run_python, settle, varied_rows, write_csv
 
 ROWS = 60_000
 MAX_LENGTH = 128
@@ -77,6 +77,7 @@ def _tutorial(train: Path) -> dict[str, Any]:
 
 
 def _child(which: str, train: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    settle()
     t = time.perf_counter()
     out = run_python(["-m", "bench.data", which, str(train)], timeout=900, env=env)
     result = json.loads(out.strip().splitlines()[-1])

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Result, Target, log, median, run_python
+from bench.common import Result, Target, log, median, run_python, settle
 
 STEPS = 100_000
 
@@ -164,6 +164,7 @@ def run(work: Path, quick: bool) -> Result:
     sizes = [(120, 40)] if quick else [(120, 40), (240, 70)]
     measured = []
     for size in sizes:
+        settle()
         log(f"long_runs: monitor at {size[0]}x{size[1]}")
         out = run_python(["-m", "bench.long_runs", str(run_dir), str(size[0]), str(size[1]), str(repeats)],
                          timeout=600)

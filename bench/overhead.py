@@ -24,6 +24,7 @@ from bench.common import (
     log,
     median,
     product_run,
+    settle,
     spread,
     step_throughput,
     stopwatch,
@@ -83,6 +84,7 @@ def run(work: Path, quick: bool) -> Result:
     order = [("script", "product") if i % 2 == 0 else ("product", "script") for i in range(pairs)]
     for i, pair in enumerate(order):
         for side in pair:
+            settle()
             log(f"overhead: {side} run {i + 1}/{pairs} ({steps} steps of {BATCH})")
             if side == "product":
                 r = product_run(config, work / f"product-run-{i}")

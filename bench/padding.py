@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import Result, Target, log, product_run, token_lengths, varied_rows, write_config, write_csv
+from bench.common import (
+    Result,
+    Target,
+    log,
+    product_run,
+    settle,
+    token_lengths,
+    varied_rows,
+    write_config,
+    write_csv,
+)
 
 MAX_LENGTH = 256
 BATCH = 16
@@ -31,7 +41,7 @@ def _default_mode() -> str:
 
 
 def run(work: Path, quick: bool) -> Result:
-    n_train, n_val, epochs = (64, 48, 1) if quick else (480, 300, 2)
+    n_train, n_val, epochs = (64, 48, 1) if quick else (480, 600, 2)
     result = Result("padding", "Padding: max_length vs dynamic vs dynamic + length grouping")
     train = write_csv(work / "train.csv", varied_rows(n_train, seed=21))
     validation = write_csv(work / "validation.csv", varied_rows(n_val, seed=22))
@@ -50,6 +60,7 @@ def run(work: Path, quick: bool) -> Result:
                       "warmup_ratio": 0.1, "eval_strategy": "no", "save_strategy": "no", "logging_steps": 5,
                       "group_by_length": grouped, "seed": 42},
         )
+        settle()
         r = product_run(config, work / f"run-{name.replace('+', '-')}")
         per_epoch[name] = r.train_metrics["train_runtime"] / epochs
         accuracy[name] = float(r.last("finished")["metrics"]["accuracy"])

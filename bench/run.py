@@ -23,6 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import common
 from bench.common import BENCH_DIR, Result, load, log, machine
 
 BENCHMARKS = {
@@ -42,6 +43,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="small sizes: checks the bench, figures are not meaningful")
     p.add_argument("--output", type=Path, help="results file (default: bench/results.json for a full run, "
                                                "bench/results.partial.json otherwise)")
+    p.add_argument("--wait-idle", type=float, default=0.0, metavar="SECONDS",
+                   help="before each measured run wait up to SECONDS for the machine's CPU use to drop below "
+                        "20%% (for shared machines); the waits are recorded in the results")
     p.add_argument("--keep", action="store_true", help="keep the working directory (runs, data) for inspection")
     return p.parse_args(argv)
 
@@ -59,26 +63,32 @@ def _verdict(passed: bool | None) -> str:
 
 
 def format_table(results: list[Result], errors: dict[str, str]) -> str:
-    rows: list[tuple[str, str, str, str]] = []
+    """One block per benchmark: its title, then figure | value | target | verdict rows."""
+    blocks: list[tuple[str, list[tuple[str, str, str, str]]]] = []
     for r in results:
-        rows.append((f"{r.title}", "", "", ""))
-        for label, value in r.table:
-            rows.append((f"  {label}", value, "", ""))
+        rows = [(label, value, "", "") for label, value in r.table]
         for t in r.targets:
             value = "-" if t.value is None else f"{t.value:g}{t.unit}"
-            rows.append((f"  target: {t.what}", value, f"{t.op} {t.limit:g}{t.unit}", _verdict(t.passed)))
+            rows.append((f"target: {t.what}", value, f"{t.op} {t.limit:g}{t.unit}", _verdict(t.passed)))
+        blocks.append((f"{r.title}  ({r.seconds:.0f} s)", rows))
     for name, error in errors.items():
-        rows.append((f"{name}: ERROR", error.strip().splitlines()[-1][:100], "", "FAIL"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
-    rule = "-" * max(len(line) for line in lines)
-    return "\n".join([rule, *lines, rule])
+        blocks.append((f"{name}: ERROR", [("error", error.strip().splitlines()[-1][:100], "", "FAIL")]))
+    every = [row for _, rows in blocks for row in rows] or [("", "", "", "")]
+    widths = [max(len(row[i]) for row in every) for i in range(4)]
+    rule = "-" * (sum(widths) + 3 * 3)
+    lines = [rule]
+    for title, rows in blocks:
+        lines.append(title)
+        lines += ["  " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
+        lines.append(rule)
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     names = _selected(args.only)
     full = not args.quick and not args.only
+    common.IDLE_WAIT_S = args.wait_idle
     output = args.output or BENCH_DIR / ("results.json" if full else "results.partial.json")
     work = Path(tempfile.mkdtemp(prefix="finetune-tui-bench-"))
     log(f"working in {work}; benchmarks: {', '.join(names)}{' (quick)' if args.quick else ''}")
@@ -91,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             module = importlib.import_module(BENCHMARKS[name])
             (work / name).mkdir()
             t0 = time.perf_counter()
+            before = load()
             try:
                 result = module.run(work / name, args.quick)
             except Exception:
@@ -98,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{name} failed:\n{errors[name]}")
                 continue
             result.seconds = time.perf_counter() - t0
+            result.load_average = {"before": before, "after": load()}
             results.append(result)
             log(f"{name} done in {result.seconds:.0f} s")
     finally:
@@ -114,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "load_average": {"before": load_before, "after": load()},
         "duration_s": round(time.time() - started, 1),
+        "wait_idle": {"max_wait_s": args.wait_idle, "cpu_pct_threshold": common.IDLE_CPU_PCT,
+                      "waits": common.idle_waits},
         "summary": {"targets": len(targets), "passed": sum(t.passed is True for t in targets),
                     "failed": sum(t.passed is False for t in targets), "errors": sorted(errors)},
         "benchmarks": {r.name: r.as_dict() for r in results},

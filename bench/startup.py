@@ -16,24 +16,30 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.common import FINETUNE_TUI, PYTHON, PtyApp, Result, Target, bench_env, log, median, spread
+from bench.common import FINETUNE_TUI, PYTHON, PtyApp, Result, Target, bench_env, log, median, settle, spread
 
 MARKER = b"Which framework should train the model?"
 SIZE = (120, 40)  # columns, rows
 
 HEADLESS = r"""
-import json, os, sys, time, asyncio
+import time
+t0 = time.perf_counter()
+import json, os, sys, asyncio
 import psutil
 from tui.app import make_app
+t1 = time.perf_counter()
 
 async def main() -> None:
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         while getattr(app.screen, "id", None) != "wizard" or not app.screen.is_mounted:
             await pilot.pause(0.005)
+        t2 = time.perf_counter()
         rss = psutil.Process().memory_info().rss
         heavy = [m for m in ("torch", "transformers", "datasets", "pandas", "sklearn") if m in sys.modules]
-        print(json.dumps({"ready": True, "rss": rss, "heavy_modules": heavy}), flush=True)
+        widgets = len(list(app.screen.walk_children()))
+        print(json.dumps({"ready": True, "rss": rss, "heavy_modules": heavy, "import_s": t1 - t0,
+                          "mount_s": t2 - t1, "widgets": widgets}), flush=True)
         await app.action_quit()
 
 asyncio.run(main())
@@ -55,7 +61,7 @@ def first_screen_pty(command: list[str], marker: bytes = MARKER, timeout: float 
         app.quit()
 
 
-def headless_first_screen() -> tuple[float, float, list[str]]:
+def headless_first_screen() -> tuple[float, float, list[str], float, float, int]:
     start = time.perf_counter()
     proc = subprocess.Popen([PYTHON, "-c", HEADLESS], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=bench_env())
     assert proc.stdout is not None
@@ -65,7 +71,7 @@ def headless_first_screen() -> tuple[float, float, list[str]]:
     if not line.startswith(b'{"ready"'):
         raise RuntimeError(f"headless start failed: {err.decode(errors='replace')[-2000:]}")
     data = json.loads(line)
-    return elapsed, data["rss"] / 2**20, data["heavy_modules"]
+    return elapsed, data["rss"] / 2**20, data["heavy_modules"], data["import_s"], data["mount_s"], data["widgets"]
 
 
 def import_transformers() -> tuple[float, float]:
@@ -75,6 +81,7 @@ def import_transformers() -> tuple[float, float]:
 
 
 def _repeat(fn, n: int) -> list[tuple]:  # type: ignore[no-untyped-def, type-arg]
+    settle()
     fn()  # warm-up: the first start reads every module from disk
     return [fn() for _ in range(n)]
 
@@ -95,12 +102,17 @@ def run(work: Path, quick: bool) -> Result:
     hl_s, hl_mb = [r[0] for r in headless_runs], [r[1] for r in headless_runs]
     tf_s, tf_mb = [r[0] for r in baseline_runs], [r[1] for r in baseline_runs]
     heavy = sorted({m for r in headless_runs for m in r[2]})
+    import_s, mount_s = median([r[3] for r in headless_runs]), median([r[4] for r in headless_runs])
+    widgets = headless_runs[-1][5]
     result.figures = {
         "repeats": n,
         "first_screen_s": [round(x, 3) for x in pty_s], "first_screen_s_median": round(median(pty_s), 3),
         "first_screen_rss_mb_median": round(median(pty_mb), 1),
         "headless_first_screen_s_median": round(median(hl_s), 3), "headless_rss_mb_median": round(median(hl_mb), 1),
         "heavy_modules_at_first_screen": heavy,
+        "headless_import_tui_app_s_median": round(import_s, 3),
+        "headless_app_start_to_wizard_mounted_s_median": round(mount_s, 3),
+        "widgets_on_first_screen": widgets,
         "import_transformers_s": [round(x, 3) for x in tf_s], "import_transformers_s_median": round(median(tf_s), 3),
         "import_transformers_rss_mb_median": round(median(tf_mb), 1),
         "python_c_pass_s_median": round(median([b[0] for b in bare]), 3),
@@ -109,6 +121,8 @@ def run(work: Path, quick: bool) -> Result:
     result.row("finetune-tui first screen (pty)", f"{spread(pty_s)} s, {median(pty_mb):.0f} MB")
     result.row("same app headless (run_test)", f"{spread(hl_s)} s, {median(hl_mb):.0f} MB")
     result.row('python -c "import transformers"', f"{spread(tf_s)} s, {median(tf_mb):.0f} MB")
+    result.row("  of which: import tui.app / app start to wizard mounted",
+               f"{import_s:.2f} s / {mount_s:.2f} s ({widgets} widgets on the first screen)")
     result.row("python -c pass", f"{median([b[0] for b in bare]):.3f} s")
     result.row("ML modules loaded at first screen", ", ".join(heavy) or "none")
     result.targets.append(Target("first screen (pty, median)", round(median(pty_s), 3), "<=", 0.5, " s"))

@@ -28,6 +28,7 @@ from bench.common import (
     log,
     median,
     read_run,
+    settle,
     spread,
     varied_rows,
     write_config,
@@ -122,6 +123,7 @@ def run(work: Path, quick: bool) -> Result:
     order = [(False, True) if i % 2 == 0 else (True, False) for i in range(pairs)]
     for i, pair in enumerate(order):
         for monitored in pair:
+            settle()
             log(f"watching: run {i + 1}/{pairs} {'with' if monitored else 'without'} the monitor ({steps} steps)")
             r = _one(work, config, f"run-{i}-{'monitored' if monitored else 'alone'}", monitored)
             if monitored:

@@ -1,0 +1,71 @@
+"""`python -m bench.readme [RESULTS]`: the README's `## Benchmarks` section, written from a results.json.
+
+The README quotes figures from bench/results.json through this, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.common import BENCH_DIR
+
+
+def _verdict(passed: bool | None) -> str:
+    return {True: "pass", False: "**fail**", None: "n/a"}[passed]
+
+
+def render(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    v = m["versions"]
+    gpus = ", ".join(m["gpus"]) or "no GPU"
+    load = report["load_average"]
+    lines = [
+        "## Benchmarks",
+        "",
+        "`python -m bench` runs six benchmarks side by side on one machine in one go (about 15 minutes on a 2-core",
+        "CPU), prints a table and writes `bench/results.json` with every figure, its target and the machine;",
+        "`--only NAME` runs one, `--quick` checks the bench itself, `--wait-idle SECONDS` waits for a quiet machine",
+        "before each measured run. They are run on demand, never as timed tests. The figures below are from",
+        f"`bench/results.json` ({report['date'][:10]}, `{report['command']}`), on: {m['cpu']}, "
+        f"{m['logical_cores']} cores, {m['ram_gb']:g} GB RAM, {gpus}; {m['os']}, Python {m['python']}, "
+        f"torch {v.get('torch')}, transformers {v.get('transformers')}, datasets {v.get('datasets')}, "
+        f"textual {v.get('textual')}. Load average (1 min) {load['before']['1min']} before, "
+        f"{load['after']['1min']} after: the machine was shared with other work, so small ratios carry a few "
+        "percent of noise.",
+        "",
+        "| benchmark | figure | target | result |",
+        "|---|---|---|---|",
+    ]
+    benches = report["benchmarks"]
+    for name, bench in benches.items():
+        for t in bench["targets"]:
+            value = "-" if t["value"] is None else f"{t['value']:g}{t['unit']}"
+            lines.append(f"| {name} | {t['what']}: {value} | {t['target']} | {_verdict(t['passed'])} |")
+    lines += [""]
+    for name, bench in benches.items():
+        lines.append(f"**{bench['title']}.** {bench['method']}")
+        lines.append("")
+        for label, value in _rows(name, bench):
+            lines.append(f"- {label}: {value}")
+        for note in bench["notes"]:
+            lines.append(f"- {note}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _rows(name: str, bench: dict[str, Any]) -> list[tuple[str, str]]:
+    # results.json keeps the printed table too; the README shows the same rows.
+    return [tuple(row) for row in bench.get("table", [])]  # type: ignore[misc]
+
+
+def main() -> int:
+    path = Path(sys.argv[1]) if len(sys.argv) > 1 else BENCH_DIR / "results.json"
+    sys.stdout.write(render(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
