@@ -50,24 +50,33 @@ def _cached(name: str, revision: str | None) -> bool:
     return isinstance(found, str)
 
 
+def locate(cfg: ModelConfig) -> str:
+    """Where transformers should load from; fails fast when a Hub id is neither cached nor reachable."""
+    where = resolve_model(cfg.name_or_path)
+    if not Path(where).exists() and not _cached(where, cfg.revision):
+        require_hub("model", where, ModelError)
+    return where
+
+
+def load_error(err: Exception, what: str, name: str, fix: str) -> ModelError:
+    """transformers' ValueError/OSError while loading `what` (e.g. 'the tokenizer of') as a clear ModelError."""
+    if isinstance(err, ValueError) and "trust_remote_code" in str(err):
+        return ModelError(f"{what} {name} needs its own Python code to load",
+                          "set model.trust_remote_code: true only if you trust that repository")
+    text = str(err).splitlines()[0] if isinstance(err, OSError) else str(err)
+    return ModelError(f"cannot load {what} {name}: {text}", fix)
+
+
 def load_model_config(cfg: ModelConfig) -> Any:
     """transformers' PretrainedConfig for the model, without loading weights."""
     from transformers import AutoConfig
 
-    where = resolve_model(cfg.name_or_path)
-    if not Path(where).exists() and not _cached(where, cfg.revision):
-        require_hub("model", where, ModelError)
+    where = locate(cfg)
     try:
         return AutoConfig.from_pretrained(where, revision=cfg.revision, trust_remote_code=cfg.trust_remote_code)
-    except ValueError as err:
-        if "trust_remote_code" in str(err):
-            raise ModelError(f"model {cfg.name_or_path} needs its own Python code to load",
-                             "set model.trust_remote_code: true only if you trust that repository") from None
-        raise ModelError(f"cannot read the config of model {cfg.name_or_path}: {err}",
-                         "check that it is a transformers model") from None
-    except OSError as err:
-        raise ModelError(f"cannot load model {cfg.name_or_path}: {str(err).splitlines()[0]}",
-                         "check the Hub id or the local path") from None
+    except (ValueError, OSError) as err:
+        raise load_error(err, "model", cfg.name_or_path,
+                         "check the Hub id or the local path, and that it is a transformers model") from None
 
 
 @dataclass

@@ -10,13 +10,11 @@ import hashlib
 import math
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import ModelConfig, TokenizerConfig
 from core.errors import ModelError
-from core.hub import require_hub
-from core.models import resolve_model
+from core.models import load_error, locate
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -38,34 +36,20 @@ def load_tokenizer(model: ModelConfig) -> PreTrainedTokenizerBase:
     padded; the engine must then set model.config.pad_token_id = tokenizer.pad_token_id."""
     from transformers import AutoTokenizer
 
-    where = resolve_model(model.name_or_path)
-    if not Path(where).exists() and not _cached(where, model.revision):
-        require_hub("model", where, ModelError)
+    where = locate(model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             where, revision=model.revision, trust_remote_code=model.trust_remote_code, use_fast=True
         )
-    except ValueError as err:
-        if "trust_remote_code" in str(err):
-            raise ModelError(f"the tokenizer of {model.name_or_path} needs its own Python code to load",
-                             "set model.trust_remote_code: true only if you trust that repository") from None
-        raise ModelError(f"cannot load the tokenizer of {model.name_or_path}: {err}",
-                         "check that the model ships a tokenizer") from None
-    except OSError as err:
-        raise ModelError(f"cannot load the tokenizer of {model.name_or_path}: {str(err).splitlines()[0]}",
-                         "check the Hub id or the local path (it needs tokenizer files)") from None
+    except (ValueError, OSError) as err:
+        raise load_error(err, "the tokenizer of", model.name_or_path,
+                         "check that the model directory or Hub id ships tokenizer files") from None
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise ModelError(f"the tokenizer of {model.name_or_path} has no padding or end-of-text token",
                              "choose a model whose tokenizer can pad (most encoder models can)")
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def _cached(name: str, revision: str | None) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    return isinstance(try_to_load_from_cache(name, "config.json", revision=revision), str)
 
 
 def _padding(tok: TokenizerConfig) -> bool | str:
