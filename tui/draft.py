@@ -49,6 +49,11 @@ class FieldProblem(ValueError):
 
 # --- engines ---------------------------------------------------------------------------------------
 
+def installed(module: str) -> bool:
+    # find_spec looks the package up without importing it, so the check stays instant.
+    return importlib.util.find_spec(module) is not None
+
+
 @dataclass(frozen=True)
 class EngineChoice:
     name: str
@@ -58,8 +63,7 @@ class EngineChoice:
     install: str
 
     def missing(self) -> list[str]:
-        # find_spec looks the package up without importing it, so the check stays instant.
-        return [m for m in self.modules if importlib.util.find_spec(m) is None]
+        return [m for m in self.modules if not installed(m)]
 
     @property
     def available(self) -> bool:
@@ -158,6 +162,15 @@ def parse_value(path: str, raw: Any) -> Any:
     except ValidationError as err:
         raise FieldProblem(_message(err.errors()[0])) from None
     return adapter.dump_python(value, mode="json")
+
+
+def as_text(value: Any) -> str:
+    """A value as a person would type it: empty for null, 3 rather than 3.0."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
+        return str(int(value))
+    return str(value)
 
 
 def _message(error: Any) -> str:

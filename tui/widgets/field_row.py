@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.suggester import Suggester
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
-from tui.draft import Draft, FieldProblem, help_for, parse_value
+from tui.draft import Draft, FieldProblem, as_text, help_for, parse_value
 
 Editor = Literal["input", "select", "checkbox"]
 
@@ -76,7 +76,7 @@ class FieldRow(Vertical):
         if self.editor_kind == "checkbox":
             return Checkbox(_on_off(value), bool(value), compact=True, id=editor_id)
         return Input(
-            _as_text(value), placeholder=self.placeholder, suggester=self.suggester, compact=True, id=editor_id,
+            as_text(value), placeholder=self.placeholder, suggester=self.suggester, compact=True, id=editor_id,
             select_on_focus=False,
         )
 
@@ -100,7 +100,7 @@ class FieldRow(Vertical):
         elif isinstance(editor, Checkbox):
             editor.value = bool(value)
         else:
-            editor.value = _as_text(value)
+            editor.value = as_text(value)
         self._show_problem(None)
 
     def set_options(self, options: list[tuple[str, Any]], value: Any = None) -> None:
@@ -115,20 +115,22 @@ class FieldRow(Vertical):
             editor.clear()
 
     def validate_now(self) -> str | None:
-        """Re-read the editor into the draft; returns the problem, if any."""
-        self._take(self.raw_value())
+        """Re-read the editor into the draft (quietly: nothing changed); returns the problem, if any."""
+        self._take(self.raw_value(), announce=False)
         return self.problem
 
-    def _take(self, raw: Any) -> None:
+    def _take(self, raw: Any, *, announce: bool = True) -> None:
         try:
             value = parse_value(self.path, raw)
         except FieldProblem as err:
             self._show_problem(str(err))
-            self.post_message(self.Changed(self, self.path, raw, self.problem))
+            if announce:
+                self.post_message(self.Changed(self, self.path, raw, self.problem))
             return
         self.draft.set(self.path, value)
         self._show_problem(None)
-        self.post_message(self.Changed(self, self.path, value, None))
+        if announce:
+            self.post_message(self.Changed(self, self.path, value, None))
 
     def show_problem(self, problem: str | None) -> None:
         """Show a problem found elsewhere (e.g. a check across fields) against this field."""
@@ -161,11 +163,3 @@ class FieldRow(Vertical):
 
 def _on_off(value: Any) -> str:
     return "on" if value else "off"
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
-        return str(int(value))
-    return str(value)

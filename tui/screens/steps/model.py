@@ -34,6 +34,14 @@ def _inspect(model: dict[str, Any]) -> Any:
         return err
 
 
+def count(n: int) -> str:
+    """22.7M, 1.3B, 4.1K: parameter counts as people say them."""
+    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)
+
+
 class ModelStep(Step):
     TITLE = "Model"
     NAME = "model"
@@ -120,7 +128,7 @@ class ModelStep(Step):
         if isinstance(result, UserError):
             say(info, f"✗ {result.message}", "-error")
             return
-        params = f"{result.parameters / 1e6:.1f}M" if result.parameters else "unknown"
+        params = count(result.parameters) if result.parameters else "unknown"
         say(info,
             f"✓ {result.architecture} ({result.model_type})\n"
             f"  parameters: {params}   max length: {result.max_length or '?'} tokens   "

@@ -45,8 +45,6 @@ class ReviewStep(Step):
     def compose(self) -> ComposeResult:
         yield Static("Review, save and start", classes="step-title")
         yield Static("", id="review-problems", markup=False)
-        with VerticalScroll(id="review-yaml"):
-            yield Static("", id="review-yaml-text")
         yield Static("", id="review-warnings", markup=False)
         with Horizontal(classes="save-row"):
             yield Label("Save to", classes="field-label")
@@ -58,6 +56,9 @@ class ReviewStep(Step):
             yield Button("Copy", id="copy-command", compact=True)
         with Horizontal(classes="button-row"):
             yield Button("Start training", id="start", variant="success", compact=True)
+        # Below the actions, so Save and Start are in view without scrolling even at 80x24.
+        with VerticalScroll(id="review-yaml"):
+            yield Static("", id="review-yaml-text")
 
     def on_mount(self) -> None:
         for box in ("#review-problems", "#review-warnings", "#save-status"):

@@ -1,0 +1,477 @@
+"""The wizard, driven like a person would: keys into the real app, on a tiny model and a small data file.
+
+Everything runs from a fixed working directory holding `tiny-bert/` and `reviews.csv`, so paths in the UI
+(and in the snapshots) are the same on every machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Static
+
+import tui.draft as draft_module
+from core.config import RunConfig, load_config
+from core.rundir import RunDir
+from tests.fixtures_model import in_workdir_fixture, workdir_fixture  # noqa: F401
+from tui.app import make_app
+from tui.screens.wizard import WizardScreen
+from tui.widgets.field_row import FieldRow
+
+SIZE = (100, 30)
+STEP_NAMES = ["framework", "model", "dataset", "tokenizer", "training", "review"]
+
+
+# --- driving the wizard ----------------------------------------------------------------------------
+
+async def settle(pilot: Pilot[Any], timeout: float = 60.0) -> None:
+    """Until no worker runs (a worker may start another, e.g. a check that leads to the next step)."""
+    app = pilot.app
+    deadline = time.monotonic() + timeout
+    while True:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(w.is_running for w in app.workers):
+            break
+        assert time.monotonic() < deadline, "workers did not finish"
+    await pilot.pause()
+
+
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await pilot.pause(0.05)
+
+
+def wizard(pilot: Pilot[Any]) -> WizardScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, WizardScreen), f"expected the wizard, got {screen!r}"
+    return screen
+
+
+def current(pilot: Pilot[Any]) -> str:
+    return wizard(pilot).current.NAME
+
+
+def row(pilot: Pilot[Any], path: str) -> FieldRow:
+    return next(r for r in wizard(pilot).query(FieldRow) if r.path == path)
+
+
+async def type_into(pilot: Pilot[Any], path: str, text: str) -> None:
+    """Focus a field and replace its text from the keyboard (end, ctrl+u clears, then the keys)."""
+    editor = row(pilot, path).editor
+    assert isinstance(editor, Input)
+    editor.focus()
+    await pilot.pause()
+    await pilot.press("end", "ctrl+u", *list(text))
+    await pilot.pause()
+
+
+def no_blink(pilot: Pilot[Any]) -> None:
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+
+
+async def next_step(pilot: Pilot[Any]) -> None:
+    await pilot.press("ctrl+n")
+    await settle(pilot)
+
+
+def problems(pilot: Pilot[Any]) -> str:
+    box = wizard(pilot).query_one("#problems", Static)
+    return str(box.render()) if box.display else ""
+
+
+async def to_model(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+    no_blink(pilot)
+    await next_step(pilot)
+    await type_into(pilot, "model.name_or_path", "tiny-bert")
+
+
+async def to_dataset(pilot: Pilot[Any]) -> None:
+    await to_model(pilot)
+    await next_step(pilot)
+    assert current(pilot) == "dataset", problems(pilot)
+    await type_into(pilot, "data.train_file", "reviews.csv")
+    await pilot.press("enter")  # loads the preview
+    await settle(pilot)
+
+
+async def to_tokenizer(pilot: Pilot[Any]) -> None:
+    await to_dataset(pilot)
+    await type_into(pilot, "data.validation_fraction", "0.25")
+    await next_step(pilot)
+    assert current(pilot) == "tokenizer", problems(pilot)
+
+
+async def to_training(pilot: Pilot[Any]) -> None:
+    await to_tokenizer(pilot)
+    await type_into(pilot, "tokenizer.max_length", "16")
+    await next_step(pilot)
+    assert current(pilot) == "training", problems(pilot)
+
+
+async def to_review(pilot: Pilot[Any]) -> None:
+    await to_training(pilot)
+    await type_into(pilot, "training.num_train_epochs", "2")
+    await type_into(pilot, "training.learning_rate", "0.001")
+    await type_into(pilot, "training.per_device_train_batch_size", "8")
+    await next_step(pilot)
+    assert current(pilot) == "review", problems(pilot)
+
+
+# --- the whole walk --------------------------------------------------------------------------------
+
+async def test_walk_to_saved_config_and_started_run(in_workdir: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[tuple[RunConfig, Path | None]] = []
+
+    def fake_start(config: RunConfig, *, overwrite: bool = False, base: Path | None = None, **_: Any) -> RunDir:
+        started.append((config, base))
+        run = RunDir(tmp_path / "run")
+        run.path.mkdir()
+        return run
+
+    monkeypatch.setattr("core.launch.start_detached", fake_start)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_review(pilot)
+        # every step was passed, in order, and the list says so
+        items = [str(i.render()) for i in wizard(pilot).query(".step-item")]
+        assert items[0].startswith("✓") and items[5].startswith("▶")
+
+        save_path = wizard(pilot).query_one("#save-path", Input)
+        save_path.focus()
+        await pilot.press("end", "ctrl+u", *"configs/run.yaml", "enter")
+        await pilot.pause()
+        saved = in_workdir / "configs" / "run.yaml"
+        assert saved.exists()
+        command = str(wizard(pilot).query_one("#run-command", Static).render())
+        assert "finetune-tui run configs/run.yaml" in command
+
+        wizard(pilot).query_one("#start").focus()
+        await pilot.press("enter")
+        from tui.screens.monitor import MonitorScreen
+
+        # (not settle(): the monitor's own watcher keeps running)
+        await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen))
+        assert app.screen.run_dir.path == tmp_path / "run"
+
+    config = load_config(saved)
+    assert config.model.name_or_path == "tiny-bert"
+    assert str(config.data.train_file) == "reviews.csv"
+    assert (config.data.text_column, config.data.label_column) == ("text", "label")
+    assert config.data.validation_fraction == 0.25
+    assert config.tokenizer.max_length == 16
+    assert config.training.num_train_epochs == 2
+    assert config.training.learning_rate == 0.001
+    assert config.training.per_device_train_batch_size == 8
+    assert len(started) == 1
+    assert started[0][0] == config  # what starts is exactly what was saved
+
+
+async def test_model_and_dataset_findings_are_shown(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_dataset(pilot)
+        screen = wizard(pilot)
+        assert screen.findings.model_info.architecture == "BertModel"
+        assert screen.findings.model_info.max_length == 64
+        table = screen.query_one("#data-preview", DataTable)
+        assert table.row_count == 5
+        assert [str(c.label) for c in table.columns.values()] == ["text", "label"]
+        # the column mapping was prefilled from the data's suggestion
+        assert row(pilot, "data.text_column").raw_value() == "text"
+        assert row(pilot, "data.label_column").raw_value() == "label"
+        balance = screen.query_one("#balance")
+        assert balance.counts == {"pos": 20, "neg": 20}
+
+
+async def test_tokenizer_view_follows_max_length(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_tokenizer(pilot)
+        summary = wizard(pilot).query_one("#length-summary", Static)
+        example = str(wizard(pilot).query_one("#token-example", Static).render())
+        assert example.startswith("[CLS]") and "[SEP]" in example
+        await type_into(pilot, "tokenizer.max_length", "8")
+        assert "max_length 8" in str(summary.render())
+        assert "100.0% of examples" in str(summary.render())  # every review is longer than 8 tokens
+        await type_into(pilot, "tokenizer.max_length", "64")
+        assert "0.0% of examples" in str(summary.render())
+
+
+# --- keeping and checking values -------------------------------------------------------------------
+
+async def test_back_keeps_every_value(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_training(pilot)
+        await type_into(pilot, "training.num_train_epochs", "5")
+        await type_into(pilot, "training.learning_rate", "0.0003")
+        for expected in ("tokenizer", "dataset", "model", "framework"):
+            await pilot.press("ctrl+b")
+            await pilot.pause()
+            assert current(pilot) == expected
+        for _ in range(4):
+            await next_step(pilot)
+        assert current(pilot) == "training", problems(pilot)
+        assert row(pilot, "training.num_train_epochs").editor.value == "5"
+        assert row(pilot, "training.learning_rate").editor.value == "0.0003"
+        assert row(pilot, "tokenizer.max_length").editor.value == "16"
+        assert row(pilot, "data.train_file").editor.value == "reviews.csv"
+        assert row(pilot, "model.name_or_path").editor.value == "tiny-bert"
+        draft = wizard(pilot).draft
+        assert draft.get("training.num_train_epochs") == 5
+        assert draft.get("data.validation_fraction") == 0.25
+
+
+async def test_bad_value_blocks_next_with_the_pydantic_message(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_training(pilot)
+        await type_into(pilot, "training.learning_rate", "-1")
+        lr = row(pilot, "training.learning_rate")
+        assert lr.problem == "Input should be greater than 0"
+        assert lr.has_class("-invalid")
+        await next_step(pilot)
+        assert current(pilot) == "training"
+        assert "Learning rate: Input should be greater than 0" in problems(pilot)
+        # the draft kept the last valid value, and fixing the field lets Next through
+        assert wizard(pilot).draft.get("training.learning_rate") == 5e-5
+        await type_into(pilot, "training.learning_rate", "0.01")
+        await next_step(pilot)
+        assert current(pilot) == "review"
+
+
+async def test_cross_field_rule_blocks_next(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_training(pilot)
+        evaluate = row(pilot, "training.eval_strategy").editor
+        evaluate.value = "steps"  # eval_steps left empty: the schema refuses it
+        await pilot.pause()
+        await next_step(pilot)
+        assert current(pilot) == "training"
+        assert "eval_steps is not set" in problems(pilot)
+
+
+async def test_missing_model_blocks_next(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await next_step(pilot)
+        await type_into(pilot, "model.name_or_path", "./no-such-model")
+        await next_step(pilot)
+        assert current(pilot) == "model"
+        assert "does not exist" in problems(pilot)
+        info = str(wizard(pilot).query_one("#model-info", Static).render())
+        assert info.startswith("✗")
+
+
+async def test_bad_data_file_blocks_next(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_model(pilot)
+        await next_step(pilot)
+        await type_into(pilot, "data.train_file", "missing.csv")
+        await next_step(pilot)
+        assert current(pilot) == "dataset"
+        assert "missing.csv does not exist" in problems(pilot)
+
+
+async def test_framework_without_its_packages_is_disabled_with_install_hint(
+        in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = draft_module.installed
+    monkeypatch.setattr(draft_module, "installed", lambda m: m != "tensorflow" and real(m))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        from textual.widgets import OptionList
+
+        options = wizard(pilot).query_one("#engine-list", OptionList)
+        keras = options.get_option("keras")
+        assert keras.disabled
+        assert 'pip install "finetune-tui[keras]"' in str(keras.prompt)
+        await pilot.press("down", "down", "down")  # cannot land on it
+        assert wizard(pilot).draft.get("engine") == "torch-loop"
+
+
+async def test_step_list_click_goes_back_but_not_ahead(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_dataset(pilot)
+        await pilot.click("#step-item-5")
+        await settle(pilot)
+        assert current(pilot) == "dataset"  # not reached yet
+        await pilot.click("#step-item-0")
+        await pilot.pause()
+        assert current(pilot) == "framework"
+
+
+# --- prefill from a saved config -------------------------------------------------------------------
+
+async def test_config_prefills_every_step(in_workdir: Path) -> None:
+    folder = in_workdir / "configs"
+    folder.mkdir(exist_ok=True)
+    path = folder / "saved.yaml"
+    raw = {
+        "engine": "torch-loop",
+        "model": {"name_or_path": "tiny-bert"},  # model paths are relative to the working directory
+        # relative to the config's folder, as `finetune-tui run` reads it
+        "data": {"train_file": "../reviews.csv", "validation_fraction": 0.3, "max_train_samples": 30},
+        "tokenizer": {"max_length": 24, "padding": "max_length"},
+        "training": {"num_train_epochs": 7, "learning_rate": 0.002, "lora": {"r": 4}},
+        "metrics": ["f1"],
+    }
+    path.write_text(yaml.safe_dump(raw))
+    app = make_app(config=load_config(path), config_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert row(pilot, "data.train_file").editor.value == "reviews.csv"
+        assert row(pilot, "data.max_train_samples").editor.value == "30"
+        assert row(pilot, "tokenizer.max_length").editor.value == "24"
+        assert row(pilot, "tokenizer.padding").raw_value() == "max_length"
+        assert row(pilot, "training.num_train_epochs").editor.value == "7"
+        assert row(pilot, "training.lora.r").editor.value == "4"
+        assert wizard(pilot).query_one("#save-path", Input).value == str(path)
+        assert wizard(pilot).draft.get("engine") == "torch-loop"
+        for _ in range(5):
+            await next_step(pilot)
+        assert current(pilot) == "review", problems(pilot)
+        assert wizard(pilot).query_one("#metrics").selected == ["f1"]
+
+
+async def test_save_refuses_to_overwrite_unless_confirmed(in_workdir: Path) -> None:
+    existing = in_workdir / "finetune.yaml"
+    existing.write_text("keep me\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_review(pilot)
+        wizard(pilot).query_one("#save").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        from tui.screens.confirm import ConfirmScreen
+
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert existing.read_text() == "keep me\n"
+        assert "Not saved" in str(wizard(pilot).query_one("#save-status", Static).render())
+        wizard(pilot).query_one("#save").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert load_config(existing).model.name_or_path == "tiny-bert"
+
+
+async def test_start_failure_is_shown_and_wizard_stays(in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import RunDirError
+
+    def refuse(config: RunConfig, **_: Any) -> RunDir:
+        raise RunDirError("output_dir runs/x already exists and is not empty", "choose another output_dir")
+
+    monkeypatch.setattr("core.launch.start_detached", refuse)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_review(pilot)
+        wizard(pilot).query_one("#start").focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not wizard(pilot).query_one("#start").disabled)
+        assert current(pilot) == "review"
+        status = str(wizard(pilot).query_one("#save-status", Static).render())
+        assert "could not start: output_dir runs/x already exists" in status
+
+
+async def test_help_screen_opens_and_closes(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        from tui.screens.help import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, WizardScreen)
+
+
+async def test_monitor_and_runs_modes(tmp_path: Path) -> None:
+    from tui.screens.monitor import MonitorScreen
+    from tui.screens.runs import RunsScreen
+
+    run = tmp_path / "some-run"
+    run.mkdir()
+    app = make_app(monitor=run)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, MonitorScreen)
+        assert app.screen.run_dir.path == run
+    app = make_app(runs_root=tmp_path, show_runs=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert app.screen.root == tmp_path
+
+
+def test_css_is_found_from_checkout_and_wheel_locations() -> None:
+    import sys
+
+    from tui import css_path
+
+    found = css_path.css_path()
+    assert found.name == "screens.css" and found.is_file()
+    assert "wizard" in found.read_text()
+    assert Path(sys.prefix) / "share" / "finetune-tui" / "screens.css" in css_path.candidates()
+
+
+# --- snapshots of each step at 100x30 --------------------------------------------------------------
+
+async def to_model_checked(pilot: Pilot[Any]) -> None:
+    await to_model(pilot)
+    # the model step checks after a pause in typing; show its result, not the spinner
+    await pilot.pause(1.0)
+    await settle(pilot)
+
+
+NAVIGATE: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
+    "model": to_model_checked,
+    "dataset": to_dataset,
+    "tokenizer": to_tokenizer,
+    "training": to_training,
+    "review": to_review,
+}
+
+
+@pytest.mark.parametrize("step", STEP_NAMES)
+def test_step_snapshot(step: str, in_workdir: Path, snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        no_blink(pilot)
+        if step in NAVIGATE:
+            await NAVIGATE[step](pilot)
+        await settle(pilot)
+        wizard(pilot).current.focus_first()
+        wizard(pilot).current.scroll_home(animate=False)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_dataset_snapshot_at_80x24(in_workdir: Path, snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        no_blink(pilot)
+        await to_dataset(pilot)
+        await settle(pilot)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
