@@ -82,6 +82,9 @@ class EventTail:
 
     def poll(self, max_bytes: int = 16 * 1024 * 1024) -> list[dict[str, Any]]:
         try:
+            if self.path.stat().st_size < self.offset:
+                # The log was replaced (a run restarted with --overwrite): read the new one from its start.
+                self.offset, self._line_no = 0, 0
             with open(self.path, "rb") as f:
                 f.seek(self.offset)
                 chunk = f.read(max_bytes)

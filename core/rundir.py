@@ -20,12 +20,15 @@ import fcntl
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from core.errors import RunDirError
 from core.events import TERMINAL_TYPES, read_events
+
+STARTING_GRACE_S = 30.0
 
 Status = Literal["starting", "running", "finished", "failed", "stopped", "died"]
 
@@ -147,7 +150,15 @@ class RunDir:
                 break
         if self.is_live():
             return "running" if events else "starting"
+        if not events and self._just_created():
+            return "starting"  # the worker has not taken its lock yet
         return "died"
+
+    def _just_created(self, grace_s: float = STARTING_GRACE_S) -> bool:
+        try:
+            return time.time() - self.config_path.stat().st_mtime < grace_s
+        except OSError:
+            return False
 
     def last_checkpoint(self) -> Path | None:
         """The newest complete checkpoint that still exists: where a stopped or died run resumes from.
@@ -171,7 +182,9 @@ class RunDir:
         evals = [e for e in events if e["type"] == "eval"]
         steps = [e for e in events if e["type"] == "step"]
         metric = started.get("primary_metric", "accuracy")
-        values = [e["metrics"][metric] for e in evals if isinstance(e.get("metrics", {}).get(metric), int | float)]
+        values = [e["metrics"][metric] for e in evals
+                  if e.get("split", "validation") == "validation"  # the test split must not pick the best
+                  and isinstance(e.get("metrics", {}).get(metric), int | float)]
         return RunSummary(
             path=self.path,
             status=self.status(events),
@@ -204,13 +217,32 @@ def is_run_dir(path: Path) -> bool:
     return (path / "events.jsonl").exists() or (path / "run.pid").exists()
 
 
+_SUMMARIES: dict[Path, tuple[tuple[float, int, bool], RunSummary]] = {}
+
+
+def cached_summary(path: Path) -> RunSummary:
+    """A run's summary, read again only when its event log or liveness changed (the runs list polls often)."""
+    run_dir = RunDir(path)
+    try:
+        stat = run_dir.events_path.stat()
+        key = (stat.st_mtime, stat.st_size, run_dir.is_live())
+    except OSError:
+        return run_dir.summary()
+    hit = _SUMMARIES.get(path)
+    if hit is not None and hit[0] == key and hit[1].status != "starting":
+        return hit[1]
+    summary = run_dir.summary()
+    _SUMMARIES[path] = (key, summary)
+    return summary
+
+
 def list_runs(root: str | Path) -> list[RunSummary]:
     """Runs directly under root (or root itself), newest first."""
     root = Path(root)
     if not root.is_dir():
         return []
     candidates = [root] if is_run_dir(root) else sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
-    summaries = [RunDir(p).summary() for p in candidates]
+    summaries = [cached_summary(p.resolve()) for p in candidates]
     return sorted(summaries, key=lambda s: s.started or 0, reverse=True)
 
 

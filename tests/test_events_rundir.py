@@ -107,3 +107,30 @@ def test_output_dir_that_is_a_file(tmp_path: Path) -> None:
     with pytest.raises(RunDirError, match="is a file"):
         RunDir(f).prepare()
     assert time.time() > 0
+
+
+def test_replaced_event_log_is_read_from_its_start(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    EventWriter(path).emit("step", step=1, loss=0.5)
+    EventWriter(path).emit("step", step=2, loss=0.4)
+    tail = EventTail(path)
+    assert [e["step"] for e in tail.poll()] == [1, 2]
+    path.unlink()
+    EventWriter(path).emit("run_started", engine="trainer")
+    assert [e["type"] for e in tail.poll()] == ["run_started"]
+
+
+def test_best_metric_ignores_the_test_split_and_new_runs_are_starting(tmp_path: Path) -> None:
+    from core.config import parse_config, save_config
+
+    rd = RunDir(tmp_path / "r")
+    rd.prepare()
+    save_config(parse_config({"data": {"train_file": "x.tsv"}}), rd.config_path)
+    assert rd.status() == "starting"  # config written, worker not yet holding its lock
+    w = EventWriter(rd.events_path)
+    w.emit("run_started", engine="trainer", primary_metric="accuracy")
+    w.emit("eval", step=5, split="validation", metrics={"accuracy": 0.6})
+    w.emit("eval", step=5, split="test", metrics={"accuracy": 0.9})
+    w.emit("finished")
+    assert rd.summary().best == 0.6
+    assert list_runs(tmp_path)[0].best == 0.6
