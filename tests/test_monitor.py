@@ -155,7 +155,7 @@ async def test_events_appended_while_open_appear(tmp_path: Path) -> None:
     writer = EventWriter(run.events_path)
     try:
         writer.emit("run_started", run_id="live", engine="trainer", model="m", dataset="d", total_steps=200,
-                    num_train_epochs=2, primary_metric="accuracy")
+                    num_train_epochs=2, primary_metric="accuracy", parameters=1_000_000_000, peak_tflops=100.0)
         app = Harness(lambda: MonitorScreen(run.path))
         async with app.run_test(size=(100, 30)) as pilot:
             screen = await settled(pilot, "running")
@@ -172,6 +172,7 @@ async def test_events_appended_while_open_appear(tmp_path: Path) -> None:
             assert progress.steps_text == "step 10/200"
             assert "ETA 6m20s" in progress.stats_text  # 2 s a step, 190 steps to go
             assert "2.0k tokens/s" in progress.stats_text
+            assert "MFU 12%" in progress.stats_text  # 6 × 1e9 parameters × 2048 tokens/s ÷ 100 TFLOP/s
             assert "CPU 50%" in screen.query_one(DevicePanel).text
             assert chart.message is None
             assert screen.check_action("kill", ()) is True

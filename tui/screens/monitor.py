@@ -141,7 +141,8 @@ class MonitorScreen(Screen[None]):
         metric = str(event.get("primary_metric") or "accuracy")
         self.query_one(LossChart).set_metric(metric)
         self.query_one(ResultsPanel).set_metric(metric)
-        self.query_one(ProgressPanel).set_plan(event.get("total_steps"), event.get("num_train_epochs"))
+        self.query_one(ProgressPanel).set_plan(event.get("total_steps"), event.get("num_train_epochs"),
+                                               event.get("parameters"), event.get("peak_tflops"))
         self._show_title()
 
     def _set_status(self, status: Status) -> None:

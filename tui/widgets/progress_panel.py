@@ -13,6 +13,7 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
+from core.device import mfu
 from tui.run_watch import as_float
 
 
@@ -68,6 +69,8 @@ class ProgressPanel(Widget):
         self.total: int | None = None
         self.epochs: float | None = None
         self.status = "starting"
+        self.parameters: int | None = None
+        self.peak_tflops: float | None = None
         self._last: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
@@ -77,10 +80,13 @@ class ProgressPanel(Widget):
             yield Static("step 0/?", classes="progress-steps")
         yield Static("waiting for the first step…", classes="progress-stats")
 
-    def set_plan(self, total_steps: Any, epochs: Any) -> None:
+    def set_plan(self, total_steps: Any, epochs: Any, parameters: Any = None, peak_tflops: Any = None) -> None:
         total = as_float(total_steps)
         self.total = int(total) if total and total > 0 else None
         self.epochs = as_float(epochs)
+        count = as_float(parameters)
+        self.parameters = int(count) if count else None
+        self.peak_tflops = as_float(peak_tflops)
         self._render_progress()
 
     def update_step(self, event: dict[str, Any]) -> None:
@@ -133,4 +139,7 @@ class ProgressPanel(Widget):
         tokens = as_float(event.get("tokens_per_second", event.get("train_tokens_per_second")))
         if tokens is not None and tokens == tokens:
             parts.append(f"{format_rate(tokens)} tokens/s")
+            utilisation = mfu(self.parameters, tokens, self.peak_tflops)
+            if utilisation is not None:
+                parts.append(f"MFU {utilisation:.0%}")
         return " · ".join(parts) if parts else "waiting for the first step…"
