@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
@@ -64,13 +65,18 @@ def row(pilot: Pilot[Any], path: str) -> FieldRow:
     return next(r for r in wizard(pilot).query(FieldRow) if r.path == path)
 
 
-async def type_into(pilot: Pilot[Any], path: str, text: str) -> None:
-    """Focus a field and replace its text from the keyboard (end, ctrl+u clears, then the keys)."""
+async def type_into(pilot: Pilot[Any], path: str, text: str, *, paste: bool = True) -> None:
+    """Focus a field and replace its text from the keyboard: end, ctrl+u clears, then the text as a
+    terminal paste (one event, quick), or typed key by key with paste=False."""
     editor = row(pilot, path).editor
     assert isinstance(editor, Input)
     editor.focus()
     await pilot.pause()
-    await pilot.press("end", "ctrl+u", *list(text))
+    await pilot.press("end", "ctrl+u")
+    if paste:
+        editor.post_message(events.Paste(text))
+    else:
+        await pilot.press(*list(text))
     await pilot.pause()
 
 
@@ -89,41 +95,41 @@ def problems(pilot: Pilot[Any]) -> str:
     return str(box.render()) if box.display else ""
 
 
-async def to_model(pilot: Pilot[Any]) -> None:
+async def to_model(pilot: Pilot[Any], typed: bool = False) -> None:
     await settle(pilot)
     no_blink(pilot)
     await next_step(pilot)
-    await type_into(pilot, "model.name_or_path", "tiny-bert")
+    await type_into(pilot, "model.name_or_path", "tiny-bert", paste=not typed)
 
 
-async def to_dataset(pilot: Pilot[Any]) -> None:
-    await to_model(pilot)
+async def to_dataset(pilot: Pilot[Any], typed: bool = False) -> None:
+    await to_model(pilot, typed)
     await next_step(pilot)
     assert current(pilot) == "dataset", problems(pilot)
-    await type_into(pilot, "data.train_file", "reviews.csv")
+    await type_into(pilot, "data.train_file", "reviews.csv", paste=not typed)
     await pilot.press("enter")  # loads the preview
     await settle(pilot)
 
 
-async def to_tokenizer(pilot: Pilot[Any]) -> None:
-    await to_dataset(pilot)
-    await type_into(pilot, "data.validation_fraction", "0.25")
+async def to_tokenizer(pilot: Pilot[Any], typed: bool = False) -> None:
+    await to_dataset(pilot, typed)
+    await type_into(pilot, "data.validation_fraction", "0.25", paste=not typed)
     await next_step(pilot)
     assert current(pilot) == "tokenizer", problems(pilot)
 
 
-async def to_training(pilot: Pilot[Any]) -> None:
-    await to_tokenizer(pilot)
-    await type_into(pilot, "tokenizer.max_length", "16")
+async def to_training(pilot: Pilot[Any], typed: bool = False) -> None:
+    await to_tokenizer(pilot, typed)
+    await type_into(pilot, "tokenizer.max_length", "16", paste=not typed)
     await next_step(pilot)
     assert current(pilot) == "training", problems(pilot)
 
 
-async def to_review(pilot: Pilot[Any]) -> None:
-    await to_training(pilot)
-    await type_into(pilot, "training.num_train_epochs", "2")
-    await type_into(pilot, "training.learning_rate", "0.001")
-    await type_into(pilot, "training.per_device_train_batch_size", "8")
+async def to_review(pilot: Pilot[Any], typed: bool = False) -> None:
+    await to_training(pilot, typed)
+    await type_into(pilot, "training.num_train_epochs", "2", paste=not typed)
+    await type_into(pilot, "training.learning_rate", "0.001", paste=not typed)
+    await type_into(pilot, "training.per_device_train_batch_size", "8", paste=not typed)
     await next_step(pilot)
     assert current(pilot) == "review", problems(pilot)
 
@@ -143,7 +149,7 @@ async def test_walk_to_saved_config_and_started_run(in_workdir: Path, tmp_path: 
     monkeypatch.setattr("core.launch.start_detached", fake_start)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await to_review(pilot)
+        await to_review(pilot, typed=True)
         # every step was passed, in order, and the list says so
         items = [str(i.render()) for i in wizard(pilot).query(".step-item")]
         assert items[0].startswith("✓") and items[5].startswith("▶")
@@ -452,6 +458,16 @@ NAVIGATE: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
 }
 
 
+async def steady(pilot: Pilot[Any]) -> None:
+    """Let tables size themselves and layout settle (a DataTable measures its rows on a later refresh)."""
+    for table in wizard(pilot).query(DataTable):
+        if table.display:
+            await wait_until(pilot, lambda t=table: t.row_count > 0)
+    for _ in range(3):
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.1)
+
+
 @pytest.mark.parametrize("step", STEP_NAMES)
 def test_step_snapshot(step: str, in_workdir: Path, snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
@@ -462,7 +478,7 @@ def test_step_snapshot(step: str, in_workdir: Path, snap_compare: Any) -> None:
         await settle(pilot)
         wizard(pilot).current.focus_first()
         wizard(pilot).current.scroll_home(animate=False)
-        await pilot.pause()
+        await steady(pilot)
 
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
@@ -472,6 +488,7 @@ def test_dataset_snapshot_at_80x24(in_workdir: Path, snap_compare: Any) -> None:
         no_blink(pilot)
         await to_dataset(pilot)
         await settle(pilot)
+        await steady(pilot)
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 
