@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,6 +195,10 @@ class Draft:
         for key, value in config.to_dict().items():
             values[key] = value
         return cls(values)
+
+    def fingerprint(self) -> str:
+        """Changes whenever any value changes; cheap enough to compare before and after a check."""
+        return json.dumps(self.values, sort_keys=True, default=str)
 
     def copy(self) -> Draft:
         return Draft(copy.deepcopy(self.values))

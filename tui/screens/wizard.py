@@ -138,21 +138,30 @@ class WizardScreen(Screen[None]):
         goal = self.index + 1 if target is None else target
         while self.index < goal:
             step = self.current
-            problems = step.quick_problems()
-            if not problems:
-                self._busy(f"Checking {step.TITLE.lower()}…")
-                try:
-                    problems = await step.slow_problems()
-                except UserError as err:
-                    problems = [err.message]
-                except Exception as err:  # a bug in a check must not leave the person stuck without a word
-                    problems = [f"unexpected error while checking: {type(err).__name__}: {err}"]
-                finally:
-                    self._busy("")
+            while True:
+                before = self.draft.fingerprint()
+                problems = await self._check(step)
+                # Typing during a slow check changes what was checked: check the new values instead.
+                if problems or self.draft.fingerprint() == before:
+                    break
             if problems:
                 self._show_problems(problems)
                 return
             self._go(self.index + 1)
+
+    async def _check(self, step: Step) -> list[str]:
+        problems = step.quick_problems()
+        if problems:
+            return problems
+        self._busy(f"Checking {step.TITLE.lower()}…")
+        try:
+            return await step.slow_problems()
+        except UserError as err:
+            return [err.message]
+        except Exception as err:  # a bug in a check must not leave the person stuck without a word
+            return [f"unexpected error while checking: {type(err).__name__}: {err}"]
+        finally:
+            self._busy("")
 
     def _busy(self, text: str) -> None:
         self.query_one("#busy", Static).update(text)

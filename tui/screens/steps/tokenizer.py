@@ -7,7 +7,6 @@ from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal
 from textual.widgets import LoadingIndicator, Static
 
 from core.errors import UserError
@@ -91,8 +90,7 @@ class TokenizerStep(Step):
                        options=[(c, c) for c in choices("tokenizer.padding")])
         yield FieldRow(d, "tokenizer.truncation", label="Truncation", editor="checkbox")
         yield FieldRow(d, "tokenizer.max_length", label="Max length")
-        with Horizontal(classes="button-row"):
-            yield LoadingIndicator(id="tokens-loading")
+        yield LoadingIndicator(id="tokens-loading")
         yield Static("", id="length-summary", markup=False)
         yield Static("Token lengths", classes="section-title")
         yield LengthHistogram(id="histogram")

@@ -76,6 +76,7 @@ class TrainingStep(Step):
             yield row("training.save_steps", "Save every (steps)", placeholder="only for save_strategy steps")
             yield row("training.save_total_limit", "Checkpoints kept", placeholder="all")
             yield row("training.per_device_eval_batch_size", "Eval batch size")
+            yield row("training.num_processes", "Processes (GPUs)", placeholder="one per local GPU")
             yield row("training.max_grad_norm", "Max grad norm")
             yield row("output_dir", "Output directory", placeholder="runs/<engine>-<data>-<time>",
                       suggester=PathSuggester(None, dirs_only=True))
