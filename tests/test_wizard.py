@@ -294,6 +294,31 @@ async def test_bad_data_file_blocks_next(in_workdir: Path) -> None:
         assert "missing.csv does not exist" in problems(pilot)
 
 
+async def test_switching_data_source_keeps_both_and_uses_one(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_dataset(pilot)
+        draft = wizard(pilot).draft
+        wizard(pilot).query_one("#data-source").focus()
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        await type_into(pilot, "data.hub.name", "imdb")
+        await pilot.press("enter")  # offline: the Hub cannot be reached, and the UI says so
+        await settle(pilot)
+        status = str(wizard(pilot).query_one("#data-status", Static).render())
+        assert status.startswith("✗") and "imdb" in status
+        assert not wizard(pilot).query_one("#data-preview").display  # no stale preview of the local file
+        assert draft.get("data.train_file") is None and draft.get("data.hub.name") == "imdb"
+        wizard(pilot).query_one("#data-source").focus()
+        await pilot.press("up", "enter")
+        await pilot.pause()
+        assert draft.get("data.hub") is None
+        assert draft.get("data.train_file") == "reviews.csv"
+        assert row(pilot, "data.train_file").editor.value == "reviews.csv"
+        await next_step(pilot)
+        assert current(pilot) == "tokenizer", problems(pilot)
+
+
 async def test_framework_without_its_packages_is_disabled_with_install_hint(
         in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real = draft_module.installed

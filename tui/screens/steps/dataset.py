@@ -207,6 +207,10 @@ class DatasetStep(Step):
     def _load_failed(self, message: str) -> None:
         self._busy(False)
         self._status(f"✗ {message}", "-error")
+        # What is shown must belong to the source named above it.
+        self.findings.raw_dataset = self.findings.raw_key = self.findings.dataset_info = None
+        self.query_one("#data-preview").display = False
+        self.query_one("#mapping").display = False
 
     def _show_preview(self, info: Any) -> None:
         self._busy(False)
