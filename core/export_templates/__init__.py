@@ -52,6 +52,7 @@ class ScriptContext:
     training_args: list[tuple[str, Any, str]] = field(default_factory=list)  # name, value, comment
     scorers: dict[str, str] = field(default_factory=dict)
     output_dir: str = ""
+    keras_classifier: str = ""  # KerasHub's TextClassifier class for the checkpoint's backbone (keras engine)
 
     @property
     def json_lines(self) -> bool:
@@ -102,6 +103,8 @@ def build_context(config: RunConfig) -> ScriptContext:
     else:
         ctx.files = _file_readers(config)
         ctx.class_label = any(f.class_label for f in ctx.files)
+    if config.engine == "keras":
+        ctx.model_path, ctx.keras_classifier = _keras_model(config)
     ctx.training_args = trainer_arguments(config)
     ctx.scorers = {name: SCORERS[name] for name in config.metrics}
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
@@ -130,6 +133,25 @@ def model_location(config: RunConfig) -> tuple[str, str]:
     if isinstance(cached, str):
         return str(Path(cached).parent), f"the local Hub cache of {where}; on another machine use {where!r}"
     return where, "a Hub id: downloaded on first use"
+
+
+def _keras_model(config: RunConfig) -> tuple[str, str]:
+    """(the local checkpoint directory KerasHub converts, the name of its TextClassifier class)."""
+    from core.engines.keras_convert import check_convertible, checkpoint_dir, import_keras
+
+    checkpoint = check_convertible(config)
+    import_keras()
+    import keras_hub
+    from keras_hub.src.utils.transformers.preset_loader import TransformersPresetLoader
+
+    backbone = TransformersPresetLoader(None, {"model_type": checkpoint.model_type}).converter.backbone_cls
+    pending, heads = [keras_hub.models.TextClassifier], []
+    while pending:
+        cls = pending.pop()
+        heads.append(cls)
+        pending.extend(cls.__subclasses__())
+    head = next(cls for cls in heads if getattr(cls, "backbone_cls", None) is backbone)
+    return str(checkpoint_dir(config)), head.__name__
 
 
 def _file_readers(config: RunConfig) -> list[SplitFile]:
