@@ -160,7 +160,32 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     print(f"training on {device}: {prepared.sizes}", flush=True)
     ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
                      tokenized=tokenized, stop_requested=stop, device=device, resume_from=resume)
-    return engine(ctx)
+    result = engine(ctx)
+    if main and not result.stopped:
+        result.extra.update(_evaluate(run_dir, prepared))
+    return result
+
+
+def _evaluate(run_dir: RunDir, prepared: Any) -> dict[str, Any]:
+    """Per-class table, confusion matrix, predictions, worst mistakes and the PNG report of each split.
+
+    The model is already saved: a report that cannot be written is logged, not turned into a failed run.
+    """
+    from core.evaluation import evaluate_run
+    from core.predict import load_predictor
+
+    print("evaluating the saved model", flush=True)
+    written: dict[str, str] = {}
+    try:
+        predictor = load_predictor(run_dir.path)
+        for split in ("validation", "test"):
+            if split in prepared.dataset:
+                evaluate_run(run_dir.path, split, prepared=prepared, predictor=predictor)
+                written[split] = str((run_dir.path / "evaluation" / split).resolve())
+    except Exception as err:  # see docstring
+        traceback.print_exc()
+        return {"evaluation": written, "evaluation_error": f"{type(err).__name__}: {err}"}
+    return {"evaluation": written}
 
 
 def _seed(seed: int) -> None:
@@ -212,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         metrics: dict[str, Any] = dict(result.metrics)
         if result.test_metrics is not None:
             metrics["test"] = result.test_metrics
-        write_json(run_dir.metrics_path, {"validation": result.metrics, "test": result.test_metrics})
+        _write_metrics(run_dir, result)
         events.emit("finished", metrics=metrics, model_dir=str(run_dir.model_dir.resolve()),
-                    runtime_s=round(time.monotonic() - started, 1), checkpoint=result.last_checkpoint)
+                    runtime_s=round(time.monotonic() - started, 1), checkpoint=result.last_checkpoint,
+                    **result.extra)
         print(f"finished: {metrics}; model in {run_dir.model_dir}", flush=True)
         return 0
     except BaseException as err:  # every way out must leave a terminal event behind
@@ -249,6 +275,18 @@ def _follower(run_dir: RunDir, resume: Path | None) -> int:
     sampler = DeviceSampler(_Silent())
     execute(run_dir, _Silent(), StopFlag(run_dir), sampler, resume)
     return 0
+
+
+def _write_metrics(run_dir: RunDir, result: EngineResult) -> None:
+    """metrics.json: the engine's final metrics, keeping what the evaluation added to it."""
+    import json
+
+    try:
+        data = json.loads(run_dir.metrics_path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    data.update({"validation": result.metrics, "test": result.test_metrics})
+    write_json(run_dir.metrics_path, data)
 
 
 def _last_step(run_dir: RunDir) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,14 @@ def test_cli_run_trains_and_leaves_a_pipeline_ready_model(tiny_model: Path, tiny
     assert finished["metrics"]["accuracy"] > 0.6 and "f1" in finished["metrics"]
     assert finished["metrics"]["test"]["accuracy"] > 0.6
     assert run.status() == "finished" and not run.is_live()
+    assert set(finished["evaluation"]) == {"validation", "test"} and "evaluation_error" not in finished
+    for split in ("validation", "test"):
+        folder = Path(finished["evaluation"][split])
+        for name in ("metrics.json", "predictions.jsonl", "most_wrong.jsonl", "report.png"):
+            assert (folder / name).exists(), folder / name
+        assert (folder / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads(run.metrics_path.read_text())
+    assert report["validation"]["accuracy"] == finished["metrics"]["accuracy"] and "evaluation" in report
     for path in (run.config_path, run.stdout_path, run.stderr_path, run.pid_path, run.metrics_path):
         assert path.exists(), path
     assert (run.model_dir / "model.safetensors").exists()
