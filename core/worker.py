@@ -117,6 +117,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     from core.models import count_parameters, load_model_config
     from core.tokenization import load_tokenizer, tokenize_dataset
 
+    _quiet_progress_bars()
     config = load_config(run_dir.config_path)
     engine = get_engine(config.engine)
     main = is_main_process()
@@ -186,6 +187,15 @@ def _evaluate(run_dir: RunDir, prepared: Any) -> dict[str, Any]:
         traceback.print_exc()
         return {"evaluation": written, "evaluation_error": f"{type(err).__name__}: {err}"}
     return {"evaluation": written}
+
+
+def _quiet_progress_bars() -> None:
+    """tqdm bars written to a log file are noise: progress is in the events, the log is for people."""
+    import datasets
+    from transformers.utils import logging as transformers_logging
+
+    datasets.disable_progress_bars()
+    transformers_logging.disable_progress_bar()
 
 
 def _seed(seed: int) -> None:

@@ -148,6 +148,36 @@ async def test_finished_run_fills_chart_progress_device_and_results() -> None:
         assert screen.check_action("kill", ()) is None
 
 
+async def test_finished_run_with_evaluation_shows_confusion_matrix_and_offers_try(tmp_path: Path) -> None:
+    from core.evaluation import evaluation_dir, score
+    from tui.widgets.confusion_matrix import ConfusionMatrix
+
+    run = tmp_path / "sst2-finished"
+    shutil.copytree(FIXTURES / "sst2-finished", run)
+    references = np.array([0, 0, 1, 1, 1])
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9], [0.3, 0.7], [0.6, 0.4]])
+    evaluation = score(["negative", "positive"], ["accuracy"], references, probabilities)
+    evaluation.split = "test"
+    folder = evaluation_dir(run, "test")
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(evaluation.to_dict()))
+    lines = (run / "events.jsonl").read_text().splitlines()
+    finished = json.loads(lines[-1])
+    assert finished["type"] == "finished"
+    finished["evaluation"] = {"test": str(folder)}
+    (run / "events.jsonl").write_text("\n".join([*lines[:-1], json.dumps(finished)]) + "\n")
+
+    app = Harness(lambda: MonitorScreen(run))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await settled(pilot, "finished")
+        matrix = screen.query_one(ConfusionMatrix)
+        await wait_until(pilot, lambda: matrix.display)
+        assert matrix.labels == ["negative", "positive"] and matrix.matrix == [[1, 1], [1, 2]]
+        assert "test (5)" in str(matrix.border_title) and "F1 negative 0.50" in str(matrix.border_subtitle)
+        assert not screen.query_one(DevicePanel).display  # an ended run's last device reading gives way
+        assert screen.check_action("try_model", ()) is True
+
+
 async def test_events_appended_while_open_appear(tmp_path: Path) -> None:
     run = RunDir(tmp_path / "live")
     run.path.mkdir()
@@ -176,6 +206,7 @@ async def test_events_appended_while_open_appear(tmp_path: Path) -> None:
             assert "CPU 50%" in screen.query_one(DevicePanel).text
             assert chart.message is None
             assert screen.check_action("kill", ()) is True
+            assert screen.check_action("try_model", ()) is None  # nothing to try until the run has finished
 
             writer.emit("eval", step=10, epoch=0.1, split="validation", metrics={"loss": 0.4, "accuracy": 0.8})
             writer.emit("finished", metrics={"accuracy": 0.8, "loss": 0.4}, model_dir=str(run.model_dir),

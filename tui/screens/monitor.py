@@ -21,6 +21,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from core.rundir import RunDir, Status
 from tui.run_watch import RunUpdate, RunWatcher, as_float
 from tui.screens.confirm import ConfirmScreen
+from tui.widgets.confusion_matrix import ConfusionMatrix
 from tui.widgets.device_panel import DevicePanel
 from tui.widgets.log_tail import LogTail
 from tui.widgets.loss_chart import LossChart
@@ -56,6 +57,7 @@ class MonitorScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "stop", "Stop"),
         Binding("k", "kill", "Kill"),
+        Binding("t", "try_model", "Try model"),
         Binding("escape,q", "back", "Back"),
     ]
     HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [(0, "-narrow"), (100, "-wide")]
@@ -77,11 +79,13 @@ class MonitorScreen(Screen[None]):
             with Vertical(id="monitor-side"):
                 yield DevicePanel(id="monitor-device")
                 yield ResultsPanel(id="monitor-results")
+                yield ConfusionMatrix(id="monitor-confusion")
         yield LogTail(id="monitor-log")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(DevicePanel).border_title = "Device"
+        self.query_one(ConfusionMatrix).display = False  # until the finished run's evaluation is read
         self.query_one(LossChart).border_subtitle = ""
         log = self.query_one(LogTail)
         log.border_title = "Log"
@@ -125,6 +129,8 @@ class MonitorScreen(Screen[None]):
                 results.set_checkpoint(batch.checkpoints[-1])
             if batch.terminal:
                 results.set_terminal(batch.terminal)
+                if batch.terminal.get("type") == "finished" and isinstance(batch.terminal.get("evaluation"), dict):
+                    self._load_evaluation(list(batch.terminal["evaluation"]))
             if batch.last_step:
                 self.query_one(ProgressPanel).update_step(batch.last_step)
             if batch.device:
@@ -164,6 +170,23 @@ class MonitorScreen(Screen[None]):
             title.append("  " + " · ".join(details), style="dim")
         self.query_one("#monitor-title", Static).update(title)
 
+    @work(thread=True, exclusive=True, group="evaluation", exit_on_error=False)
+    def _load_evaluation(self, splits: list[str]) -> None:
+        from core.evaluation import load_evaluation
+
+        split = "test" if "test" in splits else "validation"
+        evaluation = load_evaluation(self.run_dir.path, split)
+        if evaluation is not None:
+            self.app.call_from_thread(self._show_evaluation, evaluation)
+
+    def _show_evaluation(self, evaluation: Any) -> None:
+        matrix = self.query_one(ConfusionMatrix)
+        matrix.set_matrix(evaluation.labels, evaluation.confusion)
+        matrix.border_title = f"Confusion · {evaluation.split} ({evaluation.size})"
+        matrix.border_subtitle = "F1 " + " · ".join(f"{c.label} {c.f1:.2f}" for c in evaluation.per_class[:6])
+        matrix.display = True
+        self.add_class("-evaluated")
+
     # --- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # A run that has ended shows Stop/Kill greyed out rather than hiding them, so the footer keeps its shape.
@@ -171,7 +194,14 @@ class MonitorScreen(Screen[None]):
             return None if self.status in ("finished", "failed", "stopped") else True
         if action == "kill":
             return True if self.status in ("starting", "running") else None
+        if action == "try_model":
+            return True if self.status == "finished" else None
         return True
+
+    def action_try_model(self) -> None:
+        from tui.screens.try_model import TryModelScreen
+
+        self.app.push_screen(TryModelScreen(self.run_dir.path))
 
     def action_stop(self) -> None:
         note = (
