@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -335,9 +336,16 @@ def test_exported_script_reproduces_the_run(engine: str, training: dict[str, Any
     assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
     for split in ("validation", "test"):
         assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
-    # What the script saves is a model `finetune-tui predict` takes, whatever the engine.
-    from core.predict import load_predictor
+    # Evaluating the run (core.evaluation through core.predict) gives the numbers the engine reported, and what the
+    # script saves is a model `finetune-tui predict` takes, whatever the engine.
+    from core.evaluation import evaluate_run
+    from core.predict_file import predict_file
 
-    predictor = load_predictor(tmp_path / "script-out" / "model")
-    assert predictor.labels == ["neg", "pos"]
-    assert predictor.predict_proba(["great film"]).sum() == pytest.approx(1.0)
+    evaluation = evaluate_run(run.path, "validation", report=False)
+    assert not _close({k: reported["validation"][k] for k in wanted}, evaluation.metrics, TOLERANCE)
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text\ngreat film\nawful plot\n")
+    result = predict_file(tmp_path / "script-out" / "model", texts)
+    table = pd.read_csv(result.output)
+    assert result.rows == 2 and set(table["predicted"]) <= {"neg", "pos"}
+    assert np.allclose(table["probability_neg"] + table["probability_pos"], 1, atol=1e-4)
