@@ -106,6 +106,8 @@ def train(ctx: RunContext) -> EngineResult:
 
     cfg = ctx.config
     model = build_model(cfg, ctx.prepared.label_names)
+    if getattr(model.config, "pad_token_id", None) is None:
+        model.config.pad_token_id = ctx.tokenizer.pad_token_id  # GPT-2 style: load_tokenizer padded with EOS
     args = training_arguments(ctx)
     events_cb = _EventsCallback(ctx, args.per_device_train_batch_size * args.gradient_accumulation_steps)
     callbacks: list[Any] = [_as_trainer_callback(events_cb, TrainerCallback)]
