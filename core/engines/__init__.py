@@ -47,7 +47,7 @@ ENGINES: dict[str, EngineInfo] = {
     "keras": EngineInfo(
         "keras", "Keras on TensorFlow",
         "When your serving stack is TensorFlow/Keras; the backbone comes from the same checkpoint via KerasHub.",
-        ("tensorflow", "keras", "keras_hub"), 'pip install "finetune-tui[keras]"', None,
+        ("tensorflow", "keras", "keras_hub"), 'pip install "finetune-tui[keras]"', "core.engines.keras",
     ),
 }
 

@@ -184,6 +184,7 @@ class _Loop:
         self.model, self.optimizer, self.train_loader, self.scheduler = prepared[:4]
         self.eval_loaders = dict(zip(eval_loaders, prepared[4:], strict=True))
         self.metrics = Metrics(self.cfg.metrics)
+        self.step_lr = 0.0
         self.timer = StepTimer(effective * self.accelerator.num_processes)
         self.tokens = torch.zeros((), dtype=torch.long, device=self.accelerator.device)  # non-padding tokens trained on
 
@@ -206,8 +207,10 @@ class _Loop:
                     loss = self.model(**batch).loss
                     acc.backward(loss)
                     grad_norm = None
-                    if acc.sync_gradients and self.t.max_grad_norm > 0:
-                        grad_norm = acc.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm)
+                    if acc.sync_gradients:
+                        self.step_lr = self.scheduler.get_last_lr()[0]  # the rate this step uses, as Trainer logs it
+                        if self.t.max_grad_norm > 0:
+                            grad_norm = acc.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm)
                     self.optimizer.step()
                     self.scheduler.step()
                     self.optimizer.zero_grad()
@@ -257,7 +260,7 @@ class _Loop:
             check_finite(loss, s.global_step)
             rate, elapsed = self.timer.sample(s.global_step)
             self._emit("step", step=s.global_step, total_steps=self.total, epoch=round(float(epoch), 4), loss=loss,
-                       learning_rate=self.scheduler.get_last_lr()[0],
+                       learning_rate=self.step_lr,
                        grad_norm=float(grad_norm) if grad_norm is not None else None,
                        samples_per_second=rate, tokens_per_second=self.timer.tokens_per_second(tokens),
                        elapsed_s=elapsed)

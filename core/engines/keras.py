@@ -1,0 +1,374 @@
+"""The `keras` engine: Keras 3 on TensorFlow, with the backbone converted from the same checkpoint by KerasHub.
+
+`model.fit` trains; a callback (keras_callbacks.EventsCallback) hands every batch and epoch boundary to this
+module, which keeps Trainer's schedule of logging, evaluating and saving, so the events match the PyTorch engines'
+for the same config. What is the same as there: the tokenized rows and padding (keras_data), the data order, the
+learning-rate curve (transformers' get_scheduler, as a table), AdamW without decay on biases and LayerNorm,
+clipping by global norm, gradient accumulation, evaluation with the same metrics code, checkpoints named
+checkpoint-<step>, early stopping that keeps the best model. What differs: grad_norm is not reported (null), and
+under gradient accumulation Keras carries an incomplete group of batches over into the next epoch instead of
+updating at the epoch's end, so the last step may fall a little short of total_steps.
+
+The result directory holds model.keras, the tokenizer, labels.json and keras_model.json (see core.predict).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.config import RunConfig
+from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, total_steps
+from core.engines.keras_convert import (
+    build_classifier,
+    check_convertible,
+    checkpoint_dir,
+    enable_lora,
+    import_keras,
+    input_names,
+    require_packages,
+)
+from core.engines.torch_loop import STATE_FILE, LoopState, checkpoints, lr_lambda, rotate_checkpoints, step_of
+from core.errors import ConfigError, RunDirError
+from core.predict import KERAS_FORMAT, KERAS_FORMAT_FILE, KERAS_MODEL_FILE, LABELS_FILE
+
+POLICIES = {"no": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
+
+
+@dataclass
+class KerasState(LoopState):
+    batches_total: int = 0  # Keras's own count of batches (optimizer steps x accumulation, plus a partial group)
+    step_loss: float = 0.0  # losses of the batches of an optimizer step in progress
+    step_batches: int = 0
+    seed_states: list[list[int]] = field(default_factory=list)  # the dropout layers' random states
+
+
+def preflight(config: RunConfig) -> None:
+    """Everything that can refuse a keras run before data is loaded: packages, architecture, precision."""
+    require_packages()
+    check_convertible(config)
+    if config.training.mixed_precision != "no" and not _tf_gpus():
+        raise ConfigError(
+            f"training.mixed_precision is {config.training.mixed_precision}, but TensorFlow sees no GPU here",
+            "set training.mixed_precision: no; on a GPU machine install TensorFlow's CUDA build "
+            '(pip install "tensorflow[and-cuda]")',
+        )
+
+
+def _tf_gpus() -> list[Any]:
+    import_keras()
+    import tensorflow as tf
+
+    return list(tf.config.list_physical_devices("GPU"))
+
+
+def train(ctx: RunContext) -> EngineResult:
+    preflight(ctx.config)
+    keras = import_keras()
+    try:
+        return _KerasRun(ctx).run()
+    finally:
+        keras.config.set_dtype_policy("float32")  # the policy is global: leave none behind for the next model
+
+
+class _KerasRun:
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.config
+        self.t = ctx.config.training
+        self.primary = self.t.metric_for_best_model or self.cfg.metrics[0]
+        self.early = self.t.early_stopping_patience is not None
+        self.save_strategy = self.t.eval_strategy if self.early else self.t.save_strategy
+        self.save_steps = self.t.eval_steps if self.early else self.t.save_steps
+        self.accumulation = self.t.gradient_accumulation_steps
+        self.state = KerasState()
+        self.saved_at: int | None = None
+        self.stopped = False
+        self.done = False
+        self.skip = 0  # batches of the first epoch a resumed run has already trained on
+        self.tokens = 0  # non-padding tokens trained on, for tokens/s
+        self.epoch_tokens: list[int] = []
+
+    # -- set-up --------------------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        keras = import_keras()
+        import tensorflow as tf
+
+        from core.engines import keras_callbacks as kc
+        from core.engines.keras_data import Batches, TrainPlan, eval_dataset
+        from core.metrics import Metrics
+
+        ctx, t = self.ctx, self.t
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)  # leave GPU memory to others until it is needed
+        if ctx.device == "cuda" and not tf.config.list_physical_devices("GPU"):
+            print('warning: PyTorch sees a GPU but TensorFlow does not; the keras engine trains on the CPU. '
+                  'Install TensorFlow\'s CUDA build: pip install "tensorflow[and-cuda]"', flush=True)
+        keras.utils.set_random_seed(t.seed)
+        keras.config.set_dtype_policy(POLICIES[t.mixed_precision])
+        n_train = len(ctx.tokenized["train"])
+        self.total = total_steps(self.cfg, n_train)
+        self.lr_table = [t.learning_rate * lr_lambda(self.cfg, self.total)(i) for i in range(self.total + 1)]
+
+        self.model = self._build(keras, kc)
+        if ctx.resume_from is not None:
+            self._load_checkpoint(Path(ctx.resume_from))
+        self.inputs = input_names(self.model)
+        train = Batches(ctx.tokenized["train"], ctx.tokenizer, self.cfg.tokenizer, self.inputs)
+        self.plan = TrainPlan(train, t.per_device_train_batch_size, t.seed, t.group_by_length,
+                              t.per_device_train_batch_size * self.accumulation)
+        self.eval_sets = {}
+        for split in ("validation", "test"):
+            if split in ctx.tokenized:
+                batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.cfg.tokenizer, self.inputs)
+                self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size),
+                                         np.asarray(ctx.tokenized[split]["labels"]))
+        self.metrics = Metrics(self.cfg.metrics)
+        self.timer = StepTimer(t.per_device_train_batch_size * self.accumulation)
+        if ctx.resume_from is not None:
+            self.timer.sample(self.state.global_step)
+        self.callback = kc.EventsCallback(self)
+
+    def _build(self, keras: Any, kc: Any) -> Any:
+        t = self.t
+        model, backbone = build_classifier(checkpoint_dir(self.cfg), len(self.ctx.prepared.label_names))
+        if t.freeze_encoder:
+            backbone.trainable = False
+        if t.lora is not None:
+            adapted = enable_lora(backbone, t.lora.r, t.lora.alpha, t.lora.target_modules)
+            print(f"LoRA rank {t.lora.r} on {adapted} layers (Keras LoRA has no dropout; lora.dropout is not used)",
+                  flush=True)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate=kc.TableSchedule(self.lr_table, self.accumulation),
+            weight_decay=t.weight_decay, beta_1=0.9, beta_2=0.999, epsilon=1e-8,  # torch.optim.AdamW's defaults
+            global_clipnorm=t.max_grad_norm if t.max_grad_norm > 0 else None,
+            gradient_accumulation_steps=self.accumulation if self.accumulation > 1 else None,
+        )
+        optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])  # LayerNorm's are gamma/beta
+        # No XLA: batches padded per batch change shape, and XLA would recompile for each shape.
+        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=[kc.BatchLoss()], jit_compile=False)
+        return model
+
+    def _load_checkpoint(self, path: Path) -> None:
+        """Weights, optimizer state (moments, step count, accumulated gradients) and the loop's own state.
+
+        Into the model just built from the config, not through load_model: KerasHub's classifiers override
+        compile(), so a loaded one would not get this run's optimizer back."""
+        state_file = path / STATE_FILE
+        if not state_file.exists() or not (path / KERAS_MODEL_FILE).exists():
+            raise RunDirError(f"{path} is not a keras checkpoint (no {KERAS_MODEL_FILE} and {STATE_FILE} in it)",
+                              "resume from a checkpoint that a keras run of this config saved")
+        self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be filled
+        self.model.load_weights(str(path / KERAS_MODEL_FILE))
+        self.state = KerasState(**json.loads(state_file.read_text(encoding="utf-8")))
+        generators = _seed_generators(self.model)
+        if len(generators) == len(self.state.seed_states):  # the same dropout masks as an uninterrupted run
+            for generator, value in zip(generators, self.state.seed_states, strict=True):
+                generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
+        self.saved_at = self.state.global_step
+        self.skip = self.state.batches_done
+
+    # -- the run -------------------------------------------------------------------------------------------------
+    def run(self) -> EngineResult:
+        self._setup()
+        s = self.state
+        if s.batches_done >= len(self.plan):  # saved at an epoch's end
+            s.epoch, s.batches_done, self.skip = s.epoch + 1, 0, 0
+        # Enough epochs for total_steps optimizer steps; the callback stops at total_steps.
+        epochs = math.ceil(self.total * self.accumulation / len(self.plan))
+        self.done = s.global_step >= self.total
+        if self.skip and not self.done:  # the rest of the epoch the checkpoint was saved in, on its own
+            self._fit(self.plan.dataset(self.skip), s.epoch + 1)
+        if not self.done and s.epoch < epochs:
+            self._fit(self.plan.dataset(), epochs)
+        if self.stopped:
+            return EngineResult(metrics={}, stopped=True, last_checkpoint=str(self._save()))
+        return self._finish()
+
+    def _fit(self, dataset: Any, epochs: int) -> None:
+        # shuffle=False: the plan has already shuffled (or grouped) the batches, the same way as torch-loop.
+        self.model.fit(dataset, epochs=epochs, initial_epoch=self.state.epoch, callbacks=[self.callback],
+                       shuffle=False, verbose=0)
+
+    def epoch_begin(self, epoch: int) -> None:
+        self.state.epoch = epoch
+        self.state.batches_done = self.skip
+        self.plan.epoch = epoch
+        self.skip = 0
+        self.epoch_tokens = self.plan.batch_tokens(epoch)
+
+    def batch_end(self, batch_loss: float) -> bool:
+        """After each batch; True stops training."""
+        s = self.state
+        self.tokens += self.epoch_tokens[min(s.batches_done, len(self.epoch_tokens) - 1)]
+        s.batches_done += 1
+        s.batches_total += 1
+        s.step_loss += batch_loss
+        s.step_batches += 1
+        if s.batches_total % self.accumulation:
+            return False
+        s.global_step += 1
+        s.window_loss += s.step_loss / s.step_batches
+        s.window_steps += 1
+        s.step_loss, s.step_batches = 0.0, 0
+        at_end = s.global_step >= self.total
+        steps_eval = self.t.eval_strategy == "steps" and (s.global_step % self.t.eval_steps == 0 or at_end)
+        steps_save = self.save_strategy == "steps" and (s.global_step % self.save_steps == 0 or at_end)
+        self._log_eval_save(s.global_step % self.t.logging_steps == 0, steps_eval, steps_save, self._epoch_now())
+        if self.ctx.stop_requested():
+            self.stopped = self.done = True
+        self.done = self.done or at_end or self._patience_spent()
+        return self.done
+
+    def epoch_end(self, epoch: int) -> bool:
+        """After each epoch (also one cut short by a stop); True stops training."""
+        s = self.state
+        if self.stopped:
+            return True
+        epoch_f = self._epoch_now()
+        if s.batches_done >= len(self.plan):
+            s.epoch, s.batches_done = epoch + 1, 0
+        if not self._patience_spent():
+            self._log_eval_save(False, self.t.eval_strategy == "epoch", self.save_strategy == "epoch", epoch_f)
+        self.done = self.done or self._patience_spent() or s.global_step >= self.total
+        return self.done
+
+    def _epoch_now(self) -> float:
+        return self.state.epoch + self.state.batches_done / len(self.plan)
+
+    def _patience_spent(self) -> bool:
+        return self.early and self.state.bad_evals >= (self.t.early_stopping_patience or 0)
+
+    def _log_eval_save(self, log: bool, evaluate: bool, save: bool, epoch: float) -> None:
+        """Trainer's order: the step's log, then the evaluation, then the checkpoint."""
+        s = self.state
+        if log and s.window_steps:
+            loss = s.window_loss / s.window_steps
+            check_finite(loss, s.global_step)
+            rate, elapsed = self.timer.sample(s.global_step)
+            self.ctx.events.emit(
+                "step", step=s.global_step, total_steps=self.total, epoch=round(float(epoch), 4), loss=loss,
+                learning_rate=self.lr_table[min(s.global_step - 1, self.total)], grad_norm=None,  # this step's rate
+                samples_per_second=rate, tokens_per_second=self.timer.tokens_per_second(self.tokens),
+                elapsed_s=elapsed,
+            )
+            s.window_loss, s.window_steps = 0.0, 0
+        improved = False
+        if evaluate and "validation" in self.eval_sets:
+            metrics = self.evaluate("validation")
+            self.ctx.events.emit("eval", step=s.global_step, epoch=round(float(epoch), 4), split="validation",
+                                 metrics=metrics)
+            s.last_eval_step, s.last_eval = s.global_step, metrics
+            improved = self._track_best(metrics)
+        if save:
+            path = self._save()
+            if improved and self.early:
+                s.best_checkpoint = str(path)
+                self._write_state(path)
+
+    def _track_best(self, metrics: dict[str, float]) -> bool:
+        s = self.state
+        value = metrics.get(self.primary)
+        if value is None:
+            return False
+        better = s.best_value is None or (value < s.best_value if self.primary == "loss" else value > s.best_value)
+        if better:
+            s.best_value, s.bad_evals = value, 0
+        else:
+            s.bad_evals += 1
+        return better
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Mean loss per example and the configured metrics, from the logits of the whole split."""
+        dataset, labels = self.eval_sets[split]
+        logits = np.asarray(self.model.predict(dataset, verbose=0), dtype=np.float64)
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        loss = float(-log_probs[np.arange(len(labels)), labels].mean()) if len(labels) else 0.0
+        return {"loss": loss, **self.metrics.compute(predictions=logits.argmax(axis=-1), references=labels)}
+
+    # -- checkpoints ---------------------------------------------------------------------------------------------
+    def _save(self) -> Path:
+        s = self.state
+        path = self.ctx.run_dir.checkpoints_dir / f"checkpoint-{s.global_step}"
+        if self.saved_at == s.global_step and path.is_dir():
+            return path
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save(str(path / KERAS_MODEL_FILE))  # weights and optimizer state
+        self._write_state(path)
+        self.saved_at = s.global_step
+        self.ctx.events.emit("checkpoint", step=s.global_step, path=str(path))
+        rotate_checkpoints(self.ctx.run_dir.checkpoints_dir, self.t.save_total_limit, s.best_checkpoint)
+        return path
+
+    def _write_state(self, path: Path) -> None:
+        self.state.seed_states = [np.asarray(g.state).tolist() for g in _seed_generators(self.model)]
+        (path / STATE_FILE).write_text(json.dumps(asdict(self.state), indent=1), encoding="utf-8")
+
+    # -- the end -------------------------------------------------------------------------------------------------
+    def _finish(self) -> EngineResult:
+        s = self.state
+        metrics: dict[str, float] = {}
+        if self.early and s.best_checkpoint and Path(s.best_checkpoint).is_dir():
+            self.model.load_weights(str(Path(s.best_checkpoint) / KERAS_MODEL_FILE))
+            metrics = json.loads((Path(s.best_checkpoint) / STATE_FILE).read_text(encoding="utf-8"))["last_eval"]
+        elif "validation" in self.eval_sets:
+            metrics = s.last_eval if s.last_eval_step == s.global_step else self.evaluate("validation")
+        test_metrics = None
+        if "test" in self.eval_sets:
+            test_metrics = self.evaluate("test")
+            self.ctx.events.emit("eval", step=s.global_step, epoch=round(self._epoch_now(), 4), split="test",
+                                 metrics=test_metrics)
+        self._save_final()
+        last = max(checkpoints(self.ctx.run_dir.checkpoints_dir), key=step_of, default=None)
+        if self.t.save_total_limit == 1 and s.best_checkpoint and last is not None and last != Path(s.best_checkpoint):
+            import shutil
+
+            shutil.rmtree(last, ignore_errors=True)  # as Trainer: a limit of 1 keeps just the best model at the end
+            last = Path(s.best_checkpoint)
+        return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=str(last) if last else None)
+
+    def _save_final(self) -> None:
+        """model.keras without optimizer state (a fresh copy of the architecture with the trained weights), the
+        tokenizer, the label maps, and keras_model.json, which tells core.predict what this directory is."""
+        import importlib.metadata as md
+
+        out = self.ctx.run_dir.model_dir
+        out.mkdir(parents=True, exist_ok=True)
+        final = type(self.model).from_config(self.model.get_config())
+        final.set_weights(self.model.get_weights())
+        final.save(str(out / KERAS_MODEL_FILE))
+        self.ctx.tokenizer.save_pretrained(out)
+        names = self.ctx.prepared.label_names
+        (out / LABELS_FILE).write_text(json.dumps({
+            "id2label": {str(i): name for i, name in enumerate(names)},
+            "label2id": {name: i for i, name in enumerate(names)},
+        }, indent=1), encoding="utf-8")
+        versions = {}
+        for package in ("tensorflow", "keras", "keras-hub"):
+            with contextlib.suppress(md.PackageNotFoundError):
+                versions[package] = md.version(package)
+        (out / KERAS_FORMAT_FILE).write_text(json.dumps({
+            "format": KERAS_FORMAT, "model_file": KERAS_MODEL_FILE, "inputs": self.inputs,
+            "max_length": self.cfg.tokenizer.max_length, "truncation": self.cfg.tokenizer.truncation,
+            "source_model": self.cfg.model.name_or_path, "backbone": type(self.model.backbone).__name__,
+            "versions": versions,
+        }, indent=1), encoding="utf-8")
+
+
+def _seed_generators(model: Any) -> list[Any]:
+    """Every layer's SeedGenerator (dropout), in the model's layer order: their states are not in the weights."""
+    keras = import_keras()
+    found: list[Any] = []
+    for layer in model._flatten_layers(include_self=True):
+        for value in vars(layer).values():
+            if isinstance(value, keras.random.SeedGenerator) and all(value is not f for f in found):
+                found.append(value)
+    return found
