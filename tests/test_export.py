@@ -349,3 +349,18 @@ def test_exported_script_reproduces_the_run(engine: str, training: dict[str, Any
     table = pd.read_csv(result.output)
     assert result.rows == 2 and set(table["predicted"]) <= {"neg", "pos"}
     assert np.allclose(table["probability_neg"] + table["probability_pos"], 1, atol=1e-4)
+
+
+def test_exported_scripts_carry_the_launcher_for_several_processes(tmp_path: Path) -> None:
+    from core.config import parse_config
+    from core.export import export_config
+    from tests.conftest import tiny_rows, write_tsv
+
+    train = write_tsv(tmp_path / "train.tsv", tiny_rows(20))
+    for engine in ("trainer", "torch-loop"):
+        config = parse_config({"engine": engine, "data": {"train_file": str(train)}, "training": {"num_processes": 4}})
+        text = export_config(config, "script").text
+        assert f"torchrun --standalone --nproc_per_node=4 train_{engine.replace('-', '_')}.py" in text
+        assert "--nnodes=N" in text
+        config.training.num_processes = 1
+        assert "torchrun" not in export_config(config, "script").text
