@@ -10,8 +10,9 @@ import pytest
 
 from core.config import parse_config
 from core.engines import ENGINES, get_engine
+from core.engines.base import RunContext
 from core.errors import ConfigError, ModelError
-from core.events import read_events
+from core.events import EventWriter, read_events
 from core.launch import create_run, resolve_config
 from core.rundir import RunDir
 from core.worker import main as worker_main
@@ -33,6 +34,27 @@ def _run(raw: dict) -> RunDir:
     return run_dir
 
 
+def _context(raw: dict, stop_after: int | None = None, resume: Path | None = None,
+             run_dir: RunDir | None = None) -> RunContext:
+    """What core.worker hands an engine, built here so a test can say when a stop is requested."""
+    from core.data import prepare_data
+    from core.tokenization import load_tokenizer, tokenize_dataset
+
+    config = resolve_config(parse_config({**raw, "engine": "keras"}))
+    run_dir = run_dir or create_run(config)
+    prepared = prepare_data(config.data)
+    tokenizer = load_tokenizer(config.model)
+    polls = [0]
+
+    def stop_requested() -> bool:  # polled once per optimizer step
+        polls[0] += 1
+        return stop_after is not None and polls[0] >= stop_after
+
+    return RunContext(config=config, run_dir=run_dir, events=EventWriter(run_dir.events_path), prepared=prepared,
+                      tokenizer=tokenizer, tokenized=tokenize_dataset(prepared, tokenizer, config.tokenizer),
+                      stop_requested=stop_requested, device="cpu", resume_from=resume)
+
+
 def _steps(run: RunDir) -> list[dict]:
     return [e for e in read_events(run.events_path) if e["type"] == "step"]
 
@@ -42,7 +64,6 @@ def test_unconvertible_architecture_is_refused_before_any_work(tiny_data: dict, 
     from transformers import GPT2Config
 
     from core.engines import keras as keras_engine
-    from core.engines.base import RunContext
     from core.engines.keras_convert import supported_model_types
 
     model_dir = tmp_path / "tiny-gpt2"
@@ -98,6 +119,33 @@ def test_result_directory_and_frozen_encoder(tiny_model: Path, tiny_data: dict, 
     original = load_file(str(tiny_model / "model.safetensors"))["embeddings.word_embeddings.weight"]
     assert embeddings == pytest.approx(original, abs=1e-7)
     assert predictor.predict(["great lovely superb film"])[0]["label"] in {"neg", "pos"}
+
+
+@needs_keras
+def test_stop_and_resume_with_lora_matches_an_uninterrupted_run(tiny_model: Path, tiny_data: dict,
+                                                                tmp_path: Path) -> None:
+    """Weights, optimizer moments, LoRA adapters (which a .keras file stores merged), dropout state and data order
+    all come back: the resumed run logs the very losses of the uninterrupted one."""
+    from core.engines import keras as keras_engine
+
+    settings = {"max_steps": 8, "eval_strategy": "no", "save_strategy": "no",
+                "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}
+    whole = _context(tiny_config(tiny_model, tiny_data, tmp_path / "whole", **settings))
+    expected = keras_engine.train(whole)
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / "parts", **settings)
+    first = _context(raw, stop_after=3)
+    stopped = keras_engine.train(first)
+    assert stopped.stopped and Path(str(stopped.last_checkpoint)).name == "checkpoint-3"
+    assert (Path(str(stopped.last_checkpoint)) / "lora.npz").exists()
+    resumed = keras_engine.train(_context(raw, resume=Path(str(stopped.last_checkpoint)), run_dir=first.run_dir))
+    assert resumed.test_metrics == pytest.approx(expected.test_metrics, abs=1e-6)
+    assert [e["loss"] for e in _steps(first.run_dir)] == pytest.approx([e["loss"] for e in _steps(whole.run_dir)],
+                                                                       abs=1e-6)
+    # The result is a plain model: the adapters are merged into its weights.
+    from core.predict import load_predictor
+
+    model = load_predictor(first.run_dir.path).model
+    assert not any(getattr(layer, "lora_enabled", False) for layer in model._flatten_layers())
 
 
 @needs_keras

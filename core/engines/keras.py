@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ from core.errors import ConfigError, RunDirError
 from core.predict import KERAS_FORMAT, KERAS_FORMAT_FILE, KERAS_MODEL_FILE, LABELS_FILE
 
 POLICIES = {"no": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
+LORA_FILE = "lora.npz"  # a checkpoint's LoRA adapters and unmerged kernels, which the .keras file does not keep
 
 
 @dataclass
@@ -110,6 +112,9 @@ class _KerasRun:
         if ctx.device == "cuda" and not tf.config.list_physical_devices("GPU"):
             print('warning: PyTorch sees a GPU but TensorFlow does not; the keras engine trains on the CPU. '
                   'Install TensorFlow\'s CUDA build: pip install "tensorflow[and-cuda]"', flush=True)
+        if t.num_processes != 1:
+            print("note: the keras engine trains in one process on one device; training.num_processes is not used",
+                  flush=True)
         keras.utils.set_random_seed(t.seed)
         keras.config.set_dtype_policy(POLICIES[t.mixed_precision])
         n_train = len(ctx.tokenized["train"])
@@ -166,7 +171,7 @@ class _KerasRun:
             raise RunDirError(f"{path} is not a keras checkpoint (no {KERAS_MODEL_FILE} and {STATE_FILE} in it)",
                               "resume from a checkpoint that a keras run of this config saved")
         self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be filled
-        self.model.load_weights(str(path / KERAS_MODEL_FILE))
+        self._load_weights(path)
         self.state = KerasState(**json.loads(state_file.read_text(encoding="utf-8")))
         generators = _seed_generators(self.model)
         if len(generators) == len(self.state.seed_states):  # the same dropout masks as an uninterrupted run
@@ -174,6 +179,14 @@ class _KerasRun:
                 generator.state.assign(np.asarray(value, dtype=generator.state.dtype))
         self.saved_at = self.state.global_step
         self.skip = self.state.batches_done
+
+    def _load_weights(self, path: Path) -> None:
+        self.model.load_weights(str(path / KERAS_MODEL_FILE))
+        lora = _lora_variables(self.model)
+        if lora:  # Keras saves LoRA layers merged and zeroes the adapters on load: put the adapters back as they were
+            with np.load(path / LORA_FILE) as saved:
+                for variable, key in zip(lora, sorted(saved.files, key=lambda k: int(k.split("_")[1])), strict=True):
+                    variable.assign(saved[key])
 
     # -- the run -------------------------------------------------------------------------------------------------
     def run(self) -> EngineResult:
@@ -302,6 +315,9 @@ class _KerasRun:
             return path
         path.mkdir(parents=True, exist_ok=True)
         self.model.save(str(path / KERAS_MODEL_FILE))  # weights and optimizer state
+        lora = _lora_variables(self.model)
+        if lora:
+            np.savez(path / LORA_FILE, *[np.asarray(v) for v in lora])
         self._write_state(path)
         self.saved_at = s.global_step
         self.ctx.events.emit("checkpoint", step=s.global_step, path=str(path))
@@ -317,7 +333,7 @@ class _KerasRun:
         s = self.state
         metrics: dict[str, float] = {}
         if self.early and s.best_checkpoint and Path(s.best_checkpoint).is_dir():
-            self.model.load_weights(str(Path(s.best_checkpoint) / KERAS_MODEL_FILE))
+            self._load_weights(Path(s.best_checkpoint))
             metrics = json.loads((Path(s.best_checkpoint) / STATE_FILE).read_text(encoding="utf-8"))["last_eval"]
         elif "validation" in self.eval_sets:
             metrics = s.last_eval if s.last_eval_step == s.global_step else self.evaluate("validation")
@@ -340,11 +356,18 @@ class _KerasRun:
         tokenizer, the label maps, and keras_model.json, which tells core.predict what this directory is."""
         import importlib.metadata as md
 
+        keras = import_keras()
         out = self.ctx.run_dir.model_dir
         out.mkdir(parents=True, exist_ok=True)
-        final = type(self.model).from_config(self.model.get_config())
-        final.set_weights(self.model.get_weights())
+        # Saved and loaded back uncompiled: that drops the optimizer state and merges LoRA adapters into the weights
+        # (Keras saves LoRA layers merged), so the result is a plain model, as the PyTorch engines leave.
+        full = out / f"full-{KERAS_MODEL_FILE}"
+        self.model.save(str(full))
+        with warnings.catch_warnings():  # "Skipping variable loading for optimizer": dropping it is the point
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            final = keras.saving.load_model(str(full), compile=False)
         final.save(str(out / KERAS_MODEL_FILE))
+        full.unlink()
         self.ctx.tokenizer.save_pretrained(out)
         names = self.ctx.prepared.label_names
         (out / LABELS_FILE).write_text(json.dumps({
@@ -372,3 +395,12 @@ def _seed_generators(model: Any) -> list[Any]:
             if isinstance(value, keras.random.SeedGenerator) and all(value is not f for f in found):
                 found.append(value)
     return found
+
+
+def _lora_variables(model: Any) -> list[Any]:
+    """Per LoRA layer, in layer order: the unmerged kernel and both adapter matrices."""
+    out: list[Any] = []
+    for layer in model._flatten_layers(include_self=False):
+        if getattr(layer, "lora_enabled", False):
+            out += [layer._kernel, layer.lora_kernel_a, layer.lora_kernel_b]
+    return out
