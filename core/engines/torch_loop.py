@@ -22,7 +22,6 @@ from core.engines.base import (
     StepTimer,
     agree_to_stop,
     check_finite,
-    steps_per_epoch,
     total_steps,
 )
 from core.engines.hf_model import build_model, save_final_model
@@ -148,8 +147,11 @@ class _Loop:
         ctx, t = self.ctx, self.t
         check_precision(t.mixed_precision, ctx.device)
         set_seed(t.seed)
+        # The schedule is stepped here, once per optimizer step: total_steps already counts every process's data, so
+        # Accelerate's stepping once per process (step_scheduler_with_optimizer) would run it num_processes too fast.
         self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=ctx.device == "cpu",
-                                       gradient_accumulation_steps=t.gradient_accumulation_steps)
+                                       gradient_accumulation_steps=t.gradient_accumulation_steps,
+                                       step_scheduler_with_optimizer=False)
         model = build_model(self.cfg, ctx.prepared.label_names)
         if getattr(model.config, "pad_token_id", None) is None and ctx.tokenizer.pad_token_id is not None:
             model.config.pad_token_id = ctx.tokenizer.pad_token_id  # GPT-2 style models pad with end-of-text
@@ -177,12 +179,13 @@ class _Loop:
             lr=t.learning_rate,
         )
         self.total = total_steps(self.cfg, len(train_ds))
-        self.per_epoch = steps_per_epoch(len(train_ds), t.per_device_train_batch_size, t.gradient_accumulation_steps)
         scheduler = make_scheduler(self.cfg, optimizer, self.total)
 
         prepared = self.accelerator.prepare(model, optimizer, train_loader, scheduler, *eval_loaders.values())
         self.model, self.optimizer, self.train_loader, self.scheduler = prepared[:4]
         self.eval_loaders = dict(zip(eval_loaders, prepared[4:], strict=True))
+        # This process's batches (Accelerate shards them over processes); total counts all processes' data too.
+        self.per_epoch = math.ceil(len(self.train_loader) / t.gradient_accumulation_steps)
         self.metrics = Metrics(self.cfg.metrics)
         self.step_lr = 0.0
         self.timer = StepTimer(effective * self.accelerator.num_processes)
@@ -211,8 +214,9 @@ class _Loop:
                         self.step_lr = self.scheduler.get_last_lr()[0]  # the rate this step uses, as Trainer logs it
                         if self.t.max_grad_norm > 0:
                             grad_norm = acc.clip_grad_norm_(self.model.parameters(), self.t.max_grad_norm)
-                    self.optimizer.step()
-                    self.scheduler.step()
+                    self.optimizer.step()  # Accelerate makes it a no-op between accumulation boundaries
+                    if acc.sync_gradients and not acc.optimizer_step_was_skipped:  # skipped: fp16 overflow
+                        self.scheduler.step()
                     self.optimizer.zero_grad()
                 s.batches_done += 1
                 self.tokens += batch["attention_mask"].sum()
