@@ -7,7 +7,7 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import ModelError
-from core.models import resolve_model
+from core.models import load_error, resolve_model
 
 
 def build_model(config: RunConfig, label_names: list[str]) -> Any:
@@ -24,8 +24,13 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
             label2id={name: i for i, name in id2label.items()},
         )
     except ValueError as err:
+        if "trust_remote_code" in str(err):
+            raise load_error(err, "model", config.model.name_or_path, "") from None
         raise ModelError(f"{config.model.name_or_path} cannot be used for text classification: {err}",
                          "choose an encoder model such as BERT, DistilBERT or RoBERTa") from None
+    except OSError as err:
+        raise load_error(err, "the weights of", config.model.name_or_path,
+                         "give a directory saved with save_pretrained (model.safetensors in it), or a Hub id") from None
     if config.training.freeze_encoder:
         for param in model.base_model.parameters():
             param.requires_grad = False

@@ -8,11 +8,11 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Checkbox, Collapsible, Label, SelectionList, Static
+from textual.widgets import Button, Checkbox, Collapsible, Label, SelectionList, Static
 
 from core.config import Metric
 from tui.draft import choices, help_for
-from tui.screens.steps.base import Step
+from tui.screens.steps.base import Step, say
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
 
@@ -42,6 +42,9 @@ class TrainingStep(Step):
         yield row("training.num_train_epochs", "Epochs")
         yield row("training.learning_rate", "Learning rate")
         yield row("training.per_device_train_batch_size", "Batch size")
+        with Horizontal(classes="field-line probe-line"):
+            yield Button("Probe batch size", id="probe", compact=True)
+            yield Static("", id="probe-status", classes="field-help", markup=False)
         yield row("training.eval_strategy", "Evaluate", editor="select")
         yield row("training.eval_steps", "Eval every (steps)", placeholder="only for eval_strategy steps")
         with Collapsible(title="Advanced", id="advanced", collapsed=True):
@@ -111,6 +114,60 @@ class TrainingStep(Step):
         lora.set_class(not on, "-inactive")
         for row in lora.query(FieldRow):
             row.reload()
+
+    # --- batch-size probe -------------------------------------------------------------------------
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id != "probe":
+            return
+        event.stop()
+        problems = self.draft.problems()
+        status = self.query_one("#probe-status", Static)
+        if problems:
+            say(status, f"fix first: {problems[0]}", "-error")
+            return
+        say(status, "probing: forward and backward at max_length with growing batches…", "-warning")
+        event.button.disabled = True
+        self.probe(self.draft.build())
+
+    @work(thread=True, exclusive=True, group="probe", exit_on_error=False)
+    def probe(self, config: Any) -> None:
+        """`finetune-tui probe` in its own process: the UI never runs the model itself."""
+        import json
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        from core.config import save_config
+
+        with tempfile.TemporaryDirectory(prefix="finetune-tui-probe-") as folder:
+            path = save_config(config, Path(folder) / "probe.yaml")
+            done = subprocess.run([sys.executable, "-m", "tui.cli", "probe", str(path), "--json"],
+                                  capture_output=True, text=True, cwd=Path.cwd())
+        if done.returncode != 0:
+            message = (done.stderr.strip().splitlines() or ["the probe failed"])[0]
+            self.app.call_from_thread(self._probed, None, message)
+            return
+        self.app.call_from_thread(self._probed, json.loads(done.stdout.strip().splitlines()[-1]), "")
+
+    def _probed(self, result: dict[str, Any] | None, error: str) -> None:
+        self.query_one("#probe", Button).disabled = False
+        status = self.query_one("#probe-status", Static)
+        if result is None:
+            say(status, error, "-error")
+            return
+        batch, accumulation = result["per_device_train_batch_size"], result["gradient_accumulation_steps"]
+        self.draft.set("training.per_device_train_batch_size", batch)
+        self.draft.set("training.gradient_accumulation_steps", accumulation)
+        for path in ("training.per_device_train_batch_size", "training.gradient_accumulation_steps"):
+            self.query_one(f"#field-{path.replace('.', '-')}", FieldRow).reload()
+        last = next((r for r in reversed(result["rows"]) if r["fits"]), None)
+        cost = ""
+        if last is not None:
+            cost = (f", {last['peak_memory_mb']:,.0f} MB peak" if result["device"] == "cuda"
+                    else f", {last['seconds_per_step']:.2f} s a step")
+        say(status, f"batch {batch} × accumulation {accumulation} keeps the effective batch of "
+                    f"{result['effective_batch_size']} on {result['device']}{cost}", "-ok")
 
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id == "use-lora":
