@@ -348,11 +348,24 @@ def read_run(run_dir: Path, wall_s: float = 0.0) -> ProductRun:
     return run
 
 
-def product_run(config: Path, output_dir: Path, timeout: float = 900) -> ProductRun:
+def kill_run(run_dir: Path) -> None:
+    """End a run the bench started (and gave up on) with the product's own Kill, so no worker outlives the bench."""
+    from core.rundir import RunDir
+
+    with contextlib.suppress(OSError):
+        RunDir(run_dir).kill()
+
+
+def product_run(config: Path, output_dir: Path, timeout: float = 3600) -> ProductRun:
     """`finetune-tui run CONFIG` in the foreground, as a user runs it; the run directory's record of it."""
-    with stopwatch() as wall:
-        proc = subprocess.run([FINETUNE_TUI, "run", str(config), "--output-dir", str(output_dir), "--overwrite"],
-                              capture_output=True, text=True, timeout=timeout, cwd=output_dir.parent, env=bench_env())
+    try:
+        with stopwatch() as wall:
+            proc = subprocess.run([FINETUNE_TUI, "run", str(config), "--output-dir", str(output_dir), "--overwrite"],
+                                  capture_output=True, text=True, timeout=timeout, cwd=output_dir.parent,
+                                  env=bench_env())
+    except BaseException:  # a timeout or Ctrl-C: the worker runs in its own process group and would live on
+        kill_run(output_dir)
+        raise
     if proc.returncode != 0:
         raise RuntimeError(f"finetune-tui run {config} failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
                            f"\n{proc.stdout[-2000:]}")

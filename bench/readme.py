@@ -44,21 +44,13 @@ def render(report: dict[str, Any]) -> str:
         for t in bench["targets"]:
             value = "-" if t["value"] is None else f"{t['value']:g}{t['unit']}"
             lines.append(f"| {name} | {t['what']}: {value} | {t['target']} | {_verdict(t['passed'])} |")
-    lines += [""]
+    lines += ["", "How each is measured is in the docstring of its module (`bench/overhead.py`, ...); the figures:", ""]
     for name, bench in benches.items():
-        lines.append(f"**{bench['title']}.** {bench['method']}")
+        lines.append(f"**{bench['title']}** (`bench/{name}.py`)")
         lines.append("")
-        for label, value in _rows(name, bench):
-            lines.append(f"- {label}: {value}")
-        for note in bench["notes"]:
-            lines.append(f"- {note}")
+        lines += [f"- {label}: {value}" for label, value in bench.get("table", [])]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _rows(name: str, bench: dict[str, Any]) -> list[tuple[str, str]]:
-    # results.json keeps the printed table too; the README shows the same rows.
-    return [tuple(row) for row in bench.get("table", [])]  # type: ignore[misc]
 
 
 def main() -> int:

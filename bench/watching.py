@@ -25,6 +25,7 @@ from bench.common import (
     Result,
     Target,
     bench_env,
+    kill_run,
     log,
     median,
     read_run,
@@ -49,7 +50,7 @@ def _has(events: list[dict[str, Any]], kind: str) -> bool:
     return any(e.get("type") == kind for e in events)
 
 
-def _one(work: Path, config: Path, name: str, monitored: bool, timeout: float = 900) -> dict[str, Any]:
+def _one(work: Path, config: Path, name: str, monitored: bool, timeout: float = 3600) -> dict[str, Any]:
     run_dir = work / name
     subprocess.run([FINETUNE_TUI, "run", str(config), "--output-dir", str(run_dir), "--overwrite", "--detach"],
                    check=True, capture_output=True, env=bench_env(), cwd=work, timeout=300)
@@ -83,6 +84,9 @@ def _one(work: Path, config: Path, name: str, monitored: bool, timeout: float = 
             while "finished" not in monitor.screen_text() and time.monotonic() < end:
                 time.sleep(0.1)
             cpu["showed_finished"] = float("finished" in monitor.screen_text())
+    except BaseException:
+        kill_run(run_dir)
+        raise
     finally:
         if monitor is not None:
             monitor.quit()
