@@ -215,6 +215,25 @@ async def test_tokenizer_view_follows_max_length(in_workdir: Path) -> None:
         assert "0.0% of examples" in str(summary.render())
 
 
+async def test_probe_button_sets_batch_and_accumulation_keeping_the_effective_batch(in_workdir: Path,
+                                                                                    tiny_model: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_training(pilot)
+        screen = wizard(pilot)
+        screen.draft.set("model.name_or_path", str(tiny_model))  # the probe runs real weights
+        screen.draft.set("training.per_device_train_batch_size", 2)
+        screen.draft.set("training.gradient_accumulation_steps", 4)
+        await pilot.click("#probe")
+        status = screen.query_one("#probe-status", Static)
+        await wait_until(pilot, lambda: status.has_class("-ok") or status.has_class("-error"), timeout=180)
+        assert status.has_class("-ok"), str(status.render())
+        assert screen.draft.get("training.per_device_train_batch_size") == 8
+        assert screen.draft.get("training.gradient_accumulation_steps") == 1
+        assert "effective batch of 8 on cpu" in str(status.render())
+        assert row(pilot, "training.per_device_train_batch_size").query_one(Input).value == "8"
+
+
 # --- keeping and checking values -------------------------------------------------------------------
 
 async def test_back_keeps_every_value(in_workdir: Path) -> None:
@@ -485,9 +504,10 @@ NAVIGATE: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
 
 async def steady(pilot: Pilot[Any]) -> None:
     """Let tables size themselves and layout settle (a DataTable measures its rows on a later refresh)."""
-    for table in wizard(pilot).query(DataTable):
+    for table in wizard(pilot).current.query(DataTable):
         if table.display:
-            await wait_until(pilot, lambda t=table: t.row_count > 0)
+            # rows first, then (on a later refresh, late on a busy machine) the height that shows them
+            await wait_until(pilot, lambda t=table: t.row_count > 0 and t.size.height > t.row_count)
     for _ in range(3):
         await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.1)

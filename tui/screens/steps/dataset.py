@@ -30,7 +30,13 @@ def _load(data: dict[str, Any], label_column: str | None) -> tuple[Any, Any]:
     from core.data import inspect_dataset, load_raw
 
     raw = heavy(load_raw, DataConfig.model_validate(data))
-    return raw, heavy(inspect_dataset, raw, label_column)
+    try:
+        return raw, heavy(inspect_dataset, raw, label_column)
+    except UserError:
+        if label_column is None:
+            raise
+        # The label column chosen for an earlier file may not exist in this one: describe it afresh.
+        return raw, heavy(inspect_dataset, raw, None)
 
 
 def _reinspect(raw: Any, label_column: str | None) -> Any:
@@ -127,6 +133,7 @@ class DatasetStep(Step):
             for path, value in self._local_stash.items():
                 if self.draft.get(path) is None:
                     self.draft.set(path, value)
+            self._local_stash = {}  # restored once; a file cleared later must stay cleared
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         event.stop()
@@ -199,7 +206,11 @@ class DatasetStep(Step):
         try:
             info = _reinspect(self.findings.raw_dataset, label_column)
         except UserError as err:
-            self.app.call_from_thread(self._status, err.message, "-error")
+            self.app.call_from_thread(self._status, f"✗ {err.message}", "-error")
+            return
+        except Exception as err:  # e.g. a column whose values cannot be counted: say so, keep the UI up
+            self.app.call_from_thread(self._status, f"✗ cannot count the labels: {type(err).__name__}: {err}",
+                                      "-error")
             return
         self.findings.dataset_info = info
         self.app.call_from_thread(self.query_one(BalanceBar).show, dict(info.class_balance))
@@ -220,8 +231,12 @@ class DatasetStep(Step):
         table.clear(columns=True)
         names = [c.name for c in info.columns]
         table.add_columns(*names)
-        for row in info.sample_rows[:PREVIEW_ROWS]:
+        shown = info.sample_rows[:PREVIEW_ROWS]
+        for row in shown:
             table.add_row(*(_cell(row.get(name)) for name in names))
+        # A fixed height (header, rows, a line for the horizontal scrollbar): with height auto the table
+        # sometimes kept the zero height it measured before its rows arrived.
+        table.styles.height = len(shown) + 2
         table.display = True
         self.query_one("#mapping").display = True
         options = [(f"{c.name} ({c.dtype})", c.name) for c in info.columns]

@@ -50,6 +50,7 @@ class ModelStep(Step):
         super().__init__(*args, **kwargs)
         self._debounce: Timer | None = None
         self._checking: Worker[None] | None = None
+        self._checking_key: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Which pretrained model should be fine-tuned?", classes="step-title")
@@ -96,13 +97,17 @@ class ModelStep(Step):
         if event.button.id == "use-bundled":
             event.stop()
             self.draft.set("model.name_or_path", BUNDLED_MODEL)
-            self.query_one("FieldRow", FieldRow).reload()
+            next(r for r in self.query(FieldRow) if r.path == "model.name_or_path").reload()
             self.check()
         elif event.button.id == "check-model":
             event.stop()
             self.check()
 
     def check(self) -> None:
+        """Check the model now (in a thread), unless a check of these very values is already running."""
+        if self._checking is not None and not self._checking.is_finished and self._checking_key == self.key():
+            return
+        self._checking_key = self.key()
         self._checking = self._check_worker()
 
     @work(thread=True, exclusive=True, group="model-inspect", exit_on_error=False)
@@ -139,6 +144,8 @@ class ModelStep(Step):
         return self.field_problems() + self.section_problems("model")
 
     async def slow_problems(self) -> list[str]:
+        if self._debounce is not None:
+            self._debounce.stop()
         key = self.key()
         if self._checking is not None and not self._checking.is_finished:
             # The check started on entry or after typing is probably for this very value.
