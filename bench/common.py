@@ -193,8 +193,8 @@ SIGMA = 0.8
 MIN_WORDS, MAX_WORDS = 5, 230
 
 
-def _varied_text(rng: random.Random, label: str) -> str:
-    target = min(MAX_WORDS, max(MIN_WORDS, round(rng.lognormvariate(0.0, SIGMA) * MEDIAN_WORDS)))
+def _varied_text(rng: random.Random, label: str, min_words: int = MIN_WORDS) -> str:
+    target = min(MAX_WORDS, max(min_words, round(rng.lognormvariate(0.0, SIGMA) * MEDIAN_WORDS)))
     product = rng.choice(PRODUCTS)
     # Half the texts open neutrally, and long texts are mostly neutral filler around a few sentences that carry
     # the label, as in real reviews. Short texts with a neutral opening carry no signal at all, so accuracy stays
@@ -210,9 +210,9 @@ def _varied_text(rng: random.Random, label: str) -> str:
     return " ".join(parts)
 
 
-def varied_rows(n: int, seed: int) -> list[tuple[str, str]]:
+def varied_rows(n: int, seed: int, min_words: int = MIN_WORDS) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    rows = [(_varied_text(rng, label), label) for label in (LABELS[i % len(LABELS)] for i in range(n))]
+    rows = [(_varied_text(rng, label, min_words), label) for label in (LABELS[i % len(LABELS)] for i in range(n))]
     rng.shuffle(rows)
     return rows
 
