@@ -234,6 +234,26 @@ async def test_probe_button_sets_batch_and_accumulation_keeping_the_effective_ba
         assert row(pilot, "training.per_device_train_batch_size").query_one(Input).value == "8"
 
 
+async def test_review_exports_a_standalone_script_and_never_overwrites(in_workdir: Path) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_review(pilot)
+        screen = wizard(pilot)
+        status = screen.query_one("#save-status", Static)
+        await pilot.click("#export-script")
+        await wait_until(pilot, lambda: status.has_class("-ok") or status.has_class("-error"), timeout=120)
+        assert status.has_class("-ok"), str(status.render())
+        script = in_workdir / "train_trainer.py"
+        text = script.read_text()
+        assert "from transformers import" in text and "import core" not in text and "from core" not in text
+        compile(text, str(script), "exec")
+        script.write_text("# mine\n")
+        await pilot.click("#export-script")
+        await wait_until(pilot, lambda: status.has_class("-error"), timeout=120)
+        assert "already exists" in str(status.render())
+        assert script.read_text() == "# mine\n"
+
+
 # --- keeping and checking values -------------------------------------------------------------------
 
 async def test_back_keeps_every_value(in_workdir: Path) -> None:
@@ -353,6 +373,9 @@ async def test_framework_without_its_packages_is_disabled_with_install_hint(
         assert 'pip install "finetune-tui[keras]"' in str(keras.prompt)
         await pilot.press("down", "down", "down")  # cannot land on it
         assert wizard(pilot).draft.get("engine") == "torch-loop"
+        await pilot.press("enter")  # chooses and moves on
+        await settle(pilot)
+        assert current(pilot) == "model"
 
 
 async def test_step_list_click_goes_back_but_not_ahead(in_workdir: Path) -> None:

@@ -108,6 +108,10 @@ class WizardScreen(Screen[None]):
         if self.index < len(STEP_CLASSES) - 1:
             self._advance()
 
+    def on_step_advance(self, event: Step.Advance) -> None:
+        event.stop()
+        self.action_next()
+
     def on_step_list_selected(self, event: StepList.Selected) -> None:
         # Only back, or forward to steps already passed with the current values.
         if event.index <= self.reached and event.index != self.index:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Static
 
 from tui.draft import Draft
@@ -52,6 +53,9 @@ class Findings:
 class Step(VerticalScroll):
     TITLE: ClassVar[str] = ""
     NAME: ClassVar[str] = ""
+
+    class Advance(Message):
+        """The step asks the wizard to go on, as if Next were pressed (checks included)."""
 
     def __init__(self, draft: Draft, findings: Findings) -> None:
         super().__init__(id=f"step-{self.NAME}", classes="step")

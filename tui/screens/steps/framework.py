@@ -28,7 +28,8 @@ class FrameworkStep(Step):
 
     def compose(self) -> ComposeResult:
         yield Static("Which framework should train the model?", classes="step-title")
-        yield Static("↑/↓ to choose. All three write the same run directory and metrics.", classes="step-intro")
+        yield Static("↑/↓ and Enter to choose. All three write the same run directory and metrics.",
+                     classes="step-intro")
         options = []
         for choice in ENGINES:
             missing = choice.missing()
@@ -55,8 +56,10 @@ class FrameworkStep(Step):
             self.draft.set("engine", event.option.id)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        # Enter on a framework chooses it and moves on, as a person pressing Enter expects.
         if event.option.id is not None:
             self.draft.set("engine", event.option.id)
+            self.post_message(self.Advance())
 
     def quick_problems(self) -> list[str]:
         engine = self.draft.get("engine")
