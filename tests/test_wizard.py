@@ -536,8 +536,15 @@ async def steady(pilot: Pilot[Any]) -> None:
         await pilot.pause(0.1)
 
 
+@pytest.fixture
+def no_keras(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots show the same frameworks wherever they run: Keras as not installed, with its hint."""
+    real = draft_module.installed
+    monkeypatch.setattr(draft_module, "installed", lambda m: m not in ("keras", "keras_hub", "tensorflow") and real(m))
+
+
 @pytest.mark.parametrize("step", STEP_NAMES)
-def test_step_snapshot(step: str, in_workdir: Path, snap_compare: Any) -> None:
+def test_step_snapshot(step: str, in_workdir: Path, no_keras: None, snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         no_blink(pilot)
@@ -551,7 +558,7 @@ def test_step_snapshot(step: str, in_workdir: Path, snap_compare: Any) -> None:
     assert snap_compare(make_app(), terminal_size=SIZE, run_before=run_before)
 
 
-def test_dataset_snapshot_at_80x24(in_workdir: Path, snap_compare: Any) -> None:
+def test_dataset_snapshot_at_80x24(in_workdir: Path, no_keras: None, snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         no_blink(pilot)
         await to_dataset(pilot)

@@ -54,6 +54,7 @@ class ReviewStep(Step):
         with Horizontal(classes="command-row"):
             yield Static("", id="run-command", markup=False)
             yield Button("Copy", id="copy-command", compact=True)
+            yield Button("Export script", id="export-script", compact=True)
         with Horizontal(classes="button-row"):
             yield Button("Start training", id="start", variant="success", compact=True)
         # Below the actions, so Save and Start are in view without scrolling even at 80x24.
@@ -133,6 +134,32 @@ class ReviewStep(Step):
             self.app.notify(f"Copied: {run_command(path)}", timeout=3)
         elif event.button.id == "start":
             self.start()
+        elif event.button.id == "export-script" and self.config is not None:
+            folder = Path(self.query_one("#save-path", Input).value.strip() or DEFAULT_SAVE_PATH).expanduser().parent
+            self._save_status("exporting a standalone training script…", "-warning")
+            self.export_script(self.config, folder)
+
+    # --- exporting -----------------------------------------------------------------------------
+    @work(thread=True, exclusive=True, group="export", exit_on_error=False)
+    def export_script(self, config: RunConfig, folder: Path) -> None:
+        """The script reads the data to settle columns and labels (and imports TensorFlow for keras): a worker."""
+        from core.export import export_config
+        from core.launch import resolve_config
+
+        try:
+            resolved = resolve_config(config)
+            resolved.output_dir = config.output_dir  # the script takes its output folder as an argument
+            exported = export_config(resolved, "script")
+            path = folder / exported.suggested_name
+            if path.exists():
+                raise UserError(f"{path} already exists", "move it away, or use `finetune-tui export --force`")
+            folder.mkdir(parents=True, exist_ok=True)
+            path.write_text(exported.text, encoding="utf-8")
+        except (UserError, OSError) as err:
+            self.app.call_from_thread(self._save_status, f"✗ {getattr(err, 'message', err)}", "-error")
+            return
+        note = f" ({exported.secrets_removed} token value(s) removed)" if exported.secrets_removed else ""
+        self.app.call_from_thread(self._save_status, f"✓ script written to {path}{note}: python {path}", "-ok")
 
     # --- saving --------------------------------------------------------------------------------
     def save(self) -> None:
