@@ -42,3 +42,13 @@ def test_no_token_field_in_the_config() -> None:
         return out
 
     assert not [f for f in fields(RunConfig) if "token" in f.lower() and f != "tokenizer"]
+
+
+def test_wizard_warns_what_trust_remote_code_means() -> None:
+    from tui.draft import review_warnings
+
+    config = RunConfig.model_validate({"data": {"train_file": "x.tsv"}})
+    assert not any("trust_remote_code" in w for w in review_warnings(config))
+    config.model.trust_remote_code = True
+    warning = next(w for w in review_warnings(config) if "trust_remote_code" in w)
+    assert "will run on this machine" in warning

@@ -281,6 +281,9 @@ def review_warnings(
 ) -> list[str]:
     """Things that are valid but probably not what the person wants; shown before Start."""
     out: list[str] = []
+    if config.model.trust_remote_code:
+        out.append("trust_remote_code is on: Python code from the model's repository will run on this machine with "
+                   "your permissions. Turn it off unless you trust that repository.")
     tok = config.tokenizer
     if model_max_length and tok.max_length > model_max_length:
         out.append(
