@@ -6,6 +6,7 @@ Everything runs from a fixed working directory holding `tiny-bert/` and `reviews
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from rich.console import Console
 from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
@@ -370,7 +372,9 @@ async def test_framework_without_its_packages_is_disabled_with_install_hint(
         options = wizard(pilot).query_one("#engine-list", OptionList)
         keras = options.get_option("keras")
         assert keras.disabled
-        assert 'pip install "finetune-tui[keras]"' in str(keras.prompt)
+        console = Console(width=200, record=True, file=io.StringIO())
+        console.print(keras.prompt)
+        assert 'pip install "finetune-tui[keras]"' in console.export_text()
         await pilot.press("down", "down", "down")  # cannot land on it
         assert wizard(pilot).draft.get("engine") == "torch-loop"
         await pilot.press("enter")  # chooses and moves on

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import OptionList, Static
@@ -11,15 +13,14 @@ from tui.draft import ENGINES, EngineChoice
 from tui.screens.steps.base import Step
 
 
-def _prompt(choice: EngineChoice, missing: list[str]) -> Text:
-    text = Text()
-    text.append(choice.title, style="bold")
-    text.append(f"  ({choice.name})\n", style="dim")
-    text.append(f"  {choice.when}")
+def _prompt(choice: EngineChoice, missing: list[str]) -> Group:
+    """Title, then the when-to-choose line (and any install hint) indented under it, wrapped as a block."""
+    title = Text.assemble((choice.title, "bold"), (f"  ({choice.name})", "dim"))
+    body = Text(choice.when)
     if missing:
-        text.append(f"\n  Not installed ({', '.join(missing)}): ", style="bold red")
-        text.append(choice.install, style="red")
-    return text
+        body.append(f"\nNot installed ({', '.join(missing)}): ", style="bold red")
+        body.append(choice.install, style="red")
+    return Group(title, Padding(body, (0, 0, 0, 2)))
 
 
 class FrameworkStep(Step):
