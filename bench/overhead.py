@@ -65,7 +65,7 @@ def _script_run(work: Path, train: Path, steps: int, index: int) -> tuple[dict[s
 
 
 def run(work: Path, quick: bool) -> Result:
-    steps = 8 if quick else 40
+    steps = 8 if quick else 30
     pairs = 2 if quick else 3
     result = Result("overhead", "Overhead: finetune-tui run vs a hand-written Trainer script")
     # 120+ words is 130+ tokens: every row is cut to MAX_LENGTH, so every batch has the same shape.

@@ -41,7 +41,7 @@ def _default_mode() -> str:
 
 
 def run(work: Path, quick: bool) -> Result:
-    n_train, n_val, epochs = (64, 48, 1) if quick else (480, 600, 2)
+    n_train, n_val, epochs = (64, 48, 1) if quick else (384, 450, 2)
     result = Result("padding", "Padding: max_length vs dynamic vs dynamic + length grouping")
     train = write_csv(work / "train.csv", varied_rows(n_train, seed=21))
     validation = write_csv(work / "validation.csv", varied_rows(n_val, seed=22))

@@ -108,7 +108,7 @@ def _one(work: Path, config: Path, name: str, monitored: bool, timeout: float = 
 
 
 def run(work: Path, quick: bool) -> Result:
-    steps = 10 if quick else 40
+    steps = 10 if quick else 30
     pairs = 1 if quick else 3
     result = Result("watching", "Watching: training with the monitor attached vs without")
     train = write_csv(work / "train.csv", varied_rows(steps * BATCH, seed=31))
