@@ -64,13 +64,6 @@ def test_json_file_holding_json_lines_is_read_as_jsonl(data_dir: Path) -> None:
     assert len(load_raw(cfg(lines))["train"]) == 20
 
 
-def test_small_file_loads_fast(data_dir: Path) -> None:
-    load_raw(cfg(data_dir / "train.csv"))  # imports pandas, pyarrow and datasets
-    start = time.perf_counter()
-    prepare_data(cfg(data_dir / "train.tsv"))
-    assert time.perf_counter() - start < 0.5
-
-
 # --- headers ------------------------------------------------------------------------------------------------
 
 def test_header_auto_detects_header_and_no_header(data_dir: Path) -> None:
