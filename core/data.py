@@ -183,6 +183,14 @@ def load_file(
 
 
 def _check_path(path: Path) -> None:
+    try:
+        _check_path_exists(path)
+    except OSError as err:  # e.g. a name longer than the file system allows
+        raise DataError(f"cannot use data file {str(path)[:200]}: {err.strerror}",
+                        "check the path in the config") from None
+
+
+def _check_path_exists(path: Path) -> None:
     if path.is_dir():
         inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in {*_EXTENSIONS, ".txt"})
         example = f", e.g. {path / inside[0]}" if inside else ""

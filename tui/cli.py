@@ -136,8 +136,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
     if args.plain:
         from tui.plain import run_plain
 
-        path = run_plain(args.output)
-        print(f"wrote {path}\nrun it with: finetune-tui run {path}")
+        run_plain(args.output)  # it says where it wrote and how to run it
         return 0
     from tui.app import make_app
 
