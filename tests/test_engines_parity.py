@@ -42,7 +42,22 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def runs(tiny_model: Path, data: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, RunDir]:
     """engine -> its finished run: 6 epochs of 9 steps, a logged loss every 3 steps, an eval and a checkpoint
     each epoch, a test eval at the end."""
-    root = tmp_path_factory.mktemp("parity-runs")
+    session = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if session is None:
+        return _train_all(tiny_model, data, tmp_path_factory.mktemp("parity-runs"))
+    # Under pytest-xdist every worker would build this module fixture: the first trains, the others reuse its runs.
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp().parent / f"parity-runs-{session}"
+    with FileLock(str(root) + ".lock"):
+        if (root / "done").exists():
+            return {engine: RunDir(root / engine) for engine in ENGINES if (root / engine).exists()}
+        runs = _train_all(tiny_model, data, root)
+        (root / "done").write_text("")
+        return runs
+
+
+def _train_all(tiny_model: Path, data: dict[str, Path], root: Path) -> dict[str, RunDir]:
     out: dict[str, RunDir] = {}
     for engine in ENGINES:
         if engine == "keras" and _missing_keras():
