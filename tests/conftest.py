@@ -5,8 +5,10 @@ Tests train on these for speed; one end-to-end test uses the real bundled model.
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -54,6 +56,15 @@ def build_tiny_model(directory: Path) -> Path:
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def without_dropout(model: Path, out: Path) -> Path:
+    """A copy of the model with dropout off, for tests that compare runs whose random masks would differ."""
+    shutil.copytree(model, out)
+    config = json.loads((out / "config.json").read_text())
+    config.update(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, classifier_dropout=0.0)
+    (out / "config.json").write_text(json.dumps(config))
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -142,9 +142,18 @@ def train(ctx: RunContext) -> EngineResult:
 
 
 def _trainer_class(base: type) -> type:
-    """Trainer whose length grouping is seeded per epoch, so a resumed run sees the same order (see sampling.py)."""
+    """Trainer whose length grouping is seeded per epoch, so a resumed run sees the same order (see sampling.py),
+    and whose loss is the mean over the combined batch however it is split into accumulation steps and processes."""
 
     class SeededTrainer(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # Trainer takes a forward(**kwargs) as a sign that the model divides its loss by num_items_in_batch, and
+            # then neither divides by gradient_accumulation_steps nor undoes the processes' averaging. The
+            # *ForSequenceClassification heads take **kwargs but return a plain mean, so left alone the logged loss
+            # and the gradients are gradient_accumulation_steps x num_processes too large (transformers 5).
+            self.model_accepts_loss_kwargs = False
+
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset
             if self.args.train_sampling_strategy != "group_by_length" or dataset is None:
