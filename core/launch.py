@@ -59,6 +59,10 @@ def preflight(config: RunConfig) -> None:
     from core.models import check_sequence_classification, load_model_config
 
     get_engine(config.engine)
+    if config.engine == "keras":
+        from core.engines.keras import check_replicas
+
+        check_replicas(config)
     model_config = load_model_config(config.model)
     if config.engine in ("trainer", "torch-loop"):
         check_sequence_classification(model_config, config.model.name_or_path)
@@ -103,15 +107,10 @@ def _spawn(run_dir: RunDir, *, detached: bool, resume: Path | None = None) -> su
 
 
 def _processes(config: RunConfig) -> int:
-    """How many training processes: Keras spreads over GPUs in one process (MirroredStrategy)."""
-    if config.engine == "keras":
-        return 1
-    wanted = config.training.num_processes
-    if wanted is None:
-        from core.device import gpu_count
+    """How many worker processes: Keras spreads over its devices inside one process (MirroredStrategy)."""
+    from core.engines.base import requested_processes
 
-        return max(1, gpu_count())
-    return wanted
+    return 1 if config.engine == "keras" else requested_processes(config)
 
 
 def wait_started(run_dir: RunDir, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

@@ -20,7 +20,7 @@ from types import FrameType
 from typing import Any
 
 from core.config import RunConfig, load_config, save_config
-from core.engines.base import EngineResult, RunContext, is_main_process, total_steps, world_size
+from core.engines.base import EngineResult, RunContext, data_parallel_size, is_main_process, total_steps
 from core.errors import UserError
 from core.events import EventWriter
 from core.rundir import RunDir, write_json
@@ -95,7 +95,7 @@ def _dataset_name(run_dir: RunDir) -> str:
 def _batch_layout(config: RunConfig) -> dict[str, int]:
     t = config.training
     return {"per_device_train_batch_size": t.per_device_train_batch_size,
-            "gradient_accumulation_steps": t.gradient_accumulation_steps, "num_processes": world_size()}
+            "gradient_accumulation_steps": t.gradient_accumulation_steps, "num_processes": data_parallel_size(config)}
 
 
 def _resume_warnings(run_dir: RunDir, config: RunConfig) -> list[str]:

@@ -56,11 +56,28 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def requested_processes(config: RunConfig) -> int:
+    """training.num_processes, with null meaning one per local GPU (at least one)."""
+    wanted = config.training.num_processes
+    if wanted is None:
+        from core.device import gpu_count
+
+        return max(1, gpu_count())
+    return wanted
+
+
+def data_parallel_size(config: RunConfig) -> int:
+    """Copies of the model that each take a batch per optimizer step: the PyTorch engines' processes (torchrun sets
+    WORLD_SIZE), or the keras engine's replicas, which MirroredStrategy runs inside one process."""
+    return requested_processes(config) if config.engine == "keras" else world_size()
+
+
 def total_steps(config: RunConfig, n_train: int) -> int:
     t = config.training
     if t.max_steps > 0:
         return t.max_steps
-    per_epoch = steps_per_epoch(n_train, t.per_device_train_batch_size * world_size(), t.gradient_accumulation_steps)
+    per_epoch = steps_per_epoch(n_train, t.per_device_train_batch_size * data_parallel_size(config),
+                                t.gradient_accumulation_steps)
     return math.ceil(t.num_train_epochs * per_epoch)
 
 

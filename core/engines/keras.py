@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.config import RunConfig
-from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, total_steps
+from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, data_parallel_size, total_steps
 from core.engines.keras_convert import (
     build_classifier,
     check_convertible,
@@ -51,10 +51,23 @@ class KerasState(LoopState):
     seed_states: list[list[int]] = field(default_factory=list)  # the dropout layers' random states
 
 
+def check_replicas(config: RunConfig) -> None:
+    """Refuse what MirroredStrategy cannot run; cheap (no TensorFlow), so the launcher checks it before a run dir."""
+    replicas = data_parallel_size(config)
+    if replicas > 1 and config.training.gradient_accumulation_steps > 1:
+        # Keras's own accumulation syncs replicas inside a conditional, which MirroredStrategy cannot run.
+        raise ConfigError(
+            f"the keras engine cannot combine {replicas} replicas (training.num_processes) with "
+            f"training.gradient_accumulation_steps {config.training.gradient_accumulation_steps}",
+            "set gradient_accumulation_steps: 1 and raise per_device_train_batch_size, or num_processes: 1",
+        )
+
+
 def preflight(config: RunConfig) -> None:
     """Everything that can refuse a keras run before data is loaded: packages, architecture, precision."""
     require_packages()
     check_convertible(config)
+    check_replicas(config)
     if config.training.mixed_precision != "no" and not _tf_gpus():
         raise ConfigError(
             f"training.mixed_precision is {config.training.mixed_precision}, but TensorFlow sees no GPU here",
@@ -68,6 +81,33 @@ def _tf_gpus() -> list[Any]:
     import tensorflow as tf
 
     return list(tf.config.list_physical_devices("GPU"))
+
+
+def _distribution(replicas: int) -> Any | None:
+    """MirroredStrategy over `replicas` devices, or None for one. The devices are the first GPUs TensorFlow sees;
+    on a machine without a GPU, the CPU split into that many logical devices, as the PyTorch engines run CPU
+    processes with gloo: it gives the same results as one device with the combined batch, not more speed."""
+    if replicas == 1:
+        return None
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        if len(gpus) < replicas:
+            raise ConfigError(f"training.num_processes is {replicas}, but TensorFlow sees {len(gpus)} GPU(s)",
+                              f"set training.num_processes to {len(gpus)} or fewer, or null to use every GPU")
+        devices = [f"/gpu:{i}" for i in range(replicas)]
+    else:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        try:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+        except RuntimeError as err:  # TensorFlow already started in this process, with its devices fixed
+            if len(tf.config.list_logical_devices("CPU")) < replicas:
+                raise ConfigError(f"cannot split the CPU into {replicas} devices once TensorFlow has started: {err}",
+                                  "start the run in a fresh process (finetune-tui run CONFIG)") from err
+        devices = [f"/cpu:{i}" for i in range(replicas)]
+    print(f"keras: MirroredStrategy over {', '.join(devices)}", flush=True)
+    return tf.distribute.MirroredStrategy(devices=devices)
 
 
 def train(ctx: RunContext) -> EngineResult:
@@ -112,30 +152,32 @@ class _KerasRun:
         if ctx.device == "cuda" and not tf.config.list_physical_devices("GPU"):
             print('warning: PyTorch sees a GPU but TensorFlow does not; the keras engine trains on the CPU. '
                   'Install TensorFlow\'s CUDA build: pip install "tensorflow[and-cuda]"', flush=True)
-        if t.num_processes != 1:
-            print("note: the keras engine trains in one process on one device; training.num_processes is not used",
-                  flush=True)
+        self.replicas = data_parallel_size(self.cfg)
+        self.strategy = _distribution(self.replicas)
+        # The PyTorch engines' batch per process is this engine's batch per replica: the global batch is the same.
+        batch = t.per_device_train_batch_size * self.replicas
         keras.utils.set_random_seed(t.seed)
         keras.config.set_dtype_policy(POLICIES[t.mixed_precision])
         n_train = len(ctx.tokenized["train"])
         self.total = total_steps(self.cfg, n_train)
         self.lr_table = [t.learning_rate * lr_lambda(self.cfg, self.total)(i) for i in range(self.total + 1)]
 
-        self.model = self._build(keras, kc)
-        if ctx.resume_from is not None:
-            self._load_checkpoint(Path(ctx.resume_from))
+        # Variables made under the strategy's scope are mirrored on every replica; fit() then splits each batch.
+        with self.strategy.scope() if self.strategy is not None else contextlib.nullcontext():
+            self.model = self._build(keras, kc)
+            if ctx.resume_from is not None:
+                self._load_checkpoint(Path(ctx.resume_from))
         self.inputs = input_names(self.model)
         train = Batches(ctx.tokenized["train"], ctx.tokenizer, self.cfg.tokenizer, self.inputs)
-        self.plan = TrainPlan(train, t.per_device_train_batch_size, t.seed, t.group_by_length,
-                              t.per_device_train_batch_size * self.accumulation)
+        self.plan = TrainPlan(train, batch, t.seed, t.group_by_length, batch * self.accumulation)
         self.eval_sets = {}
         for split in ("validation", "test"):
             if split in ctx.tokenized:
                 batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.cfg.tokenizer, self.inputs)
-                self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size),
+                self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size * self.replicas),
                                          np.asarray(ctx.tokenized[split]["labels"]))
         self.metrics = Metrics(self.cfg.metrics)
-        self.timer = StepTimer(t.per_device_train_batch_size * self.accumulation)
+        self.timer = StepTimer(batch * self.accumulation)
         if ctx.resume_from is not None:
             self.timer.sample(self.state.global_step)
         self.callback = kc.EventsCallback(self)
@@ -279,24 +321,12 @@ class _KerasRun:
             self.ctx.events.emit("eval", step=s.global_step, epoch=round(float(epoch), 4), split="validation",
                                  metrics=metrics)
             s.last_eval_step, s.last_eval = s.global_step, metrics
-            improved = self._track_best(metrics)
+            improved = s.track_best(metrics, self.primary)
         if save:
             path = self._save()
             if improved and self.early:
                 s.best_checkpoint = str(path)
                 self._write_state(path)
-
-    def _track_best(self, metrics: dict[str, float]) -> bool:
-        s = self.state
-        value = metrics.get(self.primary)
-        if value is None:
-            return False
-        better = s.best_value is None or (value < s.best_value if self.primary == "loss" else value > s.best_value)
-        if better:
-            s.best_value, s.bad_evals = value, 0
-        else:
-            s.bad_evals += 1
-        return better
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss per example and the configured metrics, from the logits of the whole split."""

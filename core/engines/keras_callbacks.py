@@ -40,7 +40,10 @@ class BatchLoss(keras.metrics.Metric):
 
     def __init__(self, name: str = "batch_loss", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
-        self.value = self.add_variable(shape=(), initializer="zeros", name="value", dtype="float32")
+        # Under MirroredStrategy each replica holds its part of the batch's mean; reading averages them (the
+        # default, "sum", would report the loss times the number of replicas).
+        self.value = self.add_variable(shape=(), initializer="zeros", name="value", dtype="float32",
+                                       aggregation="mean")
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         loss = keras.losses.sparse_categorical_crossentropy(y_true, ops.cast(y_pred, "float32"), from_logits=True)

@@ -145,7 +145,9 @@ def build_classifier(source: Path, num_classes: int) -> tuple[Any, Any]:
     import_keras()
     import keras_hub
 
-    backbone = keras_hub.models.Backbone.from_preset(str(source))
+    hidden, head_dropout = _dropouts(source)
+    # KerasHub's converters leave dropout at its own default (0.1); the checkpoint's rates keep parity with PyTorch.
+    backbone = keras_hub.models.Backbone.from_preset(str(source), **({} if hidden is None else {"dropout": hidden}))
     head = next((cls for cls in _all_subclasses(keras_hub.models.TextClassifier)
                  if getattr(cls, "backbone_cls", None) is type(backbone)), None)
     if head is None:
@@ -155,7 +157,23 @@ def build_classifier(source: Path, num_classes: int) -> tuple[Any, Any]:
     if unknown:
         raise ModelError(f"KerasHub's {type(backbone).__name__} takes inputs {unknown} that finetune-tui cannot feed",
                          "use engine: trainer or torch-loop")
-    return head(backbone=backbone, num_classes=num_classes, preprocessor=None), backbone
+    extra = {} if head_dropout is None else {"dropout": head_dropout}
+    return head(backbone=backbone, num_classes=num_classes, preprocessor=None, **extra), backbone
+
+
+def _dropouts(source: Path) -> tuple[float | None, float | None]:
+    """(encoder, classifier head) dropout from an HF config.json, under each architecture's own names, as
+    transformers' *ForSequenceClassification reads them: the head falls back to the encoder's rate."""
+    import json
+
+    try:
+        config = json.loads((source / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    hidden = next((config[k] for k in ("hidden_dropout_prob", "dropout") if config.get(k) is not None), None)
+    head = next((config[k] for k in ("classifier_dropout", "classifier_dropout_prob", "seq_classif_dropout")
+                 if config.get(k) is not None), hidden)
+    return hidden, head
 
 
 def input_names(model: Any) -> list[str]:
