@@ -99,9 +99,9 @@ def test_existing_file_is_kept_unless_confirmed(in_workdir: Path) -> None:
 
 
 def test_uninstalled_framework_is_offered_disabled(in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tui.draft as draft_module
+    import core.engines as engines_module
 
-    monkeypatch.setattr(draft_module, "installed", lambda m: m not in ("keras", "keras_hub", "tensorflow"))
+    monkeypatch.setattr(engines_module, "installed", lambda m: m not in ("keras", "keras_hub", "tensorflow"))
     script = Script(BASIC)
     run_plain(in_workdir / "plain.yaml", ask=script, echo=lambda _: None)
     engine = next(q for q in script.asked if q.key == "engine")

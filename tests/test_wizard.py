@@ -19,7 +19,7 @@ from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
-import tui.draft as draft_module
+import core.engines as engines_module
 from core.config import RunConfig, load_config
 from core.rundir import RunDir
 from tests.fixtures_model import in_workdir_fixture, workdir_fixture  # noqa: F401
@@ -362,8 +362,8 @@ async def test_switching_data_source_keeps_both_and_uses_one(in_workdir: Path) -
 
 async def test_framework_without_its_packages_is_disabled_with_install_hint(
         in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = draft_module.installed
-    monkeypatch.setattr(draft_module, "installed", lambda m: m != "tensorflow" and real(m))
+    real = engines_module.installed
+    monkeypatch.setattr(engines_module, "installed", lambda m: m != "tensorflow" and real(m))
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -543,8 +543,9 @@ async def steady(pilot: Pilot[Any]) -> None:
 @pytest.fixture
 def no_keras(monkeypatch: pytest.MonkeyPatch) -> None:
     """Snapshots show the same frameworks wherever they run: Keras as not installed, with its hint."""
-    real = draft_module.installed
-    monkeypatch.setattr(draft_module, "installed", lambda m: m not in ("keras", "keras_hub", "tensorflow") and real(m))
+    real = engines_module.installed
+    keras = ("keras", "keras_hub", "tensorflow")
+    monkeypatch.setattr(engines_module, "installed", lambda m: m not in keras and real(m))
 
 
 @pytest.mark.parametrize("step", STEP_NAMES)

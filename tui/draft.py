@@ -8,10 +8,8 @@ transformers or datasets.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import typing
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +26,8 @@ from core.config import (
     field_help,
     parse_config,
 )
+from core.engines import ENGINES as ENGINE_REGISTRY
+from core.engines import EngineInfo
 from core.errors import ConfigError
 
 # Dotted section path -> the pydantic model that validates it.
@@ -49,58 +49,8 @@ class FieldProblem(ValueError):
 
 
 # --- engines ---------------------------------------------------------------------------------------
-
-def installed(module: str) -> bool:
-    # find_spec looks the package up without importing it, so the check stays instant.
-    return importlib.util.find_spec(module) is not None
-
-
-@dataclass(frozen=True)
-class EngineChoice:
-    name: str
-    title: str
-    when: str
-    modules: tuple[str, ...]
-    install: str
-
-    def missing(self) -> list[str]:
-        return [m for m in self.modules if not installed(m)]
-
-    @property
-    def available(self) -> bool:
-        return not self.missing()
-
-
-ENGINES: tuple[EngineChoice, ...] = (
-    EngineChoice(
-        "trainer",
-        "Hugging Face Trainer",
-        "The default: checkpoints, evaluation, early stopping and mixed precision handled for you.",
-        ("transformers", "torch"),
-        "pip install torch transformers",
-    ),
-    EngineChoice(
-        "torch-loop",
-        "Native PyTorch loop",
-        "A plain training loop (with Accelerate) to read, change or debug step by step.",
-        ("torch", "accelerate"),
-        "pip install torch accelerate",
-    ),
-    EngineChoice(
-        "keras",
-        "Keras on TensorFlow",
-        "For teams whose serving and tooling are already Keras/TensorFlow (uses KerasHub models).",
-        ("keras", "keras_hub", "tensorflow"),
-        'pip install "finetune-tui[keras]"',
-    ),
-)
-
-
-def engine_choice(name: str) -> EngineChoice:
-    for choice in ENGINES:
-        if choice.name == name:
-            return choice
-    raise KeyError(name)
+# The wizard lists core's registry in its order; one place holds each engine's wording and install hint.
+ENGINES: tuple[EngineInfo, ...] = tuple(ENGINE_REGISTRY.values())
 
 
 # --- the draft -------------------------------------------------------------------------------------

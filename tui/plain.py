@@ -132,7 +132,7 @@ class PlainWizard:
 
     # --- the steps -----------------------------------------------------------------------------
     def framework(self) -> None:
-        options = [Option(e.title, e.name, None if e.available else f"not installed: {e.install}", e.when)
+        options = [Option(e.title, e.name, None if e.available() else f"not installed: {e.install_hint}", e.when)
                    for e in ENGINES]
         self.select("engine", "Framework", options)
 

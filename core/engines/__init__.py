@@ -9,8 +9,15 @@ from dataclasses import dataclass
 from core.errors import ConfigError
 
 
+def installed(module: str) -> bool:
+    # find_spec looks the package up without importing it, so the wizard's framework list stays instant.
+    return importlib.util.find_spec(module) is not None
+
+
 @dataclass(frozen=True)
 class EngineInfo:
+    """One engine as the registry, the wizard and plain mode present it: wording, packages, install hint."""
+
     name: str
     title: str
     when: str
@@ -19,7 +26,7 @@ class EngineInfo:
     module: str | None  # None: not built yet
 
     def missing(self) -> list[str]:
-        return [p for p in self.packages if importlib.util.find_spec(p) is None]
+        return [p for p in self.packages if not installed(p)]
 
     def available(self) -> bool:
         return self.module is not None and not self.missing()
@@ -36,18 +43,19 @@ class EngineInfo:
 ENGINES: dict[str, EngineInfo] = {
     "trainer": EngineInfo(
         "trainer", "Hugging Face Trainer",
-        "The standard choice: checkpoints, early stopping, mixed precision and LoRA handled for you.",
-        ("torch", "transformers"), 'pip install "finetune-tui"', "core.engines.trainer",
+        "The default: checkpoints, evaluation, early stopping and mixed precision handled for you.",
+        ("transformers", "torch"), "pip install torch transformers", "core.engines.trainer",
     ),
     "torch-loop": EngineInfo(
         "torch-loop", "Native PyTorch loop",
-        "A plain training loop you can read and change line by line; same results as Trainer.",
-        ("torch", "transformers", "accelerate"), 'pip install "finetune-tui"', "core.engines.torch_loop",
+        "A plain training loop (with Accelerate) to read, change or debug step by step.",
+        ("torch", "transformers", "accelerate"), "pip install torch transformers accelerate",
+        "core.engines.torch_loop",
     ),
     "keras": EngineInfo(
         "keras", "Keras on TensorFlow",
-        "When your serving stack is TensorFlow/Keras; the backbone comes from the same checkpoint via KerasHub.",
-        ("tensorflow", "keras", "keras_hub"), 'pip install "finetune-tui[keras]"', "core.engines.keras",
+        "For teams whose serving and tooling are already Keras/TensorFlow (uses KerasHub models).",
+        ("keras", "keras_hub", "tensorflow"), 'pip install "finetune-tui[keras]"', "core.engines.keras",
     ),
 }
 

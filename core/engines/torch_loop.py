@@ -110,6 +110,18 @@ class LoopState:
     last_eval_step: int | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
 
+    def track_best(self, metrics: dict[str, float], primary: str) -> bool:
+        """Record an evaluation for early stopping; True when it is the best so far (lowest loss, else highest)."""
+        value = metrics.get(primary)
+        if value is None:
+            return False
+        better = self.best_value is None or (value < self.best_value if primary == "loss" else value > self.best_value)
+        if better:
+            self.best_value, self.bad_evals = value, 0
+        else:
+            self.bad_evals += 1
+        return better
+
 
 def train(ctx: RunContext) -> EngineResult:
     return _Loop(ctx).run()
@@ -274,24 +286,12 @@ class _Loop:
             metrics = self.evaluate("validation")
             self._emit("eval", step=s.global_step, epoch=round(float(epoch), 4), split="validation", metrics=metrics)
             s.last_eval_step, s.last_eval = s.global_step, metrics
-            improved = self._track_best(metrics)
+            improved = s.track_best(metrics, self.primary)
         if save:
             path = self._save()
             if improved and self.early:
                 s.best_checkpoint = str(path)
                 self._write_state(path)  # the checkpoint records that it is the best so far
-
-    def _track_best(self, metrics: dict[str, float]) -> bool:
-        s = self.state
-        value = metrics.get(self.primary)
-        if value is None:
-            return False
-        better = s.best_value is None or (value < s.best_value if self.primary == "loss" else value > s.best_value)
-        if better:
-            s.best_value, s.bad_evals = value, 0
-        else:
-            s.bad_evals += 1
-        return better
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss per example and the configured metrics, accumulated batch by batch."""

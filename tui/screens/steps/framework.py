@@ -9,17 +9,18 @@ from textual.app import ComposeResult
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.draft import ENGINES, EngineChoice
+from core.engines import EngineInfo
+from tui.draft import ENGINES
 from tui.screens.steps.base import Step
 
 
-def _prompt(choice: EngineChoice, missing: list[str]) -> Group:
+def _prompt(choice: EngineInfo, missing: list[str]) -> Group:
     """Title, then the when-to-choose line (and any install hint) indented under it, wrapped as a block."""
     title = Text.assemble((choice.title, "bold"), (f"  ({choice.name})", "dim"))
     body = Text(choice.when)
     if missing:
         body.append(f"\nNot installed ({', '.join(missing)}): ", style="bold red")
-        body.append(choice.install, style="red")
+        body.append(choice.install_hint, style="red")
     return Group(title, Padding(body, (0, 0, 0, 2)))
 
 
@@ -65,8 +66,9 @@ class FrameworkStep(Step):
     def quick_problems(self) -> list[str]:
         engine = self.draft.get("engine")
         for choice in ENGINES:
-            if choice.name == engine and not choice.available:
-                return [f"{choice.title} is not installed here; install it with {choice.install}, or choose another"]
+            if choice.name == engine and not choice.available():
+                return [f"{choice.title} is not installed here; "
+                        f"install it with {choice.install_hint}, or choose another"]
         if engine not in {c.name for c in ENGINES}:
             return [f"unknown framework {engine!r}; choose one of the list"]
         return []
