@@ -364,3 +364,10 @@ def test_exported_scripts_carry_the_launcher_for_several_processes(tmp_path: Pat
         assert "--nnodes=N" in text
         config.training.num_processes = 1
         assert "torchrun" not in export_config(config, "script").text
+
+
+@KERAS
+def test_exported_keras_script_spreads_over_replicas(tiny_model: Path, tiny_data: dict, tmp_path: Path) -> None:
+    text = _render({**tiny_config(tiny_model, tiny_data, tmp_path / "run", num_processes=2), "engine": "keras"})
+    assert "REPLICAS = 2" in text and "tf.distribute.MirroredStrategy" in text
+    assert "with strategy.scope():" in text and "DROPOUT, HEAD_DROPOUT = 0.1, 0.1" in text

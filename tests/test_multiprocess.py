@@ -4,6 +4,7 @@ results of one process with the combined batch."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -58,3 +59,19 @@ def test_two_processes_match_one_with_the_combined_batch(engine: str, tiny_model
     assert final_two["loss"] == pytest.approx(final_one["loss"], abs=0.01)
     assert final_two["accuracy"] == pytest.approx(final_one["accuracy"], abs=0.05)
     assert (two.model_dir / MODEL_FILE[engine]).exists()
+    if engine == "keras":  # the exported script spreads over the same replicas itself, and reproduces the run
+        _script_reproduces(tmp_path, two)
+
+
+def _script_reproduces(tmp_path: Path, run: RunDir) -> None:
+    script = tmp_path / "train_keras.py"
+    exported = subprocess.run([sys.executable, "-m", "tui.cli", "export", str(tmp_path / "two.yaml"), "--to",
+                               "script", "-o", str(script)], capture_output=True, text=True, env=ENV, timeout=300)
+    assert exported.returncode == 0, exported.stderr
+    result = subprocess.run([sys.executable, str(script), str(tmp_path / "script-out")], capture_output=True,
+                            text=True, env=ENV, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
+    theirs = json.loads(run.metrics_path.read_text())
+    for split in ("validation", "test"):
+        assert ours[split] == pytest.approx({k: theirs[split][k] for k in ours[split]}, abs=1e-5), split

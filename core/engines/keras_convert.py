@@ -145,7 +145,7 @@ def build_classifier(source: Path, num_classes: int) -> tuple[Any, Any]:
     import_keras()
     import keras_hub
 
-    hidden, head_dropout = _dropouts(source)
+    hidden, head_dropout = checkpoint_dropouts(source)
     # KerasHub's converters leave dropout at its own default (0.1); the checkpoint's rates keep parity with PyTorch.
     backbone = keras_hub.models.Backbone.from_preset(str(source), **({} if hidden is None else {"dropout": hidden}))
     head = next((cls for cls in _all_subclasses(keras_hub.models.TextClassifier)
@@ -161,7 +161,7 @@ def build_classifier(source: Path, num_classes: int) -> tuple[Any, Any]:
     return head(backbone=backbone, num_classes=num_classes, preprocessor=None, **extra), backbone
 
 
-def _dropouts(source: Path) -> tuple[float | None, float | None]:
+def checkpoint_dropouts(source: Path) -> tuple[float | None, float | None]:
     """(encoder, classifier head) dropout from an HF config.json, under each architecture's own names, as
     transformers' *ForSequenceClassification reads them: the head falls back to the encoder's rate."""
     import json

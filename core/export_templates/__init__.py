@@ -53,6 +53,7 @@ class ScriptContext:
     scorers: dict[str, str] = field(default_factory=dict)
     output_dir: str = ""
     keras_classifier: str = ""  # KerasHub's TextClassifier class for the checkpoint's backbone (keras engine)
+    keras_dropout: tuple[float | None, float | None] = (None, None)  # the checkpoint's (encoder, head) rates
 
     @property
     def json_lines(self) -> bool:
@@ -104,7 +105,10 @@ def build_context(config: RunConfig) -> ScriptContext:
         ctx.files = _file_readers(config)
         ctx.class_label = any(f.class_label for f in ctx.files)
     if config.engine == "keras":
+        from core.engines.keras_convert import checkpoint_dropouts
+
         ctx.model_path, ctx.keras_classifier = _keras_model(config)
+        ctx.keras_dropout = checkpoint_dropouts(Path(ctx.model_path))
     ctx.training_args = trainer_arguments(config)
     ctx.scorers = {name: SCORERS[name] for name in config.metrics}
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
