@@ -165,7 +165,8 @@ class TrainingConfig(_Section):
     seed: int = Field(42, description="Random seed for initialisation and data order.")
     num_processes: int | None = Field(
         1, ge=1, le=1024,
-        description="Training processes on this machine, one per GPU (data parallel); null uses every local GPU.",
+        description="Data-parallel copies on this machine, one per GPU: torchrun processes, or keras replicas"
+                    " (MirroredStrategy); null uses every local GPU.",
     )
 
     @field_validator("mixed_precision", mode="before")
