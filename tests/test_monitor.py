@@ -27,7 +27,7 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.monitor import MonitorScreen
 from tui.widgets.device_panel import DevicePanel
 from tui.widgets.log_tail import LogTail
-from tui.widgets.loss_chart import LossChart, downsample_minmax
+from tui.widgets.loss_chart import LossChart, downsample_minmax, line_marker
 from tui.widgets.progress_panel import ProgressPanel
 from tui.widgets.results_panel import ResultsPanel
 
@@ -95,6 +95,16 @@ def test_downsampling_drops_non_finite_and_passes_small_series_through() -> None
     assert dy.tolist() == [0.5, 0.25]
     empty_x, _ = downsample_minmax([], [], 10)
     assert len(empty_x) == 0
+
+
+def test_a_thin_line_is_drawn_in_braille_and_a_noisy_band_in_half_blocks() -> None:
+    steps = np.arange(1, 100_001, dtype=float)
+    smooth = 0.1 + 0.6 * np.exp(-steps / 20_000)
+    noisy = 0.7 + 0.05 * np.random.default_rng(0).standard_normal(len(steps))
+    for ys, marker in ((smooth, "braille"), (noisy, "hd")):
+        _, drawn = downsample_minmax(steps, ys, 2 * 120)
+        assert line_marker(drawn, 40, 120) == marker
+    assert line_marker(np.array([0.5]), 40, 120) == line_marker(np.array([0.5, 0.5]), 40, 120) == "braille"
 
 
 # --- the watcher ---------------------------------------------------------------------------------------
