@@ -17,6 +17,12 @@ def _verdict(passed: bool | None) -> str:
     return {True: "pass", False: "**fail**", None: "n/a"}[passed]
 
 
+def _load_note(before: float, cores: int) -> str:
+    if before < 0.5 * cores:
+        return "nothing else ran on the machine; ratios still carry a percent or two of run-to-run noise"
+    return "the machine was shared with other work, so small ratios carry a few percent of noise"
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     v = m["versions"]
@@ -33,8 +39,7 @@ def render(report: dict[str, Any]) -> str:
         f"{m['logical_cores']} cores, {m['ram_gb']:g} GB RAM, {gpus}; {m['os']}, Python {m['python']}, "
         f"torch {v.get('torch')}, transformers {v.get('transformers')}, datasets {v.get('datasets')}, "
         f"textual {v.get('textual')}. Load average (1 min) {load['before']['1min']} before, "
-        f"{load['after']['1min']} after: the machine was shared with other work, so small ratios carry a few "
-        "percent of noise.",
+        f"{load['after']['1min']} after: {_load_note(load['before']['1min'], m['logical_cores'])}.",
         "",
         "| benchmark | figure | target | result |",
         "|---|---|---|---|",
