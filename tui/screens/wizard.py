@@ -2,10 +2,13 @@
 
 Every step edits one shared Draft, so moving between steps never loses a value. Next runs the step's
 checks (slow ones in a thread) and moves on only when they pass; the step list shows where you are.
+Only the first step is mounted before the first frame: the other five are most of the screen's 400 widgets and
+took the first frame from under 0.6 s to 1.3 s (bench/startup.py), so they are mounted one by one after it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +31,8 @@ from tui.screens.steps.training import TrainingStep
 from tui.widgets.field_row import FieldRow
 from tui.widgets.step_list import StepList
 
+MOUNT_PAUSE_S = 0.05  # between mounting the steps after the first: room for a frame and a key press
+FIRST_FRAME_S = 0.25  # time for the first frame to reach the terminal before the other steps are mounted
 STEP_CLASSES: tuple[type[Step], ...] = (FrameworkStep, ModelStep, DatasetStep, TokenizerStep, TrainingStep, ReviewStep)
 
 
@@ -50,6 +55,11 @@ class WizardScreen(Screen[None]):
         self.findings = Findings()
         self.index = 0
         self.reached = 0
+        self._steps: list[Step] = [
+            ReviewStep(draft, self.findings, save_path=config_path) if cls is ReviewStep else cls(draft, self.findings)
+            for cls in STEP_CLASSES
+        ]
+        self._all_mounted = asyncio.Event()
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -57,11 +67,7 @@ class WizardScreen(Screen[None]):
             yield StepList([cls.TITLE for cls in STEP_CLASSES], id="step-list")
             with Vertical(id="step-pane"):
                 with ContentSwitcher(initial=f"step-{STEP_CLASSES[0].NAME}", id="steps"):
-                    for cls in STEP_CLASSES:
-                        if cls is ReviewStep:
-                            yield ReviewStep(self.draft, self.findings, save_path=self.config_path)
-                        else:
-                            yield cls(self.draft, self.findings)
+                    yield self._steps[0]
                 yield Static("", id="problems", markup=False)
                 with Horizontal(id="nav"):
                     yield Button("◀ Back", id="back", compact=True)
@@ -72,11 +78,28 @@ class WizardScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title = "finetune-tui"
         self._go(0)
+        # Not on the first layout signal: Textual writes frames from a thread, and mounting at once holds the GIL
+        # until the frame is late (bench/startup.py measured 0.7-0.8 s that way, 0.57 s with this pause).
+        self.set_timer(FIRST_FRAME_S, self._mount_next_step)
+
+    async def _mount_next_step(self) -> None:
+        """One step at a time with a pause between, so the first frame and key presses never wait behind all five."""
+        step = next(s for s in self._steps if s.parent is None)
+        step.display = False  # the switcher shows only the current step
+        await self.query_one("#steps", ContentSwitcher).mount(step)
+        if all(s.parent is not None for s in self._steps):
+            self._all_mounted.set()
+        else:
+            self.set_timer(MOUNT_PAUSE_S, self._mount_next_step)
+
+    async def steps_ready(self) -> None:
+        """Until every step is mounted (moments after the first frame)."""
+        await self._all_mounted.wait()
 
     # --- moving between steps ------------------------------------------------------------------
     @property
     def steps(self) -> list[Step]:
-        return list(self.query_one("#steps", ContentSwitcher).query_children(Step))
+        return self._steps
 
     @property
     def current(self) -> Step:
@@ -151,6 +174,7 @@ class WizardScreen(Screen[None]):
             if problems:
                 self._show_problems(problems)
                 return
+            await self._all_mounted.wait()  # a Next pressed in the first moment waits for the step to exist
             self._go(self.index + 1)
 
     async def _check(self, step: Step) -> list[str]:
