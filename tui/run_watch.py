@@ -98,8 +98,8 @@ class RunWatcher:
         run_dir: RunDir,
         post: Callable[[Message], Any],
         *,
-        interval: float = 0.5,
-        log_every: float = 1.0,
+        interval: float = 1.0,
+        log_every: float = 2.0,
         log_lines: int = 40,
     ) -> None:
         self.run_dir = run_dir

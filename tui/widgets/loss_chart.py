@@ -17,7 +17,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-REDRAW_INTERVAL_S = 0.25
+REDRAW_INTERVAL_S = 0.5
 MIN_PLOT_SIZE = (24, 6)  # columns, rows
 TRAIN_COLOR, EVAL_COLOR, METRIC_COLOR = "cyan", "orange", "green"
 
