@@ -34,8 +34,11 @@ STEP_NAMES = ["framework", "model", "dataset", "tokenizer", "training", "review"
 # --- driving the wizard ----------------------------------------------------------------------------
 
 async def settle(pilot: Pilot[Any], timeout: float = 60.0) -> None:
-    """Until no worker runs (a worker may start another, e.g. a check that leads to the next step)."""
+    """Until every wizard step is mounted and no worker runs (a worker may start another, e.g. a check that leads
+    to the next step)."""
     app = pilot.app
+    if isinstance(app.screen, WizardScreen):
+        await app.screen.steps_ready()
     deadline = time.monotonic() + timeout
     while True:
         await app.workers.wait_for_complete()

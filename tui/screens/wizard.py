@@ -92,6 +92,10 @@ class WizardScreen(Screen[None]):
         else:
             self.set_timer(MOUNT_PAUSE_S, self._mount_next_step)
 
+    async def steps_ready(self) -> None:
+        """Until every step is mounted (moments after the first frame); tests wait on it before querying steps."""
+        await self._all_mounted.wait()
+
     # --- moving between steps ------------------------------------------------------------------
     @property
     def steps(self) -> list[Step]:
