@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -92,3 +93,28 @@ def tiny_config(model: Path, data: dict[str, Path], out: Path, **training: objec
         "metrics": ["accuracy", "f1"],
         "output_dir": str(out),
     }
+
+
+def engine_context(engine: str, raw: dict, stop_after: int | None = None, resume: Path | None = None,
+                   run_dir: Any = None) -> Any:
+    """What core.worker hands an engine, built in the test process so a test can say when a stop is requested."""
+    from core.config import parse_config
+    from core.data import prepare_data
+    from core.engines.base import RunContext
+    from core.events import EventWriter
+    from core.launch import create_run, resolve_config
+    from core.tokenization import load_tokenizer, tokenize_dataset
+
+    config = resolve_config(parse_config({**raw, "engine": engine}))
+    run_dir = run_dir or create_run(config)
+    prepared = prepare_data(config.data)
+    tokenizer = load_tokenizer(config.model)
+    polls = [0]
+
+    def stop_requested() -> bool:  # polled once per optimizer step
+        polls[0] += 1
+        return stop_after is not None and polls[0] >= stop_after
+
+    return RunContext(config=config, run_dir=run_dir, events=EventWriter(run_dir.events_path), prepared=prepared,
+                      tokenizer=tokenizer, tokenized=tokenize_dataset(prepared, tokenizer, config.tokenizer),
+                      stop_requested=stop_requested, device="cpu", resume_from=resume)

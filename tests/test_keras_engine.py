@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,11 @@ from core.config import parse_config
 from core.engines import ENGINES, get_engine
 from core.engines.base import RunContext
 from core.errors import ConfigError, ModelError
-from core.events import EventWriter, read_events
+from core.events import read_events
 from core.launch import create_run, resolve_config
 from core.rundir import RunDir
 from core.worker import main as worker_main
-from tests.conftest import tiny_config
+from tests.conftest import engine_context, tiny_config
 
 HINT = 'pip install "finetune-tui[keras]"'
 
@@ -34,25 +35,7 @@ def _run(raw: dict) -> RunDir:
     return run_dir
 
 
-def _context(raw: dict, stop_after: int | None = None, resume: Path | None = None,
-             run_dir: RunDir | None = None) -> RunContext:
-    """What core.worker hands an engine, built here so a test can say when a stop is requested."""
-    from core.data import prepare_data
-    from core.tokenization import load_tokenizer, tokenize_dataset
-
-    config = resolve_config(parse_config({**raw, "engine": "keras"}))
-    run_dir = run_dir or create_run(config)
-    prepared = prepare_data(config.data)
-    tokenizer = load_tokenizer(config.model)
-    polls = [0]
-
-    def stop_requested() -> bool:  # polled once per optimizer step
-        polls[0] += 1
-        return stop_after is not None and polls[0] >= stop_after
-
-    return RunContext(config=config, run_dir=run_dir, events=EventWriter(run_dir.events_path), prepared=prepared,
-                      tokenizer=tokenizer, tokenized=tokenize_dataset(prepared, tokenizer, config.tokenizer),
-                      stop_requested=stop_requested, device="cpu", resume_from=resume)
+_context = partial(engine_context, "keras")
 
 
 def _steps(run: RunDir) -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -11,31 +12,11 @@ from core.config import parse_config
 from core.engines.base import EngineResult, RunContext
 from core.engines.torch_loop import STATE_FILE, check_precision, epoch_order, train
 from core.errors import ConfigError
-from core.events import EventWriter, read_events
-from core.launch import create_run, resolve_config
+from core.events import read_events
 from core.rundir import RunDir
-from tests.conftest import tiny_config
+from tests.conftest import engine_context, tiny_config
 
-
-def _context(raw: dict, stop_after: int | None = None, resume: Path | None = None,
-             run_dir: RunDir | None = None) -> RunContext:
-    """What core.worker hands an engine, built here so a test can say when a stop is requested."""
-    from core.data import prepare_data
-    from core.tokenization import load_tokenizer, tokenize_dataset
-
-    config = resolve_config(parse_config({**raw, "engine": "torch-loop"}))
-    run_dir = run_dir or create_run(config)
-    prepared = prepare_data(config.data)
-    tokenizer = load_tokenizer(config.model)
-    polls = [0]
-
-    def stop_requested() -> bool:  # polled once per optimizer step
-        polls[0] += 1
-        return stop_after is not None and polls[0] >= stop_after
-
-    return RunContext(config=config, run_dir=run_dir, events=EventWriter(run_dir.events_path), prepared=prepared,
-                      tokenizer=tokenizer, tokenized=tokenize_dataset(prepared, tokenizer, config.tokenizer),
-                      stop_requested=stop_requested, device="cpu", resume_from=resume)
+_context = partial(engine_context, "torch-loop")
 
 
 def _train(ctx: RunContext) -> EngineResult:
