@@ -11,9 +11,9 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.engines import DEFAULT_ENGINE
 from core.errors import ConfigError
 
 SCHEMA_VERSION = 1
@@ -38,7 +38,9 @@ Scheduler = Literal[
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # defer_build: the schemas are built on first use, not at import, so the wizard's first frame does not wait
+    # for them (bench/startup.py).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 class ModelConfig(_Section):
@@ -203,7 +205,7 @@ class TrainingConfig(_Section):
 class RunConfig(_Section):
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this config format.")
     engine: Engine = Field(
-        "trainer",
+        DEFAULT_ENGINE,
         description="trainer (Hugging Face Trainer), torch-loop (plain PyTorch loop) or keras (Keras 3 + KerasHub).",
     )
     model: ModelConfig = Field(default_factory=ModelConfig, description="The pretrained model to fine-tune.")
@@ -249,6 +251,8 @@ class RunConfig(_Section):
         return self.model_dump(mode="json")
 
     def to_yaml(self) -> str:
+        import yaml
+
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
 
 
@@ -273,6 +277,8 @@ def parse_config(raw: Any, source: str = "config") -> RunConfig:
 
 def load_config(path: str | Path) -> RunConfig:
     """Read a YAML or JSON config file (safe loader only)."""
+    import yaml
+
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist", "check the path, or write one with `finetune-tui init`")
@@ -311,20 +317,20 @@ def save_config(config: RunConfig, path: str | Path, *, overwrite: bool = False)
     return path
 
 
-def field_help(section: str, name: str) -> str:
-    """The one-line description of a config field, e.g. field_help('training', 'learning_rate')."""
-    model = {"model": ModelConfig, "data": DataConfig, "tokenizer": TokenizerConfig,
-             "training": TrainingConfig, "lora": LoraSettings, "hub": HubDataset, "": RunConfig}[section]
-    return model.model_fields[name].description or ""
-
-
-# --- error messages --------------------------------------------------------------------------------
-
-_SECTIONS: dict[str, type[BaseModel]] = {
+# Dotted section path -> the model that validates it.
+SECTIONS: dict[str, type[BaseModel]] = {
     "": RunConfig, "model": ModelConfig, "data": DataConfig, "tokenizer": TokenizerConfig,
     "training": TrainingConfig, "training.lora": LoraSettings, "data.hub": HubDataset,
 }
 
+
+def field_help(section: str, name: str) -> str:
+    """The one-line description of a config field, e.g. field_help('training', 'learning_rate');
+    `section` is a dotted path of SECTIONS ('' for the top level, 'training.lora')."""
+    return SECTIONS[section].model_fields[name].description or ""
+
+
+# --- error messages --------------------------------------------------------------------------------
 
 def _count(err: ValidationError) -> str:
     n = err.error_count()
@@ -338,7 +344,7 @@ def _describe(e: Any) -> str:
     if kind == "extra_forbidden":
         parent = ".".join(str(p) for p in e["loc"][:-1])
         key = str(e["loc"][-1])
-        allowed = list(_SECTIONS[parent].model_fields) if parent in _SECTIONS else []
+        allowed = list(SECTIONS[parent].model_fields) if parent in SECTIONS else []
         close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
         hint = f"did you mean '{close[0]}'? " if close else ""
         return f"  - {loc}: unknown key; {hint}allowed here: {', '.join(allowed)}"

@@ -43,3 +43,41 @@ def test_first_screen_needs_no_ml_library(tmp_path: Path) -> None:
     assert seen["step"] == "framework"
     assert seen["first"] == [], f"imported at startup: {seen['first']}"
     assert seen["later"] == [], f"imported while idle on the first screen: {seen['later']}"
+
+
+def test_app_is_built_before_the_config_schema_loads(tmp_path: Path) -> None:
+    # The schema (pydantic, yaml) is a fifth of the time to the first frame; a new draft loads it on first read.
+    probe = ("import sys; from tui.app import make_app; app = make_app(); "
+             "print([m for m in ('pydantic', 'yaml', 'core.config') if m in sys.modules], app.draft.loaded)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split() == ["[]", "False"]
+
+
+async def test_framework_list_opens_on_the_default_without_reading_the_draft() -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import OptionList
+
+    from core.config import RunConfig
+    from core.engines import ENGINES
+    from tui.draft import Draft
+    from tui.screens.steps.base import Findings
+    from tui.screens.steps.framework import FrameworkStep
+
+    draft = Draft()
+    step = FrameworkStep(draft, Findings())
+
+    class Host(App[None]):
+        def compose(self) -> ComposeResult:
+            yield step
+
+    async with Host().run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        options = step.query_one(OptionList)
+        assert options.highlighted_option is not None
+        assert options.highlighted_option.id == RunConfig.model_fields["engine"].default
+        assert not draft.loaded  # showing the list read nothing from the draft
+        options.focus()
+        await pilot.press("down")
+        assert draft.loaded
+        assert draft.get("engine") == list(ENGINES)[1]

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import App
 from textual.binding import Binding, BindingType
 
-from core.config import RunConfig
 from tui.css_path import css_path
 from tui.draft import Draft
+
+if TYPE_CHECKING:
+    from core.config import RunConfig
 
 
 class FinetuneApp(App[None]):

@@ -11,35 +11,17 @@ import copy
 import json
 import typing
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
-from core.config import (
-    DataConfig,
-    HubDataset,
-    LoraSettings,
-    ModelConfig,
-    RunConfig,
-    TokenizerConfig,
-    TrainingConfig,
-    field_help,
-    parse_config,
-)
 from core.engines import ENGINES as ENGINE_REGISTRY
 from core.engines import EngineInfo
 from core.errors import ConfigError
 
-# Dotted section path -> the pydantic model that validates it.
-SECTIONS: dict[str, type[BaseModel]] = {
-    "": RunConfig,
-    "model": ModelConfig,
-    "data": DataConfig,
-    "data.hub": HubDataset,
-    "tokenizer": TokenizerConfig,
-    "training": TrainingConfig,
-    "training.lora": LoraSettings,
-}
+if TYPE_CHECKING:
+    from core.config import RunConfig
+
+# core.config (pydantic and the schema) is imported by the functions that need it, not here: the wizard's first
+# frame needs only the engine list, and importing the schema is a fifth of the time to it (bench/startup.py).
 
 DEFAULT_SAVE_PATH = Path("finetune.yaml")
 
@@ -56,6 +38,8 @@ ENGINES: tuple[EngineInfo, ...] = tuple(ENGINE_REGISTRY.values())
 # --- the draft -------------------------------------------------------------------------------------
 
 def _defaults() -> dict[str, Any]:
+    from core.config import DataConfig, RunConfig
+
     # model_construct fills defaults without running validators: DataConfig needs a data source that the
     # person has not given yet.
     return RunConfig.model_construct(data=DataConfig.model_construct()).model_dump(mode="json")
@@ -67,15 +51,17 @@ def _split(path: str) -> tuple[str, str]:
 
 
 def field_info(path: str) -> Any:
+    from core.config import SECTIONS
+
     section, name = _split(path)
     return SECTIONS[section].model_fields[name]
 
 
 def help_for(path: str) -> str:
     """The one-line description of a field, from core.config.field_help."""
-    section, name = _split(path)
-    key = {"training.lora": "lora", "data.hub": "hub"}.get(section, section)
-    return field_help(key, name)
+    from core.config import field_help
+
+    return field_help(*_split(path))
 
 
 def choices(path: str) -> list[str]:
@@ -99,6 +85,8 @@ def parse_value(path: str, raw: Any) -> Any:
 
     Empty text means null where the field allows it (e.g. max_train_samples), else it is a problem.
     """
+    from pydantic import TypeAdapter, ValidationError
+
     info = field_info(path)
     if isinstance(raw, str):
         raw = raw.strip()
@@ -134,10 +122,24 @@ def _loc(error: Any) -> str:
 
 
 class Draft:
-    """A RunConfig-shaped dict that may be incomplete; `build()` turns it into a RunConfig."""
+    """A RunConfig-shaped dict that may be incomplete; `build()` turns it into a RunConfig.
+
+    A new draft fills in the schema's defaults when it is first read, so creating one costs nothing.
+    """
 
     def __init__(self, values: dict[str, Any] | None = None) -> None:
-        self.values: dict[str, Any] = values if values is not None else _defaults()
+        self._values = values
+
+    @property
+    def loaded(self) -> bool:
+        """False for a new draft nobody has read yet (its defaults are not filled in)."""
+        return self._values is not None
+
+    @property
+    def values(self) -> dict[str, Any]:
+        if self._values is None:
+            self._values = _defaults()
+        return self._values
 
     @classmethod
     def from_config(cls, config: RunConfig) -> Draft:
@@ -179,6 +181,10 @@ class Draft:
     # --- sections used by the steps ------------------------------------------------------------
     def section_problems(self, section: str) -> list[tuple[str, str]]:
         """Pydantic's complaints about one section as (field path or section, message) pairs."""
+        from pydantic import ValidationError
+
+        from core.config import SECTIONS
+
         model = SECTIONS[section]
         raw = self.get(section) if section else self.values
         try:
@@ -199,12 +205,16 @@ class Draft:
 
     def enable_lora(self, on: bool) -> None:
         if on and not self.lora_enabled():
+            from core.config import LoraSettings
+
             self.set("training.lora", LoraSettings().model_dump(mode="json"))
         elif not on:
             self.set("training.lora", None)
 
     def build(self) -> RunConfig:
         """The full RunConfig; raises core.errors.ConfigError listing every problem."""
+        from core.config import parse_config
+
         return parse_config(copy.deepcopy(self.values), source="the wizard's config")
 
     def problems(self) -> list[str]:

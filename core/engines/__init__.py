@@ -60,6 +60,9 @@ ENGINES: dict[str, EngineInfo] = {
 }
 
 
+DEFAULT_ENGINE = "trainer"  # the config's default (core.config uses it); the wizard opens on it
+
+
 def get_engine(name: str) -> Callable[..., object]:
     info = ENGINES.get(name)
     if info is None:

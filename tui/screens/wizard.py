@@ -70,7 +70,7 @@ class WizardScreen(Screen[None]):
                     yield self._steps[0]
                 yield Static("", id="problems", markup=False)
                 with Horizontal(id="nav"):
-                    yield Button("◀ Back", id="back", compact=True)
+                    yield Button("◀ Back", id="back", compact=True, disabled=True)
                     yield Static("", id="busy")
                     yield Button("Next ▶", id="next", variant="primary", compact=True)
         yield Footer()

@@ -9,14 +9,32 @@ from textual.message import Message
 from textual.widgets import Label
 
 
+def _look(index: int, current: int, reached: int) -> tuple[str, dict[str, bool]]:
+    """An item's marker and its state classes."""
+    marker = "▶" if index == current else ("✓" if index < reached else "·")
+    return marker, {"-current": index == current, "-done": index < reached and index != current,
+                    "-locked": index > reached}
+
+
 class StepItem(Label):
-    def __init__(self, index: int, title: str) -> None:
-        super().__init__(id=f"step-item-{index}", classes="step-item")
+    def __init__(self, index: int, title: str, current: int, reached: int) -> None:
+        # Born in its state: each class changed after mounting restyles the item, and the first frame is
+        # timed (bench/startup.py).
+        marker, classes = _look(index, current, reached)
+        super().__init__(self._text(marker, index, title), id=f"step-item-{index}",
+                         classes=" ".join(["step-item", *(name for name, on in classes.items() if on)]))
         self.index = index
         self.title = title
 
-    def show(self, marker: str) -> None:
-        self.update(f"{marker} {self.index + 1}. {self.title}")
+    @staticmethod
+    def _text(marker: str, index: int, title: str) -> str:
+        return f"{marker} {index + 1}. {title}"
+
+    def show(self, current: int, reached: int) -> None:
+        marker, classes = _look(self.index, current, reached)
+        self.update(self._text(marker, self.index, self.title))
+        for name, on in classes.items():
+            self.set_class(on, name)
 
     def on_click(self, event: Click) -> None:
         event.stop()
@@ -39,17 +57,11 @@ class StepList(Vertical):
 
     def compose(self) -> ComposeResult:
         for index, title in enumerate(self.titles):
-            yield StepItem(index, title)
-
-    def on_mount(self) -> None:
-        self.show(self.current, self.reached)
+            yield StepItem(index, title, self.current, self.reached)
 
     def show(self, current: int, reached: int) -> None:
+        if (current, reached) == (self.current, self.reached) and self.is_mounted:
+            return
         self.current, self.reached = current, reached
         for item in self.query(StepItem):
-            i = item.index
-            marker = "▶" if i == current else ("✓" if i < reached else "·")
-            item.show(marker)
-            item.set_class(i == current, "-current")
-            item.set_class(i < reached and i != current, "-done")
-            item.set_class(i > reached, "-locked")
+            item.show(current, reached)

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from core.engines import EngineInfo
+from core.engines import DEFAULT_ENGINE, EngineInfo
 from tui.draft import ENGINES
 from tui.screens.steps.base import Step
 
@@ -39,7 +39,12 @@ class FrameworkStep(Step):
         yield OptionList(*options, id="engine-list")
 
     def on_mount(self) -> None:
-        self._highlight(self.draft.get("engine"))
+        self._highlight(self._engine())
+
+    def _engine(self) -> str:
+        # A new draft holds the config's defaults; reading it loads the config schema, which the first frame
+        # need not wait for (bench/startup.py).
+        return str(self.draft.get("engine")) if self.draft.loaded else DEFAULT_ENGINE
 
     def _highlight(self, engine: str) -> None:
         options = self.query_one("#engine-list", OptionList)
@@ -54,7 +59,7 @@ class FrameworkStep(Step):
         options.highlighted = index
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id is not None:
+        if event.option.id is not None and event.option.id != self._engine():
             self.draft.set("engine", event.option.id)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

@@ -14,7 +14,6 @@ from textual.timer import Timer
 from textual.widgets import Button, LoadingIndicator, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
-from core.config import BUNDLED_MODEL
 from core.errors import UserError
 from tui.screens.steps.base import Step, heavy, say
 from tui.widgets.field_row import FieldRow
@@ -53,6 +52,8 @@ class ModelStep(Step):
         self._checking_key: str | None = None
 
     def compose(self) -> ComposeResult:
+        from core.config import BUNDLED_MODEL
+
         yield Static("Which pretrained model should be fine-tuned?", classes="step-title")
         yield Static(
             f"A Hub id (e.g. bert-base-cased) or a local directory. {BUNDLED_MODEL} ships with "
@@ -95,6 +96,8 @@ class ModelStep(Step):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "use-bundled":
+            from core.config import BUNDLED_MODEL
+
             event.stop()
             self.draft.set("model.name_or_path", BUNDLED_MODEL)
             next(r for r in self.query(FieldRow) if r.path == "model.name_or_path").reload()

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.syntax import Syntax
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Static
 
-from core.config import RunConfig
 from core.errors import ConfigError, UserError
 from tui.draft import DEFAULT_SAVE_PATH, review_warnings, run_command
 from tui.screens.steps.base import Step, say
 from tui.widgets.path_suggester import PathSuggester
+
+if TYPE_CHECKING:
+    from core.config import RunConfig
 
 
 def _gpu_present() -> bool:
@@ -79,6 +80,8 @@ class ReviewStep(Step):
             return
         say(problems, "")
         self.query_one("#start", Button).disabled = False
+        from rich.syntax import Syntax  # pygments: loaded when the review is first shown
+
         yaml_text = self.config.to_yaml()
         self.query_one("#review-yaml-text", Static).update(
             Syntax(yaml_text, "yaml", theme="ansi_dark", background_color="default", word_wrap=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
 from textual import work
@@ -10,13 +9,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Collapsible, Label, SelectionList, Static
 
-from core.config import Metric
 from tui.draft import choices, help_for
 from tui.screens.steps.base import Step, say
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
 
-METRICS: list[str] = list(typing.get_args(Metric))
 LORA_PATHS = ("training.lora.r", "training.lora.alpha", "training.lora.dropout")
 
 
@@ -58,11 +55,11 @@ class TrainingStep(Step):
             with Vertical(classes="field-row"):
                 with Horizontal(classes="field-line"):
                     yield Label("Metrics", classes="field-label")
-                    yield SelectionList[str](*[(m, m, m in (d.get("metrics") or [])) for m in METRICS],
+                    yield SelectionList[str](*[(m, m, m in (d.get("metrics") or [])) for m in choices("metrics")],
                                              id="metrics", compact=True)
                 yield Static(help_for("metrics"), classes="field-help", markup=False)
             yield row("training.metric_for_best_model", "Best-model metric", editor="select",
-                      options=[("first metric", None), ("loss", "loss"), *[(m, m) for m in METRICS]])
+                      options=[("first metric", None), ("loss", "loss"), *[(m, m) for m in choices("metrics")]])
             yield row("training.freeze_encoder", "Freeze encoder", editor="checkbox")
             with Vertical(classes="field-row"):
                 yield Checkbox("Use LoRA adapters (peft)", d.lora_enabled(), id="use-lora", compact=True)
@@ -179,7 +176,7 @@ class TrainingStep(Step):
         event.stop()
         # Keep the schema's order so the YAML (and the first metric, the default best one) stay stable.
         picked = set(event.selection_list.selected)
-        self.draft.set("metrics", [m for m in METRICS if m in picked])
+        self.draft.set("metrics", [m for m in choices("metrics") if m in picked])
 
     def quick_problems(self) -> list[str]:
         problems = self.field_problems()
