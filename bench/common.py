@@ -147,7 +147,7 @@ def machine() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "versions": {pkg: _version(pkg) for pkg in (
-            "torch", "transformers", "datasets", "accelerate", "tokenizers", "textual", "textual-plotext", "psutil",
+            "torch", "transformers", "datasets", "accelerate", "tokenizers", "textual", "numpy", "psutil",
         )},
     }
 

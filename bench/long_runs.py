@@ -7,8 +7,8 @@ loss is a typical curve (fast drop, slow noisy decline); a run of 1,000 steps te
 from the cost of drawing at all, and a flat, noisy loss is the chart's worst case. Figures:
   - history load: RunWatcher.poll() reading and sorting the whole file, off the UI thread, as the monitor does;
   - attach: from starting the app to the chart holding all 100,000 points and having drawn them;
-  - redraw: LossChart._redraw() (downsampling to ~2 points per column, building the plotext figure) plus
-    PlotextPlot.render() (plotext drawing the canvas), i.e. the whole cost of one chart frame, repeated;
+  - redraw: LossChart._redraw() (downsampling to ~2 points per column and rasterizing the chart, chart_canvas)
+    plus ChartView.render_line() for every row (the strips Textual paints), i.e. one chart frame, repeated;
   - a live update: one more step event through MonitorScreen.on_run_update, the chart redraw it causes, and
     a key press (F1 opens help) until the help screen is up;
   - memory: the process's resident set after attaching.
@@ -92,7 +92,7 @@ def _measure(run_dir: Path, steps: int, size: tuple[int, int], repeats: int) -> 
     from tui.run_watch import RunBatch, RunUpdate, RunWatcher
     from tui.screens.help import HelpScreen
     from tui.screens.monitor import MonitorScreen
-    from tui.widgets.loss_chart import LossChart
+    from tui.widgets.loss_chart import ChartView, LossChart
 
     out: dict[str, Any] = {"size": f"{size[0]}x{size[1]}", "steps": steps}
     loads = []
@@ -118,10 +118,20 @@ def _measure(run_dir: Path, steps: int, size: tuple[int, int], repeats: int) -> 
             screen = app.screen
             assert isinstance(screen, MonitorScreen)
             chart = screen.query_one(LossChart)
-            await wait(pilot, lambda: chart.train_points == steps and chart.redraws > 0 and not chart._dirty)
+            plot = chart.query_one(ChartView)
+
+            def drawn() -> bool:  # every point in, and drawn at the plot's laid-out size
+                size = (plot.size.width, plot.size.height)
+                return chart.train_points == steps and not chart._dirty and size[0] > 0 and plot.drawn_size == size
+
+            await wait(pilot, drawn)
             out["attach_s"] = time.perf_counter() - start
             out["rss_mb"] = psutil.Process().memory_info().rss / 2**20
-            plot = chart.query_one("PlotextPlot")
+
+            def paint() -> None:
+                for y in range(plot.size.height):
+                    plot.render_line(y)
+
             out["plot_width"] = plot.size.width
             out["train_points_in_memory"] = chart.train_points
             out["status"] = screen.status
@@ -130,7 +140,7 @@ def _measure(run_dir: Path, steps: int, size: tuple[int, int], repeats: int) -> 
                 t0 = time.perf_counter()
                 chart._redraw()
                 t1 = time.perf_counter()
-                plot.render()
+                paint()
                 t2 = time.perf_counter()
                 redraw.append(t1 - t0)
                 render.append(t2 - t1)
@@ -147,7 +157,7 @@ def _measure(run_dir: Path, steps: int, size: tuple[int, int], repeats: int) -> 
                 t0 = time.perf_counter()
                 screen.on_run_update(RunUpdate(screen.run_dir, batch, "running", None))
                 chart._redraw()
-                plot.render()
+                paint()
                 updates.append(time.perf_counter() - t0)
             out["live_update_s"] = updates
 
@@ -212,7 +222,7 @@ def run(work: Path, quick: bool) -> Result:
     short = figures["short_120x40"]
     for size in sizes:
         f = figures[f"typical_{size}"]
-        result.row(f"{size}: chart frame, median / max (downsample + plotext)",
+        result.row(f"{size}: chart frame, median / max (downsample and draw + paint)",
                    f"{f['frame_ms_median']:.1f} / {f['frame_ms_max']:.1f} ms "
                    f"({f['redraw_ms_median']:.1f} + {f['render_ms_median']:.1f})")
         result.row(f"{size}: points drawn / kept", f"{f['drawn_points']} / {f['train_points_in_memory']:,}")

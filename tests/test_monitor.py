@@ -25,9 +25,10 @@ from core.rundir import RunDir
 from tui.run_watch import RunWatcher
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.monitor import MonitorScreen
+from tui.widgets.chart_canvas import Series, count_label, nice_ticks, render_chart
 from tui.widgets.device_panel import DevicePanel
 from tui.widgets.log_tail import LogTail
-from tui.widgets.loss_chart import LossChart, downsample_minmax, line_marker
+from tui.widgets.loss_chart import ChartView, LossChart, downsample_minmax
 from tui.widgets.progress_panel import ProgressPanel
 from tui.widgets.results_panel import ResultsPanel
 
@@ -97,14 +98,47 @@ def test_downsampling_drops_non_finite_and_passes_small_series_through() -> None
     assert len(empty_x) == 0
 
 
-def test_a_thin_line_is_drawn_in_braille_and_a_noisy_band_in_half_blocks() -> None:
-    steps = np.arange(1, 100_001, dtype=float)
-    smooth = 0.1 + 0.6 * np.exp(-steps / 20_000)
-    noisy = 0.7 + 0.05 * np.random.default_rng(0).standard_normal(len(steps))
-    for ys, marker in ((smooth, "braille"), (noisy, "hd")):
-        _, drawn = downsample_minmax(steps, ys, 2 * 120)
-        assert line_marker(drawn, 40, 120) == marker
-    assert line_marker(np.array([0.5]), 40, 120) == line_marker(np.array([0.5, 0.5]), 40, 120) == "braille"
+def _text(rows: list[list[tuple[str, str | None]]]) -> list[str]:
+    return ["".join(text for text, _ in runs) for runs in rows]
+
+
+def test_chart_canvas_draws_a_rising_line_corner_to_corner_with_both_axes() -> None:
+    xs = np.arange(0, 1001, dtype=float)
+    rows = render_chart(60, 14, [Series(xs, xs / 1000, "cyan"),
+                                 Series(np.array([500.0]), np.array([0.5]), "orange", kind="points"),
+                                 Series(np.array([0.0, 1000.0]), np.array([0.2, 0.8]), "green", axis="right")],
+                       x_label="step", right_range=(0.0, 1.0))
+    text = _text(rows)
+    assert len(rows) == 14 and all(len(line) == 60 for line in text)
+    top_right = text[0][text[0].index("├") - 1]
+    bottom_left = text[11][text[11].index("┤") + 1]
+    assert top_right != " " and bottom_left != " "  # the line runs from corner to corner
+    assert "•" in "".join(text[:12])  # the evaluation point
+    assert text[0].lstrip().startswith("1┤") and text[11].lstrip().startswith("0┤")  # left ticks at the extremes
+    assert text[0].rstrip().endswith("├1") and text[11].rstrip().endswith("├0")  # the right axis keeps 0..1
+    assert text[12].lstrip().startswith("└") and "┬" in text[12]
+    assert "200" in text[13] and "1k" in text[13]
+    colors = {color for runs in rows for _, color in runs}
+    assert {"cyan", "orange", "green"} <= colors
+
+
+def test_chart_canvas_fills_a_noisy_band_and_keeps_every_row_the_full_width() -> None:
+    xs = np.arange(1, 100_001, dtype=float)
+    ys = 0.5 + 0.1 * np.random.default_rng(0).standard_normal(len(xs))
+    dx, dy = downsample_minmax(xs, ys, 2 * 200)
+    rows = render_chart(200, 50, [Series(dx, dy, "cyan")])
+    text = _text(rows)
+    assert all(len(line) == 200 for line in text)
+    middle = text[24]
+    braille = sum(1 for ch in middle if 0x2800 < ord(ch) <= 0x28FF)
+    assert braille > 150  # the band's middle row is covered almost edge to edge
+
+
+def test_chart_canvas_ticks_and_labels() -> None:
+    assert nice_ticks(0.0, 1.0, 6) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(1.0, 100_000.0, 5) == [20_000.0, 40_000.0, 60_000.0, 80_000.0, 100_000.0]
+    assert count_label(20_000) == "20k" and count_label(1_500_000) == "1.5M" and count_label(250) == "250"
+    assert _text(render_chart(30, 3, [Series(np.array([1.0]), np.array([1.0]), "cyan")])) == [" " * 30] * 3
 
 
 # --- the watcher ---------------------------------------------------------------------------------------
@@ -318,7 +352,7 @@ async def test_attaching_to_100k_steps_is_fast_and_draws_downsampled(tmp_path: P
         screen = await settled(pilot, "died")
         chart = screen.query_one(LossChart)
         await wait_until(pilot, lambda: chart.train_points == total, timeout=120)
-        plot_width = chart.query_one("PlotextPlot").size.width
+        plot_width = chart.query_one(ChartView).size.width
         chart._redraw()
         assert 0 < chart.drawn_points <= 2 * plot_width  # every point kept, the drawing downsampled
         assert screen.query_one(ProgressPanel).steps_text == f"step {total}/{total}"

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Static
 
 HELP = """\
 # finetune-tui
@@ -49,8 +49,12 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,f1,q,question_mark", "close", "Close")]
 
     def compose(self) -> ComposeResult:
+        # Rich's Markdown in one Static, not Textual's Markdown widget: that builds a widget per block and took
+        # 0.6 s to open this screen (bench/long_runs.py, "key press to help screen").
+        from rich.markdown import Markdown
+
         with VerticalScroll(id="help-box"):
-            yield Markdown(HELP)
+            yield Static(Markdown(HELP), id="help-text")
 
     def action_close(self) -> None:
         self.dismiss(None)

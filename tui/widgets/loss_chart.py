@@ -1,4 +1,4 @@
-"""The loss chart: our own widget around textual-plotext, so the chart library can change in one place.
+"""The loss chart: training loss, evaluation loss and the primary metric, drawn by chart_canvas.
 
 Every point ever logged stays in memory (arrays of floats: 100,000 steps is under 2 MB), but a redraw only
 plots about two points per terminal column, keeping each bucket's minimum and maximum so spikes survive.
@@ -12,10 +12,15 @@ from array import array
 from collections.abc import Iterable, Sequence
 
 import numpy as np
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
+from textual.color import Color
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
-from textual_plotext import PlotextPlot
+
+from tui.widgets.chart_canvas import Series, render_chart
 
 REDRAW_INTERVAL_S = 0.5
 MIN_PLOT_SIZE = (24, 6)  # columns, rows
@@ -47,24 +52,33 @@ def downsample_minmax(
     return x[index], y[index]
 
 
-def line_marker(ys: np.ndarray, rows: int, columns: int) -> str:
-    """Braille (2x4 dots a cell) for a thin line; half blocks for a noisy band. A band's braille cells are filled
-    solid anyway, and plotext spends three times as long on them: 140 ms a frame at 240x70 instead of 45."""
-    if len(ys) < 2:
-        return "braille"
-    span = float(ys.max() - ys.min())
-    if span <= 0:
-        return "braille"
-    travel = float(np.abs(np.diff(ys)).sum()) / span * rows  # rows the line crosses, over all its segments
-    return "hd" if travel > 2 * columns else "braille"
+class ChartView(Widget):
+    """Shows the rows chart_canvas drew, through Textual's line API (one Strip a row, nothing re-parsed)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._strips: list[Strip] = []
+        self.drawn_size: tuple[int, int] = (0, 0)  # the size the rows were drawn for
 
-def _ticks(lo: float, hi: float, count: int) -> list[float]:
-    """Whole-number step ticks: plotext's defaults are fractional steps like 50.8."""
-    if hi - lo < 1:
-        return [lo]
-    raw = np.linspace(lo, hi, count)
-    return sorted({float(round(v)) for v in raw})
+    def show(self, rows: list[list[tuple[str, str | None]]], size: tuple[int, int]) -> None:
+        self.drawn_size = size
+        styles: dict[str | None, Style | None] = {None: None}  # axes take the widget's own color
+        strips = []
+        for runs in rows:
+            segments = []
+            for text, color in runs:
+                if color not in styles:  # Textual's color names (CSS ones like orange), not only Rich's
+                    styles[color] = Style(color=Color.parse(color).rich_color)
+                segments.append(Segment(text, styles[color]))
+            strips.append(Strip(segments))
+        self._strips = strips
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        style = self.rich_style
+        if y < len(self._strips):  # drawn for another width until the next redraw: cut or pad to this one
+            return self._strips[y].crop_extend(0, self.size.width, style).apply_style(style)
+        return Strip.blank(self.size.width, style)
 
 
 class LossChart(Widget):
@@ -75,8 +89,9 @@ class LossChart(Widget):
         height: 1fr;
         min-height: 6;
     }
-    LossChart > PlotextPlot {
+    LossChart > ChartView {
         height: 1fr;
+        color: $text-muted;
     }
     LossChart > .chart-message {
         height: 1fr;
@@ -105,7 +120,7 @@ class LossChart(Widget):
         self.non_finite = 0  # logged losses that were NaN or inf
 
     def compose(self) -> ComposeResult:
-        yield PlotextPlot()
+        yield ChartView()
         yield Static(classes="chart-message")
 
     def on_mount(self) -> None:
@@ -136,7 +151,7 @@ class LossChart(Widget):
             self._show_legend()
 
     def _show_legend(self) -> None:
-        # In the border, not in the plot: plotext's legend sits on top of the first points of the curve.
+        # In the border, not in the plot, where a legend would sit on top of the first points of the curve.
         self.border_title = (
             f"Loss  [{TRAIN_COLOR}]━ train[/] [{EVAL_COLOR}]• eval[/] [{METRIC_COLOR}]━ {self.metric} (R)[/]"
         )
@@ -160,12 +175,14 @@ class LossChart(Widget):
 
     # --- drawing ---------------------------------------------------------------------------------
     def _redraw_if_dirty(self) -> None:
-        if self._dirty:
+        # The plot's own size also changes when the message beside it hides or shows, not only the chart's.
+        plot = self.query_one(ChartView)
+        if self._dirty or (plot.display and plot.drawn_size != (plot.size.width, plot.size.height)):
             self._redraw()
 
     def _show_message(self, text: str | None) -> None:
         self.message = text
-        self.query_one(PlotextPlot).display = text is None
+        self.query_one(ChartView).display = text is None
         message = self.query_one(".chart-message", Static)
         message.display = text is not None
         message.update(text or "")
@@ -173,7 +190,7 @@ class LossChart(Widget):
     def _redraw(self) -> None:
         self._dirty = False
         self.redraws += 1
-        plot = self.query_one(PlotextPlot)
+        plot = self.query_one(ChartView)
         width = plot.size.width or self.size.width or 80
         # np.array copies: a view would pin the array.array buffers and make the next extend() fail.
         train_x, train_y = downsample_minmax(np.array(self._train_x), np.array(self._train_y), 2 * width)
@@ -189,12 +206,12 @@ class LossChart(Widget):
                 self._show_message("Waiting for the first logged training step…")
             return
         if plot.size.width and (plot.size.width < MIN_PLOT_SIZE[0] or plot.size.height < MIN_PLOT_SIZE[1]):
-            # plotext draws broken axes when squeezed; say so rather than show them.
+            # A squeezed chart has no room for its axes; say so rather than show a smudge.
             self._show_message("Enlarge the terminal to see the loss chart.")
             return
         try:
             self._plot(plot, (train_x, train_y), (eval_x, eval_y), (metric_x, metric_y))
-        except Exception as err:  # a chart library hiccup must never take the monitor down
+        except Exception as err:  # a drawing bug must never take the monitor down
             self._show_message(f"Chart unavailable: {err}")
             return
         self._show_message(None)
@@ -202,26 +219,18 @@ class LossChart(Widget):
 
     def _plot(
         self,
-        plot: PlotextPlot,
+        plot: ChartView,
         train: tuple[np.ndarray, np.ndarray],
         evals: tuple[np.ndarray, np.ndarray],
         metric: tuple[np.ndarray, np.ndarray],
     ) -> None:
-        plt = plot.plt
-        plt.clear_figure()
-        if len(train[0]):
-            marker = line_marker(train[1], plot.size.height or 24, plot.size.width or 80)
-            plt.plot(train[0].tolist(), train[1].tolist(), marker=marker, color=TRAIN_COLOR)
-        if len(evals[0]):
-            plt.scatter(evals[0].tolist(), evals[1].tolist(), marker="dot", color=EVAL_COLOR)
+        series = [Series(*train, color=TRAIN_COLOR), Series(*evals, color=EVAL_COLOR, kind="points")]
+        right_range = None
         if len(metric[0]):
-            # A one-point braille line is a single dot nobody sees: the first evaluation gets a marker.
-            marker = "braille" if len(metric[0]) > 1 else "+"
-            plt.plot(metric[0].tolist(), metric[1].tolist(), marker=marker, color=METRIC_COLOR, yside="right")
+            # A one-point line is a single dot nobody sees: the first evaluation gets a marker.
+            kind = "line" if len(metric[0]) > 1 else "points"
+            series.append(Series(*metric, color=METRIC_COLOR, kind=kind, axis="right"))
             if float(metric[1].min()) >= 0.0 and float(metric[1].max()) <= 1.0:
-                plt.ylim(0.0, 1.0, yside="right")
-        all_x = np.concatenate([train[0], evals[0], metric[0]])
-        lo, hi = float(all_x.min()), float(all_x.max())
-        ticks = _ticks(lo, hi, 5)
-        plt.xticks(ticks, [f"{t:g}" for t in ticks])
-        plt.xlabel("step")
+                right_range = (0.0, 1.0)
+        width, height = plot.size.width or 80, plot.size.height or 24
+        plot.show(render_chart(width, height, series, x_label="step", right_range=right_range), (width, height))
