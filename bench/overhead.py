@@ -66,7 +66,7 @@ def _script_run(work: Path, train: Path, steps: int, index: int) -> tuple[dict[s
 
 def run(work: Path, quick: bool) -> Result:
     steps = 8 if quick else 30
-    pairs = 2 if quick else 3
+    pairs = 2 if quick else 5  # pairs of runs on a 2-core VM spread by +-6%: five give a steadier median
     result = Result("overhead", "Overhead: finetune-tui run vs a hand-written Trainer script")
     # 120+ words is 130+ tokens: every row is cut to MAX_LENGTH, so every batch has the same shape.
     train = write_csv(work / "train.csv", varied_rows(steps * BATCH, seed=11, min_words=120))

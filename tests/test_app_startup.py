@@ -81,3 +81,18 @@ async def test_framework_list_opens_on_the_default_without_reading_the_draft() -
         await pilot.press("down")
         assert draft.loaded
         assert draft.get("engine") == list(ENGINES)[1]
+
+
+async def test_an_idle_wizard_animates_nothing() -> None:
+    # Hidden loading indicators used to refresh 16 times a second each: 2% of a core for a wizard nobody touched.
+    from tui.app import make_app
+    from tui.screens.wizard import WizardScreen
+
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, WizardScreen)
+        await screen.steps_ready()
+        await pilot.pause(0.2)
+        animated = [w for w in screen.walk_children() if getattr(w, "auto_refresh", None)]
+        assert animated == []

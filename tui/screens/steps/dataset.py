@@ -9,13 +9,14 @@ from typing import Any
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Button, DataTable, Input, LoadingIndicator, RadioButton, RadioSet, Static
+from textual.widgets import Button, DataTable, Input, RadioButton, RadioSet, Static
 
 from core.errors import UserError
 from tui.screens.steps.base import Step, heavy, say
 from tui.widgets.balance_bar import BalanceBar
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
+from tui.widgets.spinner import Spinner
 
 PREVIEW_ROWS = 5
 CELL_CHARS = 40
@@ -87,7 +88,7 @@ class DatasetStep(Step):
             yield FieldRow(d, "data.hub.validation_split", label="Validation split", placeholder="auto")
         with Horizontal(classes="button-row"):
             yield Button("Load preview", id="load-data", compact=True)
-            yield LoadingIndicator(id="data-loading")
+            yield Spinner(id="data-loading")
         yield Static("", id="data-status", markup=False)
         yield DataTable(id="data-preview", show_cursor=False, zebra_stripes=True)
         with Vertical(id="mapping"):
@@ -104,7 +105,6 @@ class DatasetStep(Step):
         yield FieldRow(d, "data.max_eval_samples", label="Max eval samples", placeholder="all")
 
     def on_mount(self) -> None:
-        self.query_one("#data-loading").display = False
         self.query_one("#data-status").display = False
         self.query_one("#data-preview").display = False
         self.query_one("#mapping").display = False
@@ -176,7 +176,7 @@ class DatasetStep(Step):
         say(self.query_one("#data-status", Static), text, kind)
 
     def _busy(self, busy: bool, what: str = "") -> None:
-        self.query_one("#data-loading").display = busy
+        self.query_one("#data-loading", Spinner).set_busy(busy)
         self.query_one("#load-data").disabled = busy
         if busy:
             self._status(what)

@@ -11,13 +11,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.timer import Timer
-from textual.widgets import Button, LoadingIndicator, Static
+from textual.widgets import Button, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed
 
 from core.errors import UserError
 from tui.screens.steps.base import Step, heavy, say
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
+from tui.widgets.spinner import Spinner
 
 DEBOUNCE_S = 0.7
 
@@ -67,11 +68,10 @@ class ModelStep(Step):
             yield Button("Check now", id="check-model", compact=True)
         yield FieldRow(self.draft, "model.revision", label="Revision", placeholder="default branch")
         yield FieldRow(self.draft, "model.trust_remote_code", label="Trust remote code", editor="checkbox")
-        yield LoadingIndicator(id="model-loading")
+        yield Spinner(id="model-loading")
         yield Static("", id="model-info", markup=False)
 
     def on_mount(self) -> None:
-        self.query_one("#model-loading").display = False
         self.query_one("#model-info").display = False
 
     def key(self) -> str:
@@ -127,7 +127,7 @@ class ModelStep(Step):
             self.app.call_from_thread(self._show, result)
 
     def _busy(self, busy: bool) -> None:
-        self.query_one("#model-loading").display = busy
+        self.query_one("#model-loading", Spinner).set_busy(busy)
         if busy:
             say(self.query_one("#model-info", Static), "Reading the model's config…")
 

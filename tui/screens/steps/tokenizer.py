@@ -7,13 +7,14 @@ from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
-from textual.widgets import LoadingIndicator, Static
+from textual.widgets import Static
 
 from core.errors import UserError
 from tui.draft import choices
 from tui.screens.steps.base import Step, heavy, say
 from tui.widgets.field_row import FieldRow
 from tui.widgets.length_histogram import LengthHistogram
+from tui.widgets.spinner import Spinner
 
 HISTOGRAM_BINS = 8
 EXAMPLE_TOKENS = 48
@@ -90,15 +91,12 @@ class TokenizerStep(Step):
                        options=[(c, c) for c in choices("tokenizer.padding")])
         yield FieldRow(d, "tokenizer.truncation", label="Truncation", editor="checkbox")
         yield FieldRow(d, "tokenizer.max_length", label="Max length")
-        yield LoadingIndicator(id="tokens-loading")
+        yield Spinner(id="tokens-loading")
         yield Static("", id="length-summary", markup=False)
         yield Static("Token lengths", classes="section-title")
         yield LengthHistogram(id="histogram")
         yield Static("First example as tokens", classes="section-title")
         yield Static("", id="token-example", markup=False)
-
-    def on_mount(self) -> None:
-        self.query_one("#tokens-loading").display = False
 
     def key(self) -> str:
         return json.dumps([self.draft.get("model"), self.findings.prepared_key], sort_keys=True, default=str)
@@ -137,7 +135,7 @@ class TokenizerStep(Step):
         self.app.call_from_thread(self.refresh_view)
 
     def _busy(self, busy: bool) -> None:
-        self.query_one("#tokens-loading").display = busy
+        self.query_one("#tokens-loading", Spinner).set_busy(busy)
         if busy:
             say(self.query_one("#length-summary", Static), "Tokenizing a sample of the training texts…")
 
