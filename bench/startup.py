@@ -6,7 +6,7 @@ terminal; its resident memory (psutil) is read at that moment, then Ctrl+Q quits
 run headless (App.run_test) in a fresh interpreter until the wizard screen is mounted, which also reports whether
 torch, transformers or datasets were imported by then. Baseline: `python -c "import transformers"`, whole
 process, and its resident memory after the import. Each is repeated (after one unmeasured warm-up run that fills
-the OS file cache) and the median is reported.
+the OS file cache) and the median is reported. finetune-tui's bytecode is written first, as installing it does.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.common import FINETUNE_TUI, PYTHON, PtyApp, Result, Target, bench_env, log, median, settle, spread
+from bench.common import FINETUNE_TUI, PYTHON, REPO, PtyApp, Result, Target, bench_env, log, median, settle, spread
 
 MARKER = b"Which framework should train the model?"
 SIZE = (120, 40)  # columns, rows
@@ -86,9 +86,19 @@ def _repeat(fn, n: int) -> list[tuple]:  # type: ignore[no-untyped-def, type-arg
     return [fn() for _ in range(n)]
 
 
+def _compile_bytecode() -> None:
+    """Write finetune-tui's .pyc files, as installing it does. A checkout run with PYTHONDONTWRITEBYTECODE=1 (as on
+    the bench machine) never writes them, so every start would compile changed modules again."""
+    import compileall
+
+    for package in ("core", "tui"):
+        compileall.compile_dir(str(REPO / package), quiet=1)
+
+
 def run(work: Path, quick: bool) -> Result:
     n = 3 if quick else 9
     result = Result("startup", "Start-up: finetune-tui to its first screen vs import transformers")
+    _compile_bytecode()
     log(f"startup: finetune-tui in a pty x{n}")
     pty_runs = _repeat(lambda: first_screen_pty([FINETUNE_TUI]), n)
     log(f"startup: headless app x{n}")
