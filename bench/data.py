@@ -1,10 +1,11 @@
 """6. Data: tokenizing a 60,000-row dataset, the first time and again.
 
 finetune-tui's path, as its worker runs it (core.data.prepare_data, core.tokenization.load_tokenizer and
-tokenize_dataset, TOKENIZERS_PARALLELISM=false as the worker sets it), each in a fresh interpreter, twice: the
-second process would be faster only if something were cached on disk. Within each process tokenize_dataset also
-runs twice (an in-process cache would show there). For comparison, the tutorials' path (load_dataset("csv") +
-Dataset.map with the tokenizer) with an empty datasets cache, then again from that cache.
+tokenize_dataset, TOKENIZERS_PARALLELISM=false as the worker sets it), each in a fresh interpreter, twice, with
+an empty cache directory of its own: the second process reopens what the first cached on disk. Within each
+process tokenize_dataset also runs twice. The TOKENIZERS_PARALLELISM=true run gets another empty cache, so it
+tokenizes. For comparison, the tutorials' path (load_dataset("csv") + Dataset.map with the tokenizer) with an
+empty datasets cache, then again from that cache.
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ def run(work: Path, quick: bool) -> Result:
     train = write_csv(work / "train.csv", varied_rows(rows, seed=61))
     mb = train.stat().st_size / 2**20
     runs = {}
+    product_cache = bench_env(HF_DATASETS_CACHE=str(work / "product-cache"))
     for label in ("first", "second"):
         log(f"data: finetune-tui path, {label} process")
-        runs[label] = _child("product", train)
-    parallel = _child("product", train, bench_env(TOKENIZERS_PARALLELISM="true"))
+        runs[label] = _child("product", train, product_cache)
+    parallel = _child("product", train, bench_env(TOKENIZERS_PARALLELISM="true",
+                                                  HF_DATASETS_CACHE=str(work / "product-cache-parallel")))
     cache = bench_env(HF_DATASETS_CACHE=str(work / "hf-datasets-cache"))
     tutorial = {}
     for label in ("first", "cached"):

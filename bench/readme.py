@@ -19,7 +19,8 @@ def _verdict(passed: bool | None) -> str:
 
 def _load_note(before: float, cores: int) -> str:
     if before < 0.5 * cores:
-        return "nothing else ran on the machine; ratios still carry a percent or two of run-to-run noise"
+        return ("nothing else ran on the machine, yet on this virtual machine two runs of the same work still differ "
+                "by up to 10% (see the overhead pairs), so single ratios near a target are within noise")
     return "the machine was shared with other work, so small ratios carry a few percent of noise"
 
 
@@ -31,7 +32,7 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         "## Benchmarks",
         "",
-        "`python -m bench` runs six benchmarks side by side on one machine in one go (about 15 minutes on a 2-core",
+        "`python -m bench` runs six benchmarks side by side on one machine in one go (about 35 minutes on a 2-core",
         "CPU), prints a table and writes `bench/results.json` with every figure, its target and the machine;",
         "`--only NAME` runs one, `--quick` checks the bench itself, `--wait-idle SECONDS` waits for a quiet machine",
         "before each measured run. They are run on demand, never as timed tests. The figures below are from",

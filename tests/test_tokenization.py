@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -187,3 +187,51 @@ def test_dataset_length_stats(data_dir: Path, tokenizer: PreTrainedTokenizerBase
     train = prepared.dataset["train"]
     stats = dataset_length_stats(train, tokenizer, max_length=64, pair_column="text_pair")
     assert stats.lengths == [len(tokenizer(r["text"], r["text_pair"])["input_ids"]) for r in train]
+
+
+def test_tokenized_splits_are_reopened_from_the_cache_until_something_they_depend_on_changes(
+    data_dir: Path, tokenizer: PreTrainedTokenizerBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+
+    from core import tokenization
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    prepared = _prepared(data_dir)
+    first = tokenize_dataset(prepared, tokenizer, TokenizerConfig(max_length=32))
+    files = sorted(tokenization.tokenized_cache_dir().glob("*.arrow"))
+    assert len(files) == len(prepared.dataset)  # one file per split
+
+    calls = 0
+    original = type(tokenizer).__call__
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", counting)
+    again = tokenize_dataset(_prepared(data_dir), tokenizer, TokenizerConfig(max_length=32))
+    assert calls == 0, "the same data, tokenizer and settings must come from the cache"
+    assert again["train"]["input_ids"] == first["train"]["input_ids"]
+
+    tokenize_dataset(prepared, tokenizer, TokenizerConfig(max_length=16))  # another setting: tokenized again
+    assert calls > 0
+    assert len(list(tokenization.tokenized_cache_dir().glob("*.arrow"))) == 2 * len(prepared.dataset)
+    calls = 0
+    (data_dir / "train.csv").write_text((data_dir / "train.csv").read_text() + "one more row,positive\n")
+    tokenize_dataset(_prepared(data_dir), tokenizer, TokenizerConfig(max_length=32))  # the file changed
+    assert calls > 0
+
+
+def test_an_unwritable_cache_only_means_tokenizing_in_memory(
+    data_dir: Path, tokenizer: PreTrainedTokenizerBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datasets
+
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the cache directory would go")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(blocked))
+    tokenized = tokenize_dataset(_prepared(data_dir), tokenizer, TokenizerConfig(max_length=32))
+    assert len(tokenized["train"]) > 0
+    assert tokenized["train"].cache_files == []
