@@ -177,7 +177,8 @@ class LossChart(Widget):
     def _redraw_if_dirty(self) -> None:
         # The plot's own size also changes when the message beside it hides or shows, not only the chart's.
         plot = self.query_one(ChartView)
-        if self._dirty or (plot.display and plot.drawn_size != (plot.size.width, plot.size.height)):
+        size = (plot.size.width, plot.size.height)
+        if self._dirty or (plot.display and size[0] > 0 and plot.drawn_size != size):  # 0: hidden by the layout
             self._redraw()
 
     def _show_message(self, text: str | None) -> None:
