@@ -6,7 +6,6 @@ it tokenizes a sample once, and `LengthStats.with_settings` recomputes everythin
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
@@ -87,6 +86,29 @@ def tokenized_cache_dir() -> Path:
     return Path(datasets.config.HF_DATASETS_CACHE).expanduser() / "finetune-tui-tokenized"
 
 
+def _writable_cache_dir() -> Path | None:
+    """tokenized_cache_dir(), created; None where it cannot be (a read-only or full home): tokenize in memory."""
+    cache = tokenized_cache_dir()
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return cache
+
+
+def _reopen(path: Path | None) -> Dataset | None:
+    """A split tokenized by an earlier run, memory-mapped; None if there is none (or it is damaged, and is then
+    tokenized again and rewritten). datasets reuses a map's cache only for file-backed inputs, and ours are not."""
+    from datasets import Dataset
+
+    if path is None or not path.exists():
+        return None
+    try:
+        return Dataset.from_file(str(path))
+    except Exception:
+        return None
+
+
 def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase, tok: TokenizerConfig) -> DatasetDict:
     """input_ids, attention_mask[, token_type_ids] and labels (int) for every split; the text columns are dropped.
 
@@ -96,7 +118,7 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
     Each split is written to an Arrow file under tokenized_cache_dir(), named by what it depends on, and a later
     run with the same data, tokenizer and settings memory-maps it instead of tokenizing again (60,000 rows:
     13 s to tokenize, a fraction of a second to reopen; bench/data.py)."""
-    from datasets import Dataset, DatasetDict
+    from datasets import DatasetDict
 
     pair = prepared.text_pair_column is not None
     padding = _padding(tok)
@@ -111,29 +133,22 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
         return out
 
     identity = _tokenizer_identity(tokenizer)
-    cache: Path | None = tokenized_cache_dir()
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError:  # a read-only or full home: tokenize in memory, as if there were no cache
-        cache = None
+    cache = _writable_cache_dir()
     result = {}
     for split, ds in prepared.dataset.items():
         fingerprint = _fingerprint(ds, identity, tok)
         path = cache / f"{fingerprint}.arrow" if cache is not None else None
-        if path is not None and path.exists():  # datasets reuses a map's cache only for file-backed inputs
-            with contextlib.suppress(Exception):  # a damaged file is tokenized again and rewritten
-                result[split] = Dataset.from_file(str(path))
-                continue
-
-        def tokenize(to: Path | None, ds: Dataset = ds, split: str = split, fingerprint: str = fingerprint) -> Dataset:
-            return ds.map(encode, batched=True, batch_size=MAP_BATCH, remove_columns=ds.column_names,
-                          new_fingerprint=fingerprint, desc=f"Tokenizing {split}",
-                          cache_file_name=str(to) if to is not None else None, keep_in_memory=to is None)
-
+        cached = _reopen(path)
+        if cached is not None:
+            result[split] = cached
+            continue
+        options: dict[str, Any] = {"batched": True, "batch_size": MAP_BATCH, "remove_columns": ds.column_names,
+                                   "new_fingerprint": fingerprint, "desc": f"Tokenizing {split}"}
         try:
-            result[split] = tokenize(path)
+            result[split] = ds.map(encode, cache_file_name=str(path) if path else None, keep_in_memory=path is None,
+                                   **options)
         except OSError:  # the cache filled the disk or went read-only: the run itself need not fail
-            result[split] = tokenize(None)
+            result[split] = ds.map(encode, keep_in_memory=True, **options)
     return DatasetDict(result)
 
 

@@ -76,6 +76,32 @@ def _span(values: list[np.ndarray], fixed: tuple[float, float] | None) -> tuple[
     return lo, hi
 
 
+@dataclass(frozen=True)
+class _YAxis:
+    lo: float
+    hi: float
+    labels: dict[int, str]  # plot row -> tick label (the first tick of a row wins)
+    width: int  # of the widest tick label
+
+
+def _y_axis(series: list[Series], fixed: tuple[float, float] | None, count: int, rows: int) -> _YAxis:
+    """The range, tick labels and label width of one y axis; an axis with no series has no labels."""
+    if not series:
+        return _YAxis(0.0, 1.0, {}, 0)
+    lo, hi = _span([s.ys for s in series], fixed)
+    ticks = nice_ticks(lo, hi, count)
+    texts = [tick_label(v) for v in ticks]
+    labels: dict[int, str] = {}
+    for row, text in zip(_scale(np.asarray(ticks, dtype=float), lo, hi, rows, flip=True).tolist(), texts,
+                         strict=True):
+        labels.setdefault(int(row), text)
+    return _YAxis(lo, hi, labels, max((len(t) for t in texts), default=0))
+
+
+def _blank(width: int, height: int) -> list[list[Run]]:
+    return [[(" " * width, None)] for _ in range(height)]
+
+
 def _scale(values: np.ndarray, lo: float, hi: float, size: int, *, flip: bool) -> np.ndarray:
     """Data values to dot indices 0..size-1 (flip: the highest value at index 0, the top row)."""
     position = (values - lo) / (hi - lo) * (size - 1)
@@ -113,24 +139,17 @@ def render_chart(
     """
     series = [s for s in series if len(s.xs)]
     if not series or width < 8 or height < 4:
-        return [[(" " * width, None)] for _ in range(height)]
-    left = [s for s in series if s.axis == "left"]
-    right = [s for s in series if s.axis == "right"]
+        return _blank(width, height)
     rows = height - 2  # the x axis line and its labels below the plot
-    y_ticks_count = max(2, min(6, rows // 4 + 1))
-
-    left_lo, left_hi = _span([s.ys for s in left], None) if left else (0.0, 1.0)
-    left_ticks = nice_ticks(left_lo, left_hi, y_ticks_count) if left else []
-    left_labels = [tick_label(v) for v in left_ticks]
-    right_lo, right_hi = _span([s.ys for s in right], right_range) if right else (0.0, 1.0)
-    right_ticks = nice_ticks(right_lo, right_hi, y_ticks_count) if right else []
-    right_labels = [tick_label(v) for v in right_ticks]
-
-    left_width = max((len(label) for label in left_labels), default=0) + 1  # labels, then the axis line
-    right_width = (max((len(label) for label in right_labels), default=0) + 1) if right else 0
+    count = max(2, min(6, rows // 4 + 1))
+    left = _y_axis([s for s in series if s.axis == "left"], None, count, rows)
+    right_series = [s for s in series if s.axis == "right"]
+    right = _y_axis(right_series, right_range, count, rows)
+    left_width = left.width + 1  # labels, then the axis line
+    right_width = right.width + 1 if right_series else 0
     columns = width - left_width - right_width
     if columns < 4:
-        return [[(" " * width, None)] for _ in range(height)]
+        return _blank(width, height)
 
     x_lo = min(float(s.xs.min()) for s in series)
     x_hi = max(float(s.xs.max()) for s in series)
@@ -142,9 +161,9 @@ def render_chart(
     points = np.zeros((rows, columns), dtype=bool)
     colors: list[str] = []
     for s in sorted(series, key=lambda s: s.kind == "points"):  # points last: a line never hides one
-        lo, hi = (left_lo, left_hi) if s.axis == "left" else (right_lo, right_hi)
+        axis = left if s.axis == "left" else right
         px = _scale(s.xs, x_lo, x_hi, columns * 2, flip=False)
-        py = _scale(s.ys, lo, hi, rows * 4, flip=True)
+        py = _scale(s.ys, axis.lo, axis.hi, rows * 4, flip=True)
         colors.append(s.color)
         color = len(colors) - 1
         if s.kind == "points":
@@ -158,14 +177,12 @@ def render_chart(
 
     codes = np.where(dots > 0, _BRAILLE_BLANK + dots.astype(np.uint32), ord(" "))
     codes = np.where(points, ord(POINT_CHAR), codes).astype("<u4")
-    left_at = _tick_rows(left_ticks, left_lo, left_hi, rows)
-    right_at = _tick_rows(right_ticks, right_lo, right_hi, rows)
 
     out: list[list[Run]] = []
     for r in range(rows):
         runs: list[Run] = []
-        label = left_labels[left_at.index(r)] if r in left_at else ""
-        runs.append((label.rjust(left_width - 1) + ("┤" if label else "│"), None))
+        label = left.labels.get(r, "")
+        runs.append((label.rjust(left.width) + ("┤" if label else "│"), None))
         text = codes[r].tobytes().decode("utf-32-le")
         row_colors = color_of[r]
         cuts = np.flatnonzero(np.diff(row_colors)) + 1
@@ -173,16 +190,12 @@ def render_chart(
         for a, b in itertools.pairwise(bounds):
             c = int(row_colors[a])
             runs.append((text[a:b], colors[c] if c >= 0 else None))
-        if right:
-            label = right_labels[right_at.index(r)] if r in right_at else ""
-            runs.append((("├" if label else "│") + label.ljust(right_width - 1), None))
+        if right_series:
+            label = right.labels.get(r, "")
+            runs.append((("├" if label else "│") + label.ljust(right.width), None))
         out.append(runs)
     out.extend(_x_axis(x_lo, x_hi, left_width, columns, right_width, x_label))
     return out
-
-
-def _tick_rows(ticks: list[float], lo: float, hi: float, rows: int) -> list[int]:
-    return [int(v) for v in _scale(np.asarray(ticks, dtype=float), lo, hi, rows, flip=True)] if ticks else []
 
 
 def _x_axis(lo: float, hi: float, left_width: int, columns: int, right_width: int, label: str) -> list[list[Run]]:

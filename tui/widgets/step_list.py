@@ -60,7 +60,7 @@ class StepList(Vertical):
             yield StepItem(index, title, self.current, self.reached)
 
     def show(self, current: int, reached: int) -> None:
-        if (current, reached) == (self.current, self.reached) and self.is_mounted:
+        if (current, reached) == (self.current, self.reached):
             return
         self.current, self.reached = current, reached
         for item in self.query(StepItem):

@@ -52,14 +52,15 @@ class TrainingStep(Step):
             yield row("training.mixed_precision", "Mixed precision", editor="select",
                       options=self._precision_options(["no"]))
             yield row("training.early_stopping_patience", "Early stopping patience", placeholder="off")
+            metrics = choices("metrics")
             with Vertical(classes="field-row"):
                 with Horizontal(classes="field-line"):
                     yield Label("Metrics", classes="field-label")
-                    yield SelectionList[str](*[(m, m, m in (d.get("metrics") or [])) for m in choices("metrics")],
+                    yield SelectionList[str](*[(m, m, m in (d.get("metrics") or [])) for m in metrics],
                                              id="metrics", compact=True)
                 yield Static(help_for("metrics"), classes="field-help", markup=False)
             yield row("training.metric_for_best_model", "Best-model metric", editor="select",
-                      options=[("first metric", None), ("loss", "loss"), *[(m, m) for m in choices("metrics")]])
+                      options=[("first metric", None), ("loss", "loss"), *[(m, m) for m in metrics]])
             yield row("training.freeze_encoder", "Freeze encoder", editor="checkbox")
             with Vertical(classes="field-row"):
                 yield Checkbox("Use LoRA adapters (peft)", d.lora_enabled(), id="use-lora", compact=True)
