@@ -192,7 +192,9 @@ class LossChart(Widget):
         self._dirty = False
         self.redraws += 1
         plot = self.query_one(ChartView)
-        width = plot.size.width or self.size.width or 80
+        # Before the first layout (or while a message hides the plot) its size is 0: draw for the chart's size.
+        size = (plot.size.width or self.size.width or 80, plot.size.height or self.size.height or 24)
+        width = size[0]
         # np.array copies: a view would pin the array.array buffers and make the next extend() fail.
         train_x, train_y = downsample_minmax(np.array(self._train_x), np.array(self._train_y), 2 * width)
         eval_x, eval_y = downsample_minmax(self._eval_x, self._eval_y, 2 * width)
@@ -211,7 +213,7 @@ class LossChart(Widget):
             self._show_message("Enlarge the terminal to see the loss chart.")
             return
         try:
-            self._plot(plot, (train_x, train_y), (eval_x, eval_y), (metric_x, metric_y))
+            self._plot(plot, size, (train_x, train_y), (eval_x, eval_y), (metric_x, metric_y))
         except Exception as err:  # a drawing bug must never take the monitor down
             self._show_message(f"Chart unavailable: {err}")
             return
@@ -221,6 +223,7 @@ class LossChart(Widget):
     def _plot(
         self,
         plot: ChartView,
+        size: tuple[int, int],
         train: tuple[np.ndarray, np.ndarray],
         evals: tuple[np.ndarray, np.ndarray],
         metric: tuple[np.ndarray, np.ndarray],
@@ -233,5 +236,4 @@ class LossChart(Widget):
             series.append(Series(*metric, color=METRIC_COLOR, kind=kind, axis="right"))
             if float(metric[1].min()) >= 0.0 and float(metric[1].max()) <= 1.0:
                 right_range = (0.0, 1.0)
-        width, height = plot.size.width or 80, plot.size.height or 24
-        plot.show(render_chart(width, height, series, x_label="step", right_range=right_range), (width, height))
+        plot.show(render_chart(*size, series, x_label="step", right_range=right_range), size)
