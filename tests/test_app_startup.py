@@ -96,3 +96,27 @@ async def test_an_idle_wizard_animates_nothing() -> None:
         await pilot.pause(0.2)
         animated = [w for w in screen.walk_children() if getattr(w, "auto_refresh", None)]
         assert animated == []
+
+
+async def test_the_wizard_is_the_first_screen_and_the_collector_rests_until_its_first_frame() -> None:
+    # One screen to compose and paint before the first frame, not an empty default under a pushed wizard, and no
+    # full garbage collection in the middle of it (bench/startup.py measured both).
+    import gc
+
+    from tui import startup_gc
+    from tui.app import make_app
+    from tui.screens.wizard import WizardScreen
+
+    assert gc.isenabled()
+    startup_gc.pause()  # as the CLI does before it imports Textual
+    try:
+        assert not gc.isenabled()
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            assert [type(s) for s in app.screen_stack] == [WizardScreen]
+            assert gc.isenabled()  # the app resumed collection once its first frame was up
+            assert gc.get_freeze_count() > 0  # and moved the start-up objects out of its way
+    finally:
+        gc.unfreeze()
+        gc.enable()

@@ -9,20 +9,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from textual.app import App
 from textual.pilot import Pilot
-from textual.screen import Screen
 
-import tui
 from core.events import EventWriter
 from core.rundir import RunDir
+from tests.screen_harness import Harness, wait_until
 from tui.run_watch import RunWatcher
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.monitor import MonitorScreen
@@ -34,31 +31,6 @@ from tui.widgets.progress_panel import ProgressPanel
 from tui.widgets.results_panel import ResultsPanel
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recorded"
-SCREENS_CSS = Path(tui.__file__).parent.parent / "screens.css"
-
-
-class Harness(App[None]):
-    CSS_PATH = SCREENS_CSS
-
-    def __init__(self, make_screen: Callable[[], Screen[None]]) -> None:
-        super().__init__()
-        self._make_screen = make_screen
-        self.notified: list[str] = []  # every notification's text: on a loaded machine a toast can expire first
-
-    def on_mount(self) -> None:
-        self.push_screen(self._make_screen())
-
-    def notify(self, message: str, **kwargs: Any) -> None:  # type: ignore[override]
-        self.notified.append(message)
-        super().notify(message, **kwargs)
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 def monitor_of(app: App[None]) -> MonitorScreen:
@@ -68,8 +40,10 @@ def monitor_of(app: App[None]) -> MonitorScreen:
 
 async def settled(pilot: Pilot[None], status: str) -> MonitorScreen:
     """Wait until the run's history is in and the chart has drawn it."""
-    await wait_until(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen))
-    screen = monitor_of(pilot.app)
+    # The first screen exists before it is composed (auto_pilot may start that early): wait for its chart.
+    app = pilot.app
+    await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and bool(app.screen.query(LossChart)))
+    screen = monitor_of(app)
     chart = screen.query_one(LossChart)
     await wait_until(pilot, lambda: screen.status == status and screen.events_seen > 0)
     await wait_until(pilot, lambda: not chart._dirty and chart.redraws > 0)
@@ -337,6 +311,7 @@ async def test_leaving_the_monitor_stops_its_watcher_and_leaves_the_run_alone(tm
         screen = await settled(pilot, "died")
         await pilot.press("escape")  # the monitor is the first screen here, so Back quits
         await pilot.pause()
+        assert app.return_code == 0
     assert screen._watcher._stopped.is_set()
     assert sorted(p.name for p in run.path.iterdir()) == before
 

@@ -8,35 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from textual.app import App
 from textual.pilot import Pilot
-from textual.screen import Screen
 
-import tui
+from tests.screen_harness import Harness, wait_until
 from tui.screens.monitor import MonitorScreen
 from tui.screens.runs import RunsScreen, RunsTable
 
 FIXTURES = Path(__file__).parent / "fixtures" / "recorded"
-SCREENS_CSS = Path(tui.__file__).parent.parent / "screens.css"
-
-
-class Harness(App[None]):
-    CSS_PATH = SCREENS_CSS
-
-    def __init__(self, make_screen: Callable[[], Screen[None]]) -> None:
-        super().__init__()
-        self._make_screen = make_screen
-
-    def on_mount(self) -> None:
-        self.push_screen(self._make_screen())
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.02)
 
 
 async def loaded(pilot: Pilot[None]) -> RunsScreen:
@@ -92,6 +70,10 @@ async def test_enter_opens_the_monitor_and_escape_comes_back() -> None:
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.screen is screen)
         assert screen.highlighted_run() == Path(target)
+        assert app.return_code is None  # still running: Back from the monitor came back to the list
+        await pilot.press("escape")  # the list is the first screen: Back quits, as `finetune-tui runs --ui` expects
+        await pilot.pause()
+        assert app.return_code == 0
 
 
 async def test_empty_root_says_how_to_start_a_run(tmp_path: Path) -> None:

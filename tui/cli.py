@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.errors import UserError
 
@@ -108,10 +109,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_runs(args: argparse.Namespace) -> int:
     if args.ui:
-        from tui.app import make_app
-
-        make_app(runs_root=args.root, show_runs=True).run()
-        return 0
+        return _run_app(runs_root=args.root, show_runs=True)
     from core.console import format_runs
     from core.rundir import list_runs
 
@@ -126,10 +124,7 @@ def _cmd_monitor(args: argparse.Namespace) -> int:
     if not is_run_dir(args.run_dir):
         raise RunDirError(f"{args.run_dir} is not a run directory (no events.jsonl or run.pid)",
                           "give a folder that `finetune-tui run` made; `finetune-tui runs` lists them")
-    from tui.app import make_app
-
-    make_app(monitor=args.run_dir).run()
-    return 0
+    return _run_app(monitor=args.run_dir)
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
@@ -138,10 +133,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
         run_plain(args.output)  # it says where it wrote and how to run it
         return 0
-    from tui.app import make_app
-
-    make_app(config_path=args.output).run()
-    return 0
+    return _run_app(config_path=args.output)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -306,14 +298,25 @@ COMMANDS = {"run": _cmd_run, "runs": _cmd_runs, "monitor": _cmd_monitor, "init":
 
 
 def _open_wizard(args: argparse.Namespace) -> int:
+    from tui import startup_gc
+
+    startup_gc.pause()  # reading the config is part of start-up too
     config = None
     if args.config is not None:
         from core.config import load_config
 
         config = load_config(args.config)
+    return _run_app(config=config, config_path=args.config)
+
+
+def _run_app(**options: Any) -> int:
+    """Open the terminal UI (see tui.app.make_app for the options)."""
+    from tui import startup_gc
+
+    startup_gc.pause()
     from tui.app import make_app
 
-    make_app(config=config, config_path=args.config).run()
+    make_app(**options).run()
     return 0
 
 

@@ -46,8 +46,7 @@ def status_text(status: str) -> Text:
 
 def leave_screen(screen: Screen[Any]) -> None:
     """Back to the screen beneath, or quit when this screen is the app's first (e.g. `finetune-tui monitor`)."""
-    stack = screen.app.screen_stack
-    if len(stack) > 1 and stack[-2].id != "_default":
+    if len(screen.app.screen_stack) > 1:
         screen.dismiss()
     else:
         screen.app.exit()
