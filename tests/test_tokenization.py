@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -235,3 +236,32 @@ def test_an_unwritable_cache_only_means_tokenizing_in_memory(
     tokenized = tokenize_dataset(_prepared(data_dir), tokenizer, TokenizerConfig(max_length=32))
     assert len(tokenized["train"]) > 0
     assert tokenized["train"].cache_files == []
+
+
+@pytest.mark.parametrize(("before", "processes", "during"), [("false", "1", "true"), (None, "1", "true"),
+                                                              ("false", "2", "false")])
+def test_tokenizing_uses_every_core_then_puts_the_setting_back(
+    data_dir: Path, tokenizer: PreTrainedTokenizerBase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    before: str | None, processes: str, during: str,
+) -> None:
+    # The worker keeps TOKENIZERS_PARALLELISM=false for the processes it forks later; tokenizing alone may use every
+    # core (the tutorials' default), unless several training processes share the machine.
+    import datasets
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", processes)
+    if before is None:
+        monkeypatch.delenv("TOKENIZERS_PARALLELISM", raising=False)
+    else:
+        monkeypatch.setenv("TOKENIZERS_PARALLELISM", before)
+    seen: list[str | None] = []
+    original = type(tokenizer).__call__
+
+    def recording(self: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(os.environ.get("TOKENIZERS_PARALLELISM"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tokenizer), "__call__", recording)
+    tokenize_dataset(_prepared(data_dir), tokenizer, TokenizerConfig(max_length=32))
+    assert seen and set(seen) == {during}
+    assert os.environ.get("TOKENIZERS_PARALLELISM") == before
