@@ -21,7 +21,8 @@ def _load_note(before: float, cores: int) -> str:
     if before < 0.5 * cores:
         return ("nothing else ran on the machine, yet on this virtual machine two runs of the same work still differ "
                 "by up to 10% (see the overhead pairs), so single ratios near a target are within noise")
-    return "the machine was shared with other work, so small ratios carry a few percent of noise"
+    return ("the machine was still busy when the bench started (the load average also counts work that had just "
+            "ended), so small ratios carry a few percent of noise")
 
 
 def render(report: dict[str, Any]) -> str:

@@ -121,7 +121,7 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
 
     Each split is written to an Arrow file under tokenized_cache_dir(), named by what it depends on, and a later
     run with the same data, tokenizer and settings memory-maps it instead of tokenizing again (60,000 rows:
-    13 s to tokenize, a fraction of a second to reopen; bench/data.py)."""
+    10 s to tokenize, a fraction of a second to reopen; bench/data.py)."""
     from datasets import DatasetDict
 
     pair = prepared.text_pair_column is not None
