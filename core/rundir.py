@@ -180,7 +180,8 @@ class RunDir:
         events = self.events()
         started = next((e for e in events if e["type"] == "run_started"), {})
         evals = [e for e in events if e["type"] == "eval"]
-        steps = [e for e in events if e["type"] == "step"]
+        # The last step reached: evaluations are logged at steps too, the final one after the last logged step.
+        steps = [e["step"] for e in events if e["type"] in ("step", "eval") and isinstance(e.get("step"), int)]
         metric = started.get("primary_metric", "accuracy")
         values = [e["metrics"][metric] for e in evals
                   if e.get("split", "validation") == "validation"  # the test split must not pick the best
@@ -194,7 +195,7 @@ class RunDir:
             started=started.get("time"),
             metric=metric,
             best=max(values) if values else None,
-            step=steps[-1]["step"] if steps else 0,
+            step=max(steps, default=0),
             total_steps=started.get("total_steps"),
         )
 

@@ -232,11 +232,14 @@ async def test_events_appended_while_open_appear(tmp_path: Path) -> None:
             assert screen.check_action("kill", ()) is True
             assert screen.check_action("try_model", ()) is None  # nothing to try until the run has finished
 
-            writer.emit("eval", step=10, epoch=0.1, split="validation", metrics={"loss": 0.4, "accuracy": 0.8})
+            # The final evaluation comes at a step after the last logged one (logging_steps does not divide it).
+            writer.emit("eval", step=12, epoch=0.12, split="validation", metrics={"loss": 0.4, "accuracy": 0.8})
             writer.emit("finished", metrics={"accuracy": 0.8, "loss": 0.4}, model_dir=str(run.model_dir),
                         runtime_s=20.0)
             await wait_until(pilot, lambda: screen.status == "finished")
             assert chart.metric_points == 1
+            assert progress.steps_text == "step 12/200"
+            assert run.summary().step == 12
             results = screen.query_one(ResultsPanel)
             assert results.model_dir == str(run.model_dir)
             assert str(run.model_dir) in results.text.replace("\n ", "")

@@ -130,8 +130,12 @@ class MonitorScreen(Screen[None]):
                 results.set_terminal(batch.terminal)
                 if batch.terminal.get("type") == "finished" and isinstance(batch.terminal.get("evaluation"), dict):
                     self._load_evaluation(list(batch.terminal["evaluation"]))
+            progress = self.query_one(ProgressPanel)
             if batch.last_step:
-                self.query_one(ProgressPanel).update_step(batch.last_step)
+                progress.update_step(batch.last_step)
+            for event in batch.evals:  # the final evaluation comes after the last logged step (96 after 95)
+                if (step := as_float(event.get("step"))) is not None:
+                    progress.reach(int(step))
             if batch.device:
                 self.query_one(DevicePanel).update_snapshot(batch.device)
             if batch.warnings:

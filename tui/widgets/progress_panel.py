@@ -98,6 +98,12 @@ class ProgressPanel(Widget):
         self._last = event
         self._render_progress()
 
+    def reach(self, step: int) -> None:
+        """A step the run logged something else at (an evaluation), which may come after its last step event."""
+        if step > self.step:
+            self.step = step
+            self._render_progress()
+
     def set_status(self, status: str) -> None:
         self.status = status
         self._render_progress()
