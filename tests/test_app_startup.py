@@ -117,6 +117,7 @@ async def test_the_wizard_is_the_first_screen_and_the_collector_rests_until_its_
             assert [type(s) for s in app.screen_stack] == [WizardScreen]
             assert gc.isenabled()  # the app resumed collection once its first frame was up
             assert gc.get_freeze_count() > 0  # and moved the start-up objects out of its way
+            await app.screen.steps_ready()  # the other steps are still being mounted: leave after them
     finally:
         gc.unfreeze()
         gc.enable()
