@@ -52,8 +52,10 @@ def resolve_config(config: RunConfig, base: Path | None = None) -> RunConfig:
     return resolved
 
 
-def preflight(config: RunConfig) -> None:
-    """Fail in the caller, before a run directory exists, on what can be checked quickly."""
+def preflight(config: RunConfig) -> list[str]:
+    """Fail in the caller, before a run directory exists, on what can be checked quickly; returns warnings about
+    what is valid but probably unwanted (e.g. imbalanced classes without class weights)."""
+    from core.class_weights import class_counts, imbalance_warning, run_class_weights
     from core.data import prepare_data
     from core.engines import get_engine
     from core.models import check_sequence_classification, load_model_config
@@ -74,7 +76,13 @@ def preflight(config: RunConfig) -> None:
             f"tokenizer.max_length is {config.tokenizer.max_length}, above the model's limit of {limit} tokens",
             f"set tokenizer.max_length to {limit} or less",
         )
-    prepare_data(config.data)
+    prepared = prepare_data(config.data)
+    run_class_weights(config, prepared)  # a list of the wrong length is refused here, not in the run
+    if config.training.class_weights is not None:
+        return []
+    counts = class_counts(prepared.dataset["train"]["label"], len(prepared.label_names))
+    warning = imbalance_warning(dict(zip(prepared.label_names, counts, strict=True)))
+    return [warning] if warning else []
 
 
 def create_run(config: RunConfig, *, overwrite: bool = False) -> RunDir:
@@ -82,6 +90,9 @@ def create_run(config: RunConfig, *, overwrite: bool = False) -> RunDir:
     run_dir = RunDir(config.output_dir)
     run_dir.prepare(overwrite=overwrite)
     save_config(config, run_dir.config_path, overwrite=True)
+    # From now on the directory is recognisably a run (config.yaml + events.jsonl), even if the worker never starts:
+    # only such a directory may later be replaced with --overwrite.
+    run_dir.events_path.touch()
     return run_dir
 
 
@@ -135,7 +146,8 @@ def run_foreground(config: RunConfig, *, overwrite: bool = False, base: Path | N
                    echo: Callable[[str], None] = print) -> int:
     """Run and print progress until the run ends. Ctrl-C stops gracefully; a second Ctrl-C kills."""
     resolved = resolve_config(config, base)
-    preflight(resolved)
+    for warning in preflight(resolved):
+        echo(f"warning: {warning}")
     run_dir = create_run(resolved, overwrite=overwrite)
     echo(f"run directory: {run_dir.path}")
     return follow(run_dir, _spawn(run_dir, detached=False), echo)

@@ -11,6 +11,7 @@
     <run>/checkpoints/      checkpoints, resumable
     <run>/model/            the final model, tokenizer and label maps (save_pretrained)
     <run>/metrics.json      final metrics
+    <run>/evaluation/       the evaluation report of each split (core.evaluation)
 """
 
 from __future__ import annotations
@@ -29,6 +30,13 @@ from core.errors import RunDirError
 from core.events import TERMINAL_TYPES, read_events
 
 STARTING_GRACE_S = 30.0
+
+# Every name a run writes at the top of its directory (see the layout above), and nothing else: --overwrite
+# deletes these and refuses a directory that holds anything more.
+RUN_ENTRIES = frozenset({
+    "config.yaml", "events.jsonl", "stdout.log", "stderr.log", "run.pid", "run.lock", "STOP", "checkpoints",
+    "model", "metrics.json", "evaluation", ".write-test", "config.yaml.tmp", "metrics.json.tmp",
+})
 
 Status = Literal["starting", "running", "finished", "failed", "stopped", "died"]
 
@@ -62,14 +70,13 @@ class RunDir:
                 f"choose another output_dir, or stop that run first: finetune-tui monitor {self.path}",
             )
         if self.path.is_dir() and any(self.path.iterdir()):
+            self._check_replaceable()
             if not overwrite:
                 raise RunDirError(
-                    f"output_dir {self.path} already exists and is not empty",
+                    f"output_dir {self.path} already exists and holds an earlier run",
                     "choose another output_dir, or pass --overwrite to replace that run",
                 )
-            import shutil
-
-            shutil.rmtree(self.path)
+            self._clear_run()
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -80,6 +87,34 @@ class RunDir:
                 f"cannot write to output_dir {self.path}: {err.strerror}",
                 "choose an output_dir you can write to, with free space",
             ) from None
+
+    def _check_replaceable(self) -> None:
+        """Only a finetune-tui run (its own config.yaml and events.jsonl) holding nothing but what a run writes may be
+        replaced: --overwrite must never take a file of the user's."""
+        if not (self.config_path.is_file() and self.events_path.is_file()):
+            raise RunDirError(
+                f"output_dir {self.path} already exists, is not empty and is not a finetune-tui run (no config.yaml "
+                "and events.jsonl of a run); nothing in it was touched",
+                "choose another output_dir: a new or empty directory (--overwrite only replaces an earlier run)",
+            )
+        foreign = sorted(p.name for p in self.path.iterdir() if p.name not in RUN_ENTRIES)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise RunDirError(
+                f"output_dir {self.path} is a run, but it also holds {shown}, which finetune-tui did not write; "
+                "--overwrite will not delete them",
+                "move those files out of the run directory, or choose another output_dir",
+            )
+
+    def _clear_run(self) -> None:
+        """Delete what an earlier run wrote here (_check_replaceable has vouched that this is all there is)."""
+        import shutil
+
+        for entry in self.path.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     # --- the live process ------------------------------------------------------------------------
     def acquire_lock(self) -> int:

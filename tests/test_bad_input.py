@@ -175,7 +175,7 @@ CASES = [
     Case("model-no-classification-head", _no_classification_head, ("clip", "text-classification")),
     Case("model-needs-remote-code", _remote_code_model, ("own Python code", "trust_remote_code")),
     # run directories
-    Case("rundir-existing", _existing_output, ("already exists", "--overwrite")),
+    Case("rundir-existing", _existing_output, ("not a finetune-tui run", "nothing in it was touched")),
     Case("rundir-live", _live_run, ("still going",)),
     Case("rundir-read-only", lambda f, m: ["run", str(_config(f, m, output=Path("/sys/finetune-tui-test/run")))],
          ("cannot write", "/sys/finetune-tui-test/run")),

@@ -80,16 +80,46 @@ def test_terminal_events_decide_status(tmp_path: Path) -> None:
     assert "accuracy 0.7500" in format_runs(runs)
 
 
-def test_prepare_never_overwrites_without_asking(tmp_path: Path) -> None:
-    run_dir = RunDir(tmp_path / "run")
+def _earlier_run(path: Path) -> RunDir:
+    run_dir = RunDir(path)
     run_dir.prepare()
-    (run_dir.path / "model.safetensors").write_text("precious")
-    with pytest.raises(RunDirError, match="not empty") as info:
+    run_dir.config_path.write_text("engine: trainer\n")
+    EventWriter(run_dir.events_path).emit("run_started", engine="trainer")
+    (run_dir.path / "model").mkdir()
+    (run_dir.path / "model" / "model.safetensors").write_text("weights")
+    return run_dir
+
+
+def test_prepare_replaces_an_earlier_run_only_when_asked(tmp_path: Path) -> None:
+    run_dir = _earlier_run(tmp_path / "run")
+    with pytest.raises(RunDirError, match="holds an earlier run") as info:
         run_dir.prepare()
-    assert "--overwrite" in info.value.message
-    assert (run_dir.path / "model.safetensors").read_text() == "precious"
+    assert "--overwrite" in info.value.fix
+    assert (run_dir.path / "model" / "model.safetensors").read_text() == "weights"
     run_dir.prepare(overwrite=True)
-    assert not (run_dir.path / "model.safetensors").exists()
+    assert run_dir.path.is_dir() and not any(run_dir.path.iterdir())
+
+
+def test_overwrite_never_deletes_a_directory_that_is_not_a_run(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    (folder / "model").mkdir()  # a name a run also writes: still not ours without a run's config and events
+    (folder / "model" / "weights.bin").write_text("mine too")
+    with pytest.raises(RunDirError, match="not a finetune-tui run") as info:
+        RunDir(folder).prepare(overwrite=True)
+    assert "--overwrite only replaces an earlier run" in info.value.fix
+    assert (folder / "notes.txt").read_text() == "mine"
+    assert (folder / "model" / "weights.bin").read_text() == "mine too"
+
+
+def test_overwrite_keeps_a_run_that_also_holds_the_users_files(tmp_path: Path) -> None:
+    run_dir = _earlier_run(tmp_path / "run")
+    (run_dir.path / "analysis.ipynb").write_text("my notebook")
+    before = sorted(p.relative_to(run_dir.path) for p in run_dir.path.rglob("*"))
+    with pytest.raises(RunDirError, match=r"analysis\.ipynb"):
+        run_dir.prepare(overwrite=True)
+    assert sorted(p.relative_to(run_dir.path) for p in run_dir.path.rglob("*")) == before
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")

@@ -111,8 +111,21 @@ def test_existing_run_is_never_overwritten(tiny_model: Path, tiny_data: dict, tm
     out.mkdir()
     (out / "keep.txt").write_text("mine")
     result = _cli("run", str(_write(tmp_path, tiny_config(tiny_model, tiny_data, out))))
-    assert result.returncode == 2 and "already exists" in result.stderr and "--overwrite" in result.stderr
+    assert result.returncode == 2 and "already exists" in result.stderr and "not a finetune-tui run" in result.stderr
     assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_overwrite_into_the_working_directory_deletes_nothing(tiny_model: Path, tiny_data: dict,
+                                                             tmp_path: Path) -> None:
+    """`run cfg --output-dir . --overwrite` once ran rmtree on the working directory."""
+    work = tmp_path / "project"
+    work.mkdir()
+    (work / "train.py").write_text("my script")
+    config = _write(tmp_path, tiny_config(tiny_model, tiny_data, tmp_path / "unused"))
+    before = sorted(work.rglob("*"))
+    result = _cli("run", str(config), "--output-dir", ".", "--overwrite", cwd=work)
+    assert result.returncode == 2 and "not a finetune-tui run" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(work.rglob("*")) == before and (work / "train.py").read_text() == "my script"
 
 
 def test_detached_run_outlives_its_caller_and_stops_gracefully(tiny_model: Path, tiny_data: dict,
