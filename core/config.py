@@ -9,10 +9,11 @@ from __future__ import annotations
 import difflib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.class_weights import check_weights
 from core.engines import DEFAULT_ENGINE
 from core.errors import ConfigError
 
@@ -25,6 +26,8 @@ DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"]
 Precision = Literal["no", "fp16", "bf16"]
 Strategy = Literal["no", "steps", "epoch"]
 Metric = Literal["accuracy", "f1", "precision", "recall", "matthews_correlation"]
+# In the annotation, not a field_validator, so the wizard's per-field parsing (tui.draft.parse_value) runs it too.
+ClassWeights = Annotated[Literal["auto"] | list[float] | None, BeforeValidator(check_weights)]
 Scheduler = Literal[
     "linear",
     "cosine",
@@ -159,6 +162,12 @@ class TrainingConfig(_Section):
     )
     metric_for_best_model: str | None = Field(
         None, description="Metric that picks the best checkpoint for early stopping; null uses the first metric."
+    )
+    class_weights: ClassWeights = Field(
+        None,
+        description="Weigh the training loss per class for imbalanced data: auto (inverse class frequency, "
+        "n / (classes x n_class)), or one positive weight per class in label order, e.g. [1, 4.5]; null weighs every "
+        "example the same. The evaluation loss stays unweighted.",
     )
     freeze_encoder: bool = Field(False, description="Train only the classification head; the encoder stays fixed.")
     lora: LoraSettings | None = Field(

@@ -141,7 +141,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     from core.launch import preflight, resolve_config
 
     config = resolve_config(load_config(args.config), args.config.resolve().parent)
-    preflight(config)
+    for warning in preflight(config):
+        print(f"warning: {warning}")
     print(f"{args.config}: config, data and model are fine")
     return 0
 
