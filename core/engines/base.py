@@ -123,6 +123,16 @@ class StepTimer:
         return round((float(tokens_seen) - last_tokens) / elapsed, 1) if elapsed > 0 else None
 
 
+def class_weights(ctx: RunContext) -> list[float] | None:
+    """training.class_weights as one weight per class id (None for none), said once in the run log."""
+    from core.class_weights import describe_weights, run_class_weights
+
+    weights = run_class_weights(ctx.config, ctx.prepared)
+    if weights is not None and is_main_process():
+        print(f"class weights: {describe_weights(weights, ctx.prepared.label_names)}", flush=True)
+    return weights
+
+
 def check_finite(loss: float | None, step: int) -> None:
     if loss is not None and not math.isfinite(loss):
         raise NonFiniteLoss(

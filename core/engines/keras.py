@@ -4,10 +4,10 @@
 module, which keeps Trainer's schedule of logging, evaluating and saving, so the events match the PyTorch engines'
 for the same config. What is the same as there: the tokenized rows and padding (keras_data), the data order, the
 learning-rate curve (transformers' get_scheduler, as a table), AdamW without decay on biases and LayerNorm,
-clipping by global norm, gradient accumulation, evaluation with the same metrics code, checkpoints named
-checkpoint-<step>, early stopping that keeps the best model. What differs: grad_norm is not reported (null), and
-under gradient accumulation Keras carries an incomplete group of batches over into the next epoch instead of
-updating at the epoch's end, so the last step may fall a little short of total_steps.
+clipping by global norm, gradient accumulation, the class-weighted loss (training.class_weights), evaluation with
+the same metrics code, checkpoints named checkpoint-<step>, early stopping that keeps the best model. What differs:
+grad_norm is not reported (null), and under gradient accumulation Keras carries an incomplete group of batches over
+into the next epoch instead of updating at the epoch's end, so the last step may fall a little short of total_steps.
 
 The result directory holds model.keras, the tokenizer, labels.json and keras_model.json (see core.predict).
 """
@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 
 from core.config import RunConfig
-from core.engines.base import EngineResult, RunContext, StepTimer, check_finite, data_parallel_size, total_steps
+from core.engines.base import (
+    EngineResult,
+    RunContext,
+    StepTimer,
+    check_finite,
+    class_weights,
+    data_parallel_size,
+    total_steps,
+)
 from core.engines.keras_convert import (
     build_classifier,
     check_convertible,
@@ -152,6 +160,7 @@ class _KerasRun:
         if ctx.device == "cuda" and not tf.config.list_physical_devices("GPU"):
             print('warning: PyTorch sees a GPU but TensorFlow does not; the keras engine trains on the CPU. '
                   'Install TensorFlow\'s CUDA build: pip install "tensorflow[and-cuda]"', flush=True)
+        self.class_weights = class_weights(ctx)
         self.replicas = data_parallel_size(self.cfg)
         self.strategy = _distribution(self.replicas)
         # The PyTorch engines' batch per process is this engine's batch per replica: the global batch is the same.
@@ -199,8 +208,8 @@ class _KerasRun:
         )
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])  # LayerNorm's are gamma/beta
         # No XLA: batches padded per batch change shape, and XLA would recompile for each shape.
-        model.compile(optimizer=optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=[kc.BatchLoss()], jit_compile=False)
+        model.compile(optimizer=optimizer, loss=training_loss(keras, kc, self.class_weights),
+                      metrics=[kc.BatchLoss(class_weights=self.class_weights)], jit_compile=False)
         return model
 
     def _load_checkpoint(self, path: Path) -> None:
@@ -414,6 +423,14 @@ class _KerasRun:
             "source_model": self.cfg.model.name_or_path, "backbone": type(self.model.backbone).__name__,
             "versions": versions,
         }, indent=1), encoding="utf-8")
+
+
+def training_loss(keras: Any, kc: Any, weights: list[float] | None) -> Any:
+    """The loss model.fit minimises: mean cross-entropy from logits, or with class weights the weighted mean that
+    the PyTorch engines use (keras_callbacks.WeightedCrossEntropy)."""
+    if weights is None:
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return kc.WeightedCrossEntropy(weights)
 
 
 def _seed_generators(model: Any) -> list[Any]:

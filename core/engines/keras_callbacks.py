@@ -1,4 +1,5 @@
-"""The Keras objects of the keras engine: the events callback, the per-batch loss metric and the LR schedule.
+"""The Keras objects of the keras engine: the events callback, the class-weighted loss, the per-batch loss metric
+and the LR schedule.
 
 Importing this module imports Keras on TensorFlow; the engine imports it only when a run starts. The schedule and
 the metric are registered serializables, so a checkpoint (.keras with its optimizer) loads back for resuming.
@@ -34,18 +35,50 @@ class TableSchedule(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="finetune_tui")
+class WeightedCrossEntropy(keras.losses.Loss):
+    """Cross-entropy from logits with a weight per class, reduced as torch's CrossEntropyLoss(weight=w) reduces it:
+    sum(w[y] * nll) / sum(w[y]) over the batch. Keras's own class_weight / sample_weight mean divides by the batch
+    size instead, which would make the loss (and the step size) depend on how many rare examples a batch holds.
+
+    call() returns per-example terms w[y] * nll * batch / sum(w[y]) whose plain mean is that value, so Keras's own
+    reduction still applies, and with it the division by the replicas under MirroredStrategy (Keras skips it for a
+    scalar): each replica's mean of its part of the batch is averaged, as DDP averages the PyTorch processes, and
+    gradient accumulation averages the batches of a step, as Accelerate does."""
+
+    def __init__(self, class_weights: list[float], name: str = "weighted_cross_entropy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.class_weights = [float(w) for w in class_weights]
+        self._weights = ops.convert_to_tensor(self.class_weights, dtype="float32")
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        nll = keras.losses.sparse_categorical_crossentropy(labels, ops.cast(y_pred, "float32"), from_logits=True)
+        weights = ops.take(self._weights, labels)
+        return weights * nll * (ops.cast(ops.shape(labels)[0], "float32") / ops.sum(weights))
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "class_weights": self.class_weights}
+
+
+@keras.saving.register_keras_serializable(package="finetune_tui")
 class BatchLoss(keras.metrics.Metric):
     """The mean loss of the last batch only. Keras's logs["loss"] is the running mean of the epoch so far; the
-    events need each logging window's own mean, which the engine averages from these."""
+    events need each logging window's own mean, which the engine averages from these. With class weights it is the
+    weighted loss that trains, as the PyTorch engines log it."""
 
-    def __init__(self, name: str = "batch_loss", **kwargs: Any) -> None:
+    def __init__(self, name: str = "batch_loss", class_weights: list[float] | None = None, **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
+        self.class_weights = class_weights
+        self._loss = WeightedCrossEntropy(class_weights) if class_weights is not None else None
         # Under MirroredStrategy each replica holds its part of the batch's mean; reading averages them (the
         # default, "sum", would report the loss times the number of replicas).
         self.value = self.add_variable(shape=(), initializer="zeros", name="value", dtype="float32",
                                        aggregation="mean")
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        if self._loss is not None:
+            self.value.assign(ops.mean(self._loss.call(y_true, y_pred)))
+            return
         loss = keras.losses.sparse_categorical_crossentropy(y_true, ops.cast(y_pred, "float32"), from_logits=True)
         self.value.assign(ops.mean(loss))
 
@@ -54,6 +87,9 @@ class BatchLoss(keras.metrics.Metric):
 
     def reset_state(self) -> None:
         self.value.assign(0.0)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "class_weights": self.class_weights}
 
 
 class EventsCallback(keras.callbacks.Callback):

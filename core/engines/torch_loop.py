@@ -22,6 +22,7 @@ from core.engines.base import (
     StepTimer,
     agree_to_stop,
     check_finite,
+    class_weights,
     total_steps,
 )
 from core.engines.hf_model import build_model, save_final_model
@@ -71,6 +72,16 @@ def make_scheduler(config: Any, optimizer: Any, total: int) -> Any:
     extra = {"min_lr_rate": MIN_LR_RATE} if t.lr_scheduler_type == "cosine_with_min_lr" else None
     return get_scheduler(t.lr_scheduler_type, optimizer, num_warmup_steps=warmup_steps(t.warmup_ratio, total),
                          num_training_steps=total, scheduler_specific_kwargs=extra)
+
+
+def training_loss(outputs: Any, labels: Any, weight: Any = None) -> Any:
+    """The batch's training loss: the model's own mean cross-entropy, or with class weights (a tensor, one per class)
+    torch's weighted mean, sum(weight[y] * nll) / sum(weight[y]), in float32 as the models compute their own."""
+    if weight is None:
+        return outputs.loss
+    import torch.nn.functional as F
+
+    return F.cross_entropy(outputs.logits.float(), labels, weight=weight)
 
 
 # --- the loop ------------------------------------------------------------------------------------------------------
@@ -201,6 +212,8 @@ class _Loop:
         self.metrics = Metrics(self.cfg.metrics)
         self.step_lr = 0.0
         self.timer = StepTimer(effective * self.accelerator.num_processes)
+        weights = class_weights(ctx)
+        self.class_weight = None if weights is None else torch.tensor(weights, device=self.accelerator.device)
         self.tokens = torch.zeros((), dtype=torch.long, device=self.accelerator.device)  # non-padding tokens trained on
 
     # -- the run -------------------------------------------------------------------------------------------------
@@ -219,7 +232,7 @@ class _Loop:
             self.model.train()
             for batch in loader:
                 with acc.accumulate(self.model):
-                    loss = self.model(**batch).loss
+                    loss = training_loss(self.model(**batch), batch["labels"], self.class_weight)
                     acc.backward(loss)
                     grad_norm = None
                     if acc.sync_gradients:

@@ -10,6 +10,7 @@ from core.engines.base import (
     StepTimer,
     agree_to_stop,
     check_finite,
+    class_weights,
     is_main_process,
     strip_prefix,
 )
@@ -123,6 +124,7 @@ def train(ctx: RunContext) -> EngineResult:
         data_collator=make_collator(ctx.tokenizer, cfg.tokenizer),
         compute_metrics=compute_metrics_fn(cfg.metrics),
         callbacks=callbacks,
+        class_weights=class_weights(ctx),
     )
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     if events_cb.stopped_at is not None:
@@ -143,16 +145,35 @@ def train(ctx: RunContext) -> EngineResult:
 
 def _trainer_class(base: type) -> type:
     """Trainer whose length grouping is seeded per epoch, so a resumed run sees the same order (see sampling.py),
-    and whose loss is the mean over the combined batch however it is split into accumulation steps and processes."""
+    whose loss is the mean over the combined batch however it is split into accumulation steps and processes, and
+    whose training loss takes training.class_weights (core.class_weights says what the weighted loss is)."""
 
     class SeededTrainer(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, class_weights: list[float] | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
+            self.class_weights = class_weights
+            self._weight_tensor: Any = None
             # Trainer takes a forward(**kwargs) as a sign that the model divides its loss by num_items_in_batch, and
             # then neither divides by gradient_accumulation_steps nor undoes the processes' averaging. The
             # *ForSequenceClassification heads take **kwargs but return a plain mean, so left alone the logged loss
             # and the gradients are gradient_accumulation_steps x num_processes too large (transformers 5).
             self.model_accepts_loss_kwargs = False
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            # Evaluation (model.eval()) keeps the model's own unweighted loss, as the other engines evaluate.
+            if self.class_weights is None or not model.training:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            import torch
+            import torch.nn.functional as F
+
+            outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})  # a copy: Trainer reads labels later
+            logits = outputs["logits"]
+            if self._weight_tensor is None or self._weight_tensor.device != logits.device:
+                self._weight_tensor = torch.tensor(self.class_weights, dtype=torch.float32, device=logits.device)
+            # float32, as the models compute their own loss; mean = sum(w[y] * nll) / sum(w[y]), torch's definition.
+            loss = F.cross_entropy(logits.float(), inputs["labels"], weight=self._weight_tensor)
+            return (loss, outputs) if return_outputs else loss
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset
