@@ -23,9 +23,12 @@ BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 Engine = Literal["trainer", "torch-loop", "keras"]
 Padding = Literal["dynamic", "max_length", "longest"]
 DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"]
+Quoting = Literal["auto", "csv", "none"]
 Precision = Literal["no", "fp16", "bf16"]
 Strategy = Literal["no", "steps", "epoch"]
-Metric = Literal["accuracy", "f1", "precision", "recall", "matthews_correlation"]
+Metric = Literal[
+    "accuracy", "f1", "precision", "recall", "matthews_correlation", "f1_macro", "precision_macro", "recall_macro"
+]
 # In the annotation, not a field_validator, so the wizard's per-field parsing (tui.draft.parse_value) runs it too.
 ClassWeights = Annotated[Literal["auto"] | list[float] | None, BeforeValidator(check_weights)]
 Scheduler = Literal[
@@ -83,11 +86,21 @@ class DataConfig(_Section):
     column_names: list[str] | None = Field(
         None, description="Names for the columns of a headerless file; null names them column_0, column_1, ..."
     )
+    quoting: Quoting = Field(
+        "auto",
+        description="How csv/tsv files quote: csv reads \"quoted\" fields; none treats every \" as text (GLUE's "
+        "TSVs); auto is csv, or none for a TSV whose fields start with a \" that is not a quote.",
+    )
     text_column: str | None = Field(None, description="Column with the text to classify; null detects it.")
     text_pair_column: str | None = Field(
         None, description="Column with the second text, for sentence-pair tasks; null for single texts."
     )
     label_column: str | None = Field(None, description="Column with the labels; null detects it.")
+    label_names: list[str] | Path | None = Field(
+        None,
+        description="Class names for integer labels 0, 1, 2, ... (a list, or a text file with one name per line); "
+        "for text labels, their order. null names classes by their values.",
+    )
     validation_fraction: float = Field(
         0.1, gt=0, lt=1,
         description="Share of the training data held out for validation when no validation data is given.",
@@ -99,6 +112,14 @@ class DataConfig(_Section):
         None, ge=1, description="Evaluate on a shuffled subset of this many examples; null for all."
     )
     shuffle_seed: int = Field(42, description="Seed for the validation split and the subsets.")
+
+    @field_validator("label_names", mode="before")
+    @classmethod
+    def _names_as_text(cls, value: Any) -> Any:
+        # "neg, pos" (the wizard's field, plain mode) is a list of names; any other text is a file's path.
+        if isinstance(value, str) and ("," in value or value.strip().startswith("[")):
+            return [part.strip().strip("'\"") for part in value.strip().strip("[]").split(",") if part.strip()]
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> DataConfig:
@@ -224,7 +245,9 @@ class RunConfig(_Section):
     metrics: list[Metric] = Field(
         default_factory=lambda: ["accuracy"],
         min_length=1,
-        description="Metrics to report: accuracy, f1, precision, recall, matthews_correlation (macro averages).",
+        description="Metrics to report: accuracy, f1, precision, recall, matthews_correlation, f1_macro, "
+        "precision_macro, recall_macro. With two classes f1/precision/recall are the positive class's (label id 1) "
+        "and come with their *_macro averages; with more they are macro averages over all classes.",
     )
     output_dir: Path | None = Field(
         None, description="Run directory; null makes runs/<engine>-<data>-<time>. An existing run is never overwritten."

@@ -47,6 +47,8 @@ def resolve_config(config: RunConfig, base: Path | None = None) -> RunConfig:
     d.train_file = _resolve_file(d.train_file, base)
     d.validation_file = _resolve_file(d.validation_file, base)
     d.test_file = _resolve_file(d.test_file, base)
+    if isinstance(d.label_names, Path):
+        d.label_names = _resolve_file(d.label_names, base)
     out = resolved.output_dir or default_output_dir(resolved)
     resolved.output_dir = out.expanduser().resolve()
     return resolved

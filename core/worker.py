@@ -125,6 +125,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
     prepared = prepare_data(config.data)
     if main:
+        for note in prepared.notes:  # e.g. that a TSV was read with no quote processing
+            print(f"note: {note}", flush=True)
         # Keep the columns that were detected, so the run directory says exactly what was trained on.
         config.data.text_column = prepared.text_column
         config.data.text_pair_column = prepared.text_pair_column

@@ -256,8 +256,8 @@ def _fake_hub(monkeypatch: pytest.MonkeyPatch, splits: dict[str, int]) -> None:
                                 features=features)
         for name, n in splits.items()
     })
-    monkeypatch.setattr("core.data.hub_dataset_cached", lambda name: True)
-    monkeypatch.setattr("core.data.hub_reachable", lambda: False)
+    monkeypatch.setattr("core.data.hub_datasets.hub_dataset_cached", lambda name: True)
+    monkeypatch.setattr("core.data.hub_datasets.hub_reachable", lambda: False)
     monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None: fake)
 
 

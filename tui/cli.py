@@ -149,10 +149,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
     from core.config import DataConfig
-    from core.data import inspect_dataset, load_raw
+    from core.data import inspect_dataset, load_sources, source_notes
 
-    info = inspect_dataset(load_raw(DataConfig(train_file=args.data_file)))
+    raw, sources = load_sources(DataConfig(train_file=args.data_file))
+    info = inspect_dataset(raw, notes=source_notes(sources))
     print(f"splits: {info.splits}")
+    for note in info.notes:
+        print(f"note: {note}")
     for col in info.columns:
         print(f"  {col.name}: {col.dtype}, {col.unique} distinct, {col.missing} missing")
     s = info.suggestion

@@ -107,6 +107,8 @@ def as_text(value: Any) -> str:
     """A value as a person would type it: empty for null, 3 rather than 3.0."""
     if value is None:
         return ""
+    if isinstance(value, list):
+        return ", ".join(as_text(v) for v in value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:
         return str(int(value))
     return str(value)

@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, RadioButton, RadioSet, Static
 
+from core.class_weights import imbalance_warning
 from core.errors import UserError
 from tui.screens.steps.base import Step, heavy, say
 from tui.widgets.balance_bar import BalanceBar
@@ -28,22 +29,25 @@ HUB_DEFAULTS: dict[str, Any] = {"name": "", "config": None, "train_split": "trai
 
 def _load(data: dict[str, Any], label_column: str | None) -> tuple[Any, Any]:
     from core.config import DataConfig
-    from core.data import inspect_dataset, load_raw
+    from core.data import load_sources, source_notes
 
-    raw = heavy(load_raw, DataConfig.model_validate(data))
+    config = DataConfig.model_validate(data)
+    raw, sources = heavy(load_sources, config)
+    notes = source_notes(sources)
     try:
-        return raw, heavy(inspect_dataset, raw, label_column)
+        return raw, _reinspect(raw, label_column, config.label_names, notes)
     except UserError:
         if label_column is None:
             raise
         # The label column chosen for an earlier file may not exist in this one: describe it afresh.
-        return raw, heavy(inspect_dataset, raw, None)
+        return raw, _reinspect(raw, None, config.label_names, notes)
 
 
-def _reinspect(raw: Any, label_column: str | None) -> Any:
+def _reinspect(raw: Any, label_column: str | None, label_names: Any, notes: list[str]) -> Any:
     from core.data import inspect_dataset
+    from core.data.labels import read_label_names
 
-    return heavy(inspect_dataset, raw, label_column)
+    return heavy(inspect_dataset, raw, label_column, label_names=read_label_names(label_names), notes=notes)
 
 
 def _prepare(data: dict[str, Any]) -> Any:
@@ -81,6 +85,8 @@ class DatasetStep(Step):
             yield FieldRow(d, "data.validation_file", label="Validation file", placeholder="none: split off train",
                            suggester=PathSuggester())
             yield FieldRow(d, "data.test_file", label="Test file", placeholder="none", suggester=PathSuggester())
+            yield FieldRow(d, "data.quoting", label="Quoting (csv/tsv)", editor="select",
+                           options=[(q, q) for q in ("auto", "csv", "none")])
         with Vertical(id="hub-fields", classes="source-group"):
             yield FieldRow(d, "data.hub.name", label="Hub dataset", placeholder="e.g. glue or imdb")
             yield FieldRow(d, "data.hub.config", label="Configuration", placeholder="e.g. mrpc; empty for none")
@@ -98,7 +104,10 @@ class DatasetStep(Step):
                            options=[("none (single texts)", None)])
             yield FieldRow(d, "data.label_column", label="Label", editor="select", options=[("detect", None)])
             yield Static("Labels", classes="section-title")
+            yield FieldRow(d, "data.label_names", label="Label names", placeholder="e.g. negative, positive",
+                           suggester=PathSuggester())
             yield BalanceBar(id="balance")
+            yield Static("", id="balance-warning", markup=False)
         yield Static("Validation and subsets", classes="section-title")
         yield FieldRow(d, "data.validation_fraction", label="Validation fraction")
         yield FieldRow(d, "data.max_train_samples", label="Max train samples", placeholder="all")
@@ -106,6 +115,7 @@ class DatasetStep(Step):
 
     def on_mount(self) -> None:
         self.query_one("#data-status").display = False
+        self.query_one("#balance-warning").display = False
         self.query_one("#data-preview").display = False
         self.query_one("#mapping").display = False
         self._apply_source(hub=self.draft.hub_enabled())
@@ -147,7 +157,7 @@ class DatasetStep(Step):
     # --- loading the preview -------------------------------------------------------------------
     def source_key(self) -> str:
         d = self.draft.get("data") or {}
-        keys = ("train_file", "validation_file", "test_file", "hub", "format", "header", "column_names")
+        keys = ("train_file", "validation_file", "test_file", "hub", "format", "header", "column_names", "quoting")
         return json.dumps({k: d.get(k) for k in keys}, sort_keys=True, default=str)
 
     def on_enter(self) -> None:
@@ -162,8 +172,12 @@ class DatasetStep(Step):
             self.load_preview()
 
     def on_field_row_changed(self, event: FieldRow.Changed) -> None:
-        if event.path == "data.label_column" and event.problem is None and self.findings.raw_dataset is not None:
-            self.reinspect(event.value)
+        if event.problem is not None or self.findings.raw_dataset is None:
+            return
+        if event.path in ("data.label_column", "data.label_names"):
+            self.reinspect(self.draft.get("data.label_column"), self.draft.get("data.label_names"))
+        elif event.path == "data.quoting":
+            self.load_preview()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         # Enter in a source field loads its preview: the quickest way to see whether the path is right.
@@ -202,9 +216,13 @@ class DatasetStep(Step):
         self.app.call_from_thread(self._show_preview, info)
 
     @work(thread=True, exclusive=True, group="dataset-inspect", exit_on_error=False)
-    def reinspect(self, label_column: str | None) -> None:
+    def reinspect(self, label_column: str | None, label_names: Any) -> None:
+        notes = self.findings.dataset_info.notes if self.findings.dataset_info is not None else []
         try:
-            info = _reinspect(self.findings.raw_dataset, label_column)
+            from core.config import DataConfig
+
+            names = DataConfig.model_validate({"train_file": "-", "label_names": label_names}).label_names
+            info = _reinspect(self.findings.raw_dataset, label_column, names, notes)
         except UserError as err:
             self.app.call_from_thread(self._status, f"✗ {err.message}", "-error")
             return
@@ -213,7 +231,7 @@ class DatasetStep(Step):
                                       "-error")
             return
         self.findings.dataset_info = info
-        self.app.call_from_thread(self.query_one(BalanceBar).show, dict(info.class_balance))
+        self.app.call_from_thread(self._show_balance, dict(info.class_balance))
 
     def _load_failed(self, message: str) -> None:
         self._busy(False)
@@ -226,7 +244,7 @@ class DatasetStep(Step):
     def _show_preview(self, info: Any) -> None:
         self._busy(False)
         splits = ", ".join(f"{name} {rows:,} rows" for name, rows in info.splits.items())
-        self._status(f"✓ {splits}; {len(info.columns)} columns", "-ok")
+        self._status("\n".join([f"✓ {splits}; {len(info.columns)} columns", *info.notes]), "-ok")
         table = self.query_one("#data-preview", DataTable)
         table.clear(columns=True)
         names = [c.name for c in info.columns]
@@ -254,7 +272,13 @@ class DatasetStep(Step):
                 value = picks[row.path] if picks[row.path] in names else None
                 self.draft.set(row.path, value)
                 row.set_options([(blanks[row.path], None), *options], value)
-        self.query_one(BalanceBar).show(dict(info.class_balance))
+        self._show_balance(dict(info.class_balance))
+
+    def _show_balance(self, counts: dict[str, int]) -> None:
+        self.query_one(BalanceBar).show(counts)
+        # Once class weights are set (a loaded config, or Back from the training step) the advice is taken.
+        warning = imbalance_warning(counts) if self.draft.get("training.class_weights") is None else None
+        say(self.query_one("#balance-warning", Static), f"⚠ {warning}" if warning else "", "-warning")
 
     # --- checks --------------------------------------------------------------------------------
     def quick_problems(self) -> list[str]:

@@ -1,0 +1,106 @@
+"""Small Arrow helpers every reader shares: building a Dataset, reading a column, naming a column's kind, and where
+a split came from (for messages that point at file lines)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+    from datasets import Dataset
+
+
+@dataclass
+class SplitSource:
+    """Where a split came from, for messages: `desc` names it; `line_offset` turns data row i (0-based) into a
+    file line (i + line_offset) when rows map to lines (csv/tsv without quoted newlines, jsonl); `notes` says how it
+    was read when that was a choice (e.g. no quote processing)."""
+
+    desc: str
+    line_offset: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def file_key(path: Path, *settings: Any) -> str:
+    """What a loaded file depends on: its path, size, modification time and how it was read."""
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{settings!r}"
+
+
+def make_dataset(table: pa.Table, key: str, features: Any = None) -> Dataset:
+    """An in-memory Dataset with a fingerprint from `key`: without one, datasets hashes the whole table."""
+    from datasets import Dataset
+    from datasets import DatasetInfo as HFDatasetInfo
+    from datasets.table import InMemoryTable
+
+    fingerprint = hashlib.sha256(key.encode()).hexdigest()[:32]
+    info = HFDatasetInfo(features=features) if features is not None else None
+    return Dataset(InMemoryTable(table), info=info, fingerprint=fingerprint)
+
+
+def plain_strings(table: pa.Table) -> pa.Table:
+    """large_string columns (pandas, some parquet writers) as string, which every other source gives. Cast in Arrow:
+    Dataset.cast would run a map with a progress bar."""
+    import pyarrow as pa
+
+    if not any(f.type == pa.large_string() for f in table.schema):
+        return table
+    return table.cast(pa.schema([f.with_type(pa.string()) if f.type == pa.large_string() else f
+                                 for f in table.schema]))
+
+
+def arrow_column(ds: Dataset, name: str) -> pa.ChunkedArray:
+    if getattr(ds, "_indices", None) is None:
+        return ds.data.column(name)
+    return ds.select_columns([name]).with_format("arrow")[:][name]
+
+
+def column_kind(ds: Dataset, name: str) -> str:
+    """"string", "class_label", "list", "bool", "int64", "float64", ... for one column of a Dataset."""
+    from datasets import ClassLabel, Value
+
+    feat = ds.features[name]
+    if isinstance(feat, ClassLabel):
+        return "class_label"
+    if isinstance(feat, Value):
+        return "string" if feat.dtype in ("string", "large_string") else feat.dtype
+    return "list" if type(feat).__name__ in ("List", "Sequence", "LargeList") else type(feat).__name__.lower()
+
+
+def true_rows(mask: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Row numbers where a boolean Arrow mask is true (nulls count as false)."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    return np.flatnonzero(pc.fill_null(mask, False).to_numpy(zero_copy_only=False))
+
+
+def where(indices: Any, src: SplitSource, limit: int = 5) -> str:
+    """'data rows 3, 9 (1 = first data row); file lines 4, 10' for messages about bad rows."""
+    indices = [int(i) for i in indices[:limit + 1]]
+    more = ", ..." if len(indices) > limit else ""
+    shown = ", ".join(str(i + 1) for i in indices[:limit]) + more
+    text = f"data rows {shown} (1 = first data row)"
+    if src.line_offset is not None:
+        text += "; file lines " + ", ".join(str(i + src.line_offset) for i in indices[:limit]) + more
+    return text
+
+
+def take_rows(ds: Dataset, indices: np.ndarray) -> Dataset:
+    """ds.select(indices) for an unindexed in-memory Dataset, without select's detour through an Arrow writer (which
+    holds the index column twice more: 40 MB at a million rows): the indices become the mapping as they are."""
+    import numpy as np
+    import pyarrow as pa
+    from datasets import Dataset
+    from datasets.table import InMemoryTable
+
+    assert getattr(ds, "_indices", None) is None, "take_rows maps the rows of a Dataset without an indices mapping"
+    mapping = pa.table({"indices": pa.array(np.asarray(indices, dtype=np.uint64))})
+    rows = hashlib.sha256(mapping.column(0).chunk(0).buffers()[1]).hexdigest()
+    fingerprint = hashlib.sha256(f"{ds._fingerprint}|{rows}".encode()).hexdigest()[:32]
+    return Dataset(ds._data, info=ds.info.copy(), split=ds.split, indices_table=InMemoryTable(mapping),
+                   fingerprint=fingerprint)

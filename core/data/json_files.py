@@ -1,0 +1,141 @@
+"""json, jsonl and parquet files. JSON lines go through pyarrow's JSON reader straight into Arrow; a file it cannot
+take (a JSON array, a column holding both numbers and text, a line that is not JSON) is read with the json module,
+whose errors name the line. Parquet is memory-mapped."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from core.data.arrow import SplitSource, file_key, make_dataset, plain_strings
+from core.data.files import raise_bad_utf8
+from core.errors import DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from datasets import Dataset
+
+
+def load_json(path: Path, fmt: str) -> tuple[Dataset, SplitSource]:
+    if fmt == "jsonl":
+        table = _arrow_jsonl(path)
+        if table is not None:
+            with open(path, "rb") as f:  # pyarrow skips blank lines; rows map to lines only without any
+                blank_lines = any(not line.strip() for line in f)
+            return (make_dataset(plain_strings(table), file_key(path, fmt)),
+                    SplitSource(str(path), line_offset=None if blank_lines else 1))
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise_bad_utf8(path)
+        raise
+    return _load_json_text(path, text, fmt)
+
+
+def _arrow_jsonl(path: Path) -> Any:
+    """The file as an Arrow table through pyarrow, or None where the json module must read it (to unmix types or to
+    name a bad line)."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    try:
+        table = pajson.read_json(path)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+        return None
+    if table.num_rows == 0 or any(pa.types.is_temporal(f.type) for f in table.schema):
+        return None  # empty, or a date-like text that pyarrow made a timestamp: the json module keeps it as text
+    return table
+
+
+_ONE_OBJECT = 'each line must be one JSON object, e.g. {"text": "great film", "label": "pos"}'
+
+
+def _load_json_text(path: Path, text: str, fmt: str) -> tuple[Dataset, SplitSource]:
+    import pandas as pd
+
+    records: list[Any] | None = None
+    line_offset: int | None = None
+    if fmt == "json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            if err.msg == "Extra data" and err.lineno > 1:
+                fmt = "jsonl"  # one object per line in a .json file: read it as JSON lines
+            else:
+                raise DataError(f"{path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}",
+                                "fix the JSON there (a list of objects, one per example, is expected)") from None
+        else:
+            records = _json_records(path, data)
+    if fmt == "jsonl":
+        records = []
+        lines = text.splitlines()
+        line_offset = 1 if all(ln.strip() for ln in lines) else None
+        for n, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path} line {n} is not valid JSON: {err.msg} (column {err.colno})",
+                                _ONE_OBJECT) from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path} line {n} holds a JSON {type(obj).__name__}, not an object", _ONE_OBJECT)
+            records.append(obj)
+    if not records:
+        raise DataError(f"{path} holds no examples", "add JSON objects, one per example")
+    df = pd.DataFrame.from_records(records)
+    for name in df.columns:
+        df[name] = _unmix(df[name])
+    return _from_pandas(df, file_key(path, fmt)), SplitSource(str(path), line_offset=line_offset)
+
+
+def _json_records(path: Path, data: Any) -> list[Any]:
+    example = 'e.g. [{"text": "great film", "label": "pos"}, ...]'
+    if isinstance(data, list):
+        bad = next((i for i, r in enumerate(data) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise DataError(f"{path}: item {bad} of the list is a {type(data[bad]).__name__}, not an object",
+                            f"give one JSON object per example, {example}")
+        return data
+    if isinstance(data, dict):
+        lists = {k: v for k, v in data.items() if isinstance(v, list)}
+        if lists and len(lists) == len(data) and len({len(v) for v in lists.values()}) == 1:
+            n = len(next(iter(lists.values())))
+            if not all(isinstance(x, dict) for v in lists.values() for x in v[:1]):
+                return [{k: v[i] for k, v in lists.items()} for i in range(n)]  # columns: {"text": [...], ...}
+        nested = [v for v in lists.values() if v and all(isinstance(x, dict) for x in v)]
+        if len(nested) == 1:
+            return nested[0]  # {"data": [{...}, ...]}
+    raise DataError(f"{path} does not hold a list of examples", f"give a JSON list of objects, {example}")
+
+
+def _unmix(col: pd.Series) -> pd.Series:
+    """A JSON column with several value types (1 and "1") becomes text, which Arrow can store."""
+    if col.dtype != object:
+        return col
+    kinds = {type(v) for v in col if v is not None and not (isinstance(v, float) and math.isnan(v))}
+    if len(kinds) > 1 and not kinds <= {int, float} and not kinds & {list, dict}:
+        return col.map(lambda v: v if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    return col
+
+
+def _from_pandas(df: pd.DataFrame, key: str) -> Dataset:
+    import pyarrow as pa
+
+    return make_dataset(plain_strings(pa.Table.from_pandas(df, preserve_index=False)), key)
+
+
+def load_parquet(path: Path) -> Dataset:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path, memory_map=True)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise DataError(f"{path} is not a valid parquet file: {str(err).splitlines()[0]}",
+                        "give a parquet file written by pandas/pyarrow, or a csv/jsonl file") from None
+    if table.num_rows == 0:
+        raise DataError(f"{path} has columns ({', '.join(table.column_names)}) but no rows", "add labelled examples")
+    return make_dataset(plain_strings(table), file_key(path, "parquet"))
