@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
+from core.class_weights import imbalance_warning
 from core.config import BUNDLED_MODEL, save_config
 from core.errors import ConfigError, UserError
 from tui.draft import (
@@ -107,6 +108,7 @@ class PlainWizard:
         self.draft = draft or Draft()
         self.model_info: Any = None
         self.prepared: Any = None
+        self.imbalanced = False  # the dataset step warned: the training step then offers class weights
 
     def ask(self, question: Question) -> Any:
         while True:
@@ -179,6 +181,10 @@ class PlainWizard:
                 self.select(path, message, options)
             balance = inspect_dataset(raw, label_column=self.draft.get("data.label_column")).class_balance
             self.echo("  labels: " + ", ".join(f"{k} {v}" for k, v in balance.items()))
+            warning = imbalance_warning(balance)
+            self.imbalanced = warning is not None
+            if warning:
+                self.echo(f"  ⚠ {warning}")
             self.text("data.validation_file", "Validation data file (empty: split it off the training data)",
                       kind="path")
             if self.draft.get("data.validation_file") is None:
@@ -225,6 +231,8 @@ class PlainWizard:
         self.select("training.eval_strategy", "Evaluate")
         if self.draft.get("training.eval_strategy") == "steps":
             self.text("training.eval_steps", "Evaluate every how many steps")
+        if self.imbalanced or self.draft.get("training.class_weights") is not None:
+            self.text("training.class_weights", "Class weights (auto, one weight per class, or empty for none)")
 
     def run(self, output: Path) -> Path:
         self.framework()

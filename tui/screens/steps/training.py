@@ -61,6 +61,7 @@ class TrainingStep(Step):
                 yield Static(help_for("metrics"), classes="field-help", markup=False)
             yield row("training.metric_for_best_model", "Best-model metric", editor="select",
                       options=[("first metric", None), ("loss", "loss"), *[(m, m) for m in metrics]])
+            yield row("training.class_weights", "Class weights", placeholder="none: every example counts the same")
             yield row("training.freeze_encoder", "Freeze encoder", editor="checkbox")
             with Vertical(classes="field-row"):
                 yield Checkbox("Use LoRA adapters (peft)", d.lora_enabled(), id="use-lora", compact=True)
@@ -189,4 +190,19 @@ class TrainingStep(Step):
         if self.draft.lora_enabled():
             problems += self.section_problems("training.lora")
         # Checks across sections (e.g. the best-model metric must be one of the metrics) need the whole config.
-        return problems or self.draft.problems()
+        return problems or self.draft.problems() or self._class_weights_problems()
+
+    def _class_weights_problems(self) -> list[str]:
+        """A list of class weights needs one weight per class of the data the dataset step prepared."""
+        from core.class_weights import resolve_class_weights
+        from core.errors import UserError
+
+        weights, prepared = self.draft.get("training.class_weights"), self.findings.prepared
+        if not isinstance(weights, list) or prepared is None:
+            return []
+        try:
+            resolve_class_weights(weights, [], prepared.label_names)  # a list: only its length is checked
+        except UserError as err:
+            self.query_one("#field-training-class_weights", FieldRow).show_problem(err.problem)
+            return [f"Class weights: {err.problem}"]
+        return []
