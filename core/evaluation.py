@@ -88,7 +88,7 @@ def score(labels: list[str], metric_names: list[str], references: Any, probabili
     if probs.ndim != 2 or probs.shape != (len(refs), len(labels)):
         raise ValueError(f"probabilities have shape {probs.shape}; expected ({len(refs)}, {len(labels)})")
     preds = probs.argmax(axis=1)
-    metrics = Metrics(metric_names).compute(predictions=preds, references=refs) if len(refs) else {}
+    metrics = Metrics(metric_names, len(labels)).compute(predictions=preds, references=refs) if len(refs) else {}
     true_p = probs[np.arange(len(refs)), refs] if len(refs) else np.array([])
     # Trainer's eval loss is the mean cross-entropy; probabilities that underflowed to 0 would make it infinite.
     metrics["loss"] = float(-np.log(np.clip(true_p, 1e-12, 1.0)).mean()) if len(refs) else math.nan

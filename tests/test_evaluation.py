@@ -74,7 +74,8 @@ def test_evaluate_run_matches_what_the_run_reported(trained_run: RunDir) -> None
     for split in ("validation", "test"):
         ev = evaluate_run(trained_run.path, split)
         wanted = {k: v for k, v in reported[split].items() if k in ev.metrics}
-        assert set(wanted) == {"loss", "accuracy", "f1", "precision", "recall", "matthews_correlation"}
+        assert set(wanted) == {"loss", "accuracy", "f1", "precision", "recall", "matthews_correlation",
+                               "f1_macro", "precision_macro", "recall_macro"}  # two classes: macro averages too
         for name, value in wanted.items():
             assert ev.metrics[name] == pytest.approx(value, abs=TOLERANCE), (split, name)
         assert ev.size == sum(c.support for c in ev.per_class) == {"validation": 24, "test": 24}[split]

@@ -182,7 +182,7 @@ def test_metrics_work_with_hub_offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from core.metrics import Metrics
 
-    m = Metrics(["accuracy", "f1", "precision", "recall", "matthews_correlation"])
+    m = Metrics(["accuracy", "f1", "precision", "recall", "matthews_correlation"], 2)
     m.add_batch([0, 1, 1, 0], [0, 1, 0, 0])
     scores = m.compute()
     assert scores["accuracy"] == 0.75 and 0 < scores["matthews_correlation"] < 1

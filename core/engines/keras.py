@@ -185,7 +185,7 @@ class _KerasRun:
                 batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.cfg.tokenizer, self.inputs)
                 self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size * self.replicas),
                                          np.asarray(ctx.tokenized[split]["labels"]))
-        self.metrics = Metrics(self.cfg.metrics)
+        self.metrics = Metrics(self.cfg.metrics, len(ctx.prepared.label_names))
         self.timer = StepTimer(batch * self.accumulation)
         if ctx.resume_from is not None:
             self.timer.sample(self.state.global_step)

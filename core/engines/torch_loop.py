@@ -209,7 +209,7 @@ class _Loop:
         self.eval_loaders = dict(zip(eval_loaders, prepared[4:], strict=True))
         # This process's batches (Accelerate shards them over processes); total counts all processes' data too.
         self.per_epoch = math.ceil(len(self.train_loader) / t.gradient_accumulation_steps)
-        self.metrics = Metrics(self.cfg.metrics)
+        self.metrics = Metrics(self.cfg.metrics, len(ctx.prepared.label_names))
         self.step_lr = 0.0
         self.timer = StepTimer(effective * self.accelerator.num_processes)
         weights = class_weights(ctx)

@@ -122,7 +122,7 @@ def train(ctx: RunContext) -> EngineResult:
         eval_dataset=ctx.tokenized["validation"] if has_eval else None,
         processing_class=ctx.tokenizer,
         data_collator=make_collator(ctx.tokenizer, cfg.tokenizer),
-        compute_metrics=compute_metrics_fn(cfg.metrics),
+        compute_metrics=compute_metrics_fn(cfg.metrics, len(ctx.prepared.label_names)),
         callbacks=callbacks,
         class_weights=class_weights(ctx),
     )

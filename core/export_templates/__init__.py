@@ -16,17 +16,29 @@ from typing import Any
 
 from core.config import RunConfig
 from core.errors import ConfigError
+from core.metrics import greater_is_better, reported_names
 
 TEMPLATE_DIR = Path(__file__).parent
 TEMPLATES = {"trainer": "trainer.py.j2", "torch-loop": "torch_loop.py.j2", "keras": "keras.py.j2"}
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-SCORERS = {
-    "accuracy": "accuracy_score(labels, predictions)",
-    "f1": 'f1_score(labels, predictions, average="macro", zero_division=0)',
-    "precision": 'precision_score(labels, predictions, average="macro", zero_division=0)',
-    "recall": 'recall_score(labels, predictions, average="macro", zero_division=0)',
-    "matthews_correlation": "matthews_corrcoef(labels, predictions)",
-}
+
+
+def scorers(names: list[str], num_labels: int) -> dict[str, str]:
+    """The expression that computes each reported metric in a script: the numbers of core.metrics (see
+    core/metric_modules/classification), positive class with two labels, macro over every class id otherwise."""
+    macro = f'labels=list(range({num_labels})), average="macro", zero_division=0'
+    field = 'average="binary", pos_label=1, zero_division=0' if num_labels == 2 else macro
+    expressions = {
+        "accuracy": "accuracy_score(labels, predictions)",
+        "f1": f"f1_score(labels, predictions, {field})",
+        "precision": f"precision_score(labels, predictions, {field})",
+        "recall": f"recall_score(labels, predictions, {field})",
+        "matthews_correlation": "matthews_corrcoef(labels, predictions)",
+        "f1_macro": f"f1_score(labels, predictions, {macro})",
+        "precision_macro": f"precision_score(labels, predictions, {macro})",
+        "recall_macro": f"recall_score(labels, predictions, {macro})",
+    }
+    return {name: expressions[name] for name in reported_names(list(names), num_labels)}
 
 
 @dataclass
@@ -110,7 +122,7 @@ def build_context(config: RunConfig) -> ScriptContext:
         ctx.model_path, ctx.keras_classifier = _keras_model(config)
         ctx.keras_dropout = checkpoint_dropouts(Path(ctx.model_path))
     ctx.training_args = trainer_arguments(config)
-    ctx.scorers = {name: SCORERS[name] for name in config.metrics}
+    ctx.scorers = scorers(config.metrics, len(ctx.labels))
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
     return ctx
 
@@ -267,7 +279,7 @@ def trainer_arguments(config: RunConfig) -> list[tuple[str, Any, str]]:
         ("save_total_limit", t.save_total_limit, ""),
         ("load_best_model_at_end", early, ""),
         ("metric_for_best_model", f"eval_{primary}" if early else None, ""),
-        ("greater_is_better", primary != "loss" if early else None, ""),
+        ("greater_is_better", greater_is_better(primary) if early else None, ""),
         ("logging_steps", t.logging_steps, ""),
         ("train_sampling_strategy", sampling, "similar lengths batched together" if t.group_by_length else ""),
         ("seed", t.seed, ""),

@@ -1,0 +1,83 @@
+"""Metrics as the field reports them: the positive class with two labels, macro over every class id with more,
+and the best value in the metric's own direction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.config import parse_config
+from core.metrics import Metrics, greater_is_better
+
+ALL = ["accuracy", "f1", "precision", "recall", "matthews_correlation"]
+# Two classes: class 1 has TP 1, FP 2, FN 1; class 0 has TP 2, FP 1, FN 2.
+BINARY_REFS = [0, 0, 0, 0, 1, 1]
+BINARY_PREDS = [0, 0, 1, 1, 1, 0]
+# Three classes, but this split holds only classes 0 and 1 (in the references and the predictions).
+MISSING_REFS = [0, 0, 1, 1]
+MISSING_PREDS = [0, 1, 1, 1]
+
+
+def test_two_classes_report_the_positive_class_and_the_macro_averages() -> None:
+    from sklearn.metrics import f1_score
+
+    scores = Metrics(ALL, num_labels=2).compute(predictions=BINARY_PREDS, references=BINARY_REFS)
+    # Positive class: precision 1/3, recall 1/2, f1 2pr/(p+r) = 0.4 (what GLUE and evaluate's f1 report) ...
+    assert scores["precision"] == pytest.approx(1 / 3)
+    assert scores["recall"] == pytest.approx(1 / 2)
+    assert scores["f1"] == pytest.approx(0.4)
+    assert scores["f1"] == pytest.approx(f1_score(BINARY_REFS, BINARY_PREDS, pos_label=1))
+    # ... and the macro averages beside them: class 0 has precision 2/3, recall 1/2, f1 4/7.
+    assert scores["precision_macro"] == pytest.approx((1 / 3 + 2 / 3) / 2)
+    assert scores["recall_macro"] == pytest.approx(1 / 2)
+    assert scores["f1_macro"] == pytest.approx((0.4 + 4 / 7) / 2)
+    assert scores["accuracy"] == pytest.approx(0.5)
+    assert list(scores) == ["accuracy", "f1", "f1_macro", "precision", "precision_macro", "recall", "recall_macro",
+                            "matthews_correlation"]
+
+
+def test_more_classes_average_over_every_class_id_even_one_missing_from_the_split() -> None:
+    scores = Metrics(["f1", "precision", "recall", "f1_macro"], num_labels=3).compute(
+        predictions=MISSING_PREDS, references=MISSING_REFS)
+    # Class 0: precision 1, recall 1/2, f1 2/3; class 1: precision 2/3, recall 1, f1 4/5; class 2: absent, all 0.
+    # Over the two seen classes f1 would be (2/3 + 4/5) / 2 = 0.733; over all three it is 0.489.
+    assert scores["f1"] == pytest.approx((2 / 3 + 4 / 5 + 0) / 3)
+    assert scores["precision"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert scores["recall"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert scores["f1_macro"] == scores["f1"]
+    assert set(scores) == {"f1", "precision", "recall", "f1_macro"}  # no extra *_macro beyond two classes
+
+
+def test_the_evaluation_report_averages_over_every_class() -> None:
+    from core.evaluation import score
+
+    probs = np.eye(3)[MISSING_PREDS] * 0.8 + 0.2 / 3
+    ev = score(["a", "b", "c"], ["f1"], MISSING_REFS, probs)
+    assert ev.metrics["f1"] == pytest.approx((2 / 3 + 4 / 5 + 0) / 3)
+    assert [c.f1 for c in ev.per_class] == pytest.approx([2 / 3, 4 / 5, 0])
+
+
+@pytest.mark.parametrize(("num_labels", "refs", "preds"),
+                         [(2, BINARY_REFS, BINARY_PREDS), (3, MISSING_REFS, MISSING_PREDS)])
+def test_exported_scripts_compute_the_same_numbers(num_labels: int, refs: list[int], preds: list[int]) -> None:
+    import sklearn.metrics
+
+    from core.export_templates import scorers
+
+    names = [*ALL, "recall_macro"]
+    namespace = {**vars(sklearn.metrics), "labels": np.asarray(refs), "predictions": np.asarray(preds)}
+    script = {name: float(eval(expression, namespace)) for name, expression in scorers(names, num_labels).items()}
+    ours = Metrics(names, num_labels).compute(predictions=preds, references=refs)
+    assert script == pytest.approx(ours) and list(script) == list(ours)
+
+
+def test_a_macro_average_can_pick_the_best_model() -> None:
+    config = parse_config({"data": {"train_file": "x.csv"}, "metrics": ["accuracy", "f1", "f1_macro"],
+                           "training": {"metric_for_best_model": "f1_macro"}})
+    assert config.training.metric_for_best_model == "f1_macro"
+
+
+def test_direction_of_each_metric() -> None:
+    assert not greater_is_better("loss") and not greater_is_better("eval_loss")
+    assert all(greater_is_better(name) for name in [*ALL, "f1_macro"])
+
