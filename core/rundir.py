@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from core.errors import RunDirError
 from core.events import TERMINAL_TYPES, read_events
+from core.metrics import best_value
 
 STARTING_GRACE_S = 30.0
 
@@ -229,7 +230,7 @@ class RunDir:
             dataset=started.get("dataset", "?"),
             started=started.get("time"),
             metric=metric,
-            best=max(values) if values else None,
+            best=best_value(metric, values),  # a loss is best when lowest
             step=max(steps, default=0),
             total_steps=started.get("total_steps"),
         )

@@ -3,11 +3,16 @@ and the best value in the metric's own direction."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from core.config import parse_config
+from core.console import format_runs
+from core.events import EventWriter
 from core.metrics import Metrics, greater_is_better
+from core.rundir import RunDir, list_runs
 
 ALL = ["accuracy", "f1", "precision", "recall", "matthews_correlation"]
 # Two classes: class 1 has TP 1, FP 2, FN 1; class 0 has TP 2, FP 1, FN 2.
@@ -81,3 +86,15 @@ def test_direction_of_each_metric() -> None:
     assert not greater_is_better("loss") and not greater_is_better("eval_loss")
     assert all(greater_is_better(name) for name in [*ALL, "f1_macro"])
 
+
+def test_runs_shows_the_lowest_loss_when_loss_picks_the_best(tmp_path: Path) -> None:
+    rd = RunDir(tmp_path / "by-loss")
+    rd.prepare()
+    w = EventWriter(rd.events_path)
+    w.emit("run_started", engine="trainer", dataset="d.tsv", primary_metric="loss", total_steps=30)
+    for step, loss in [(10, 0.52), (20, 0.31), (30, 0.44)]:
+        w.emit("eval", step=step, split="validation", metrics={"loss": loss, "accuracy": 0.7})
+    w.emit("eval", step=30, split="test", metrics={"loss": 0.05, "accuracy": 0.7})  # never picks the best
+    w.emit("finished")
+    assert rd.summary().best == 0.31
+    assert "loss 0.3100" in format_runs(list_runs(tmp_path))
