@@ -33,6 +33,7 @@ BENCHMARKS = {
     "watching": "bench.watching",
     "long_runs": "bench.long_runs",
     "data": "bench.data",
+    "million_rows": "bench.million_rows",
 }
 
 

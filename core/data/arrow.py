@@ -23,6 +23,8 @@ class SplitSource:
     desc: str
     line_offset: int | None = None
     notes: list[str] = field(default_factory=list)
+    header: bool | None = None  # csv/tsv: whether the first row named the columns
+    quoting: str | None = None  # csv/tsv: "csv" or "none", as chosen for data.quoting
 
 
 def file_key(path: Path, *settings: Any) -> str:
@@ -54,9 +56,11 @@ def plain_strings(table: pa.Table) -> pa.Table:
 
 
 def arrow_column(ds: Dataset, name: str) -> pa.ChunkedArray:
-    if getattr(ds, "_indices", None) is None:
-        return ds.data.column(name)
-    return ds.select_columns([name]).with_format("arrow")[:][name]
+    """One column as Arrow, through the Dataset's row mapping if it has one. Taken from the column itself: going
+    through select_columns and the arrow formatter took 6 s and 560 MB for one int column of a million rows."""
+    column = ds.data.column(name)
+    indices = getattr(ds, "_indices", None)
+    return column if indices is None else column.take(indices.column(0))
 
 
 def column_kind(ds: Dataset, name: str) -> str:

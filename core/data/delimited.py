@@ -67,7 +67,8 @@ def load_delimited(
     key = file_key(path, delimiter, chosen.has_header, table.column_names, chosen.quoting)
     # Data row i is file line i + offset only when every line is one row: no blank lines, no quoted line breaks.
     lines_are_rows = table.num_rows + chosen.has_header == _count_lines(path)
-    source = SplitSource(str(path), (2 if chosen.has_header else 1) if lines_are_rows else None, notes=chosen.notes)
+    source = SplitSource(str(path), (2 if chosen.has_header else 1) if lines_are_rows else None, notes=chosen.notes,
+                         header=chosen.has_header, quoting=chosen.quoting)
     return make_dataset(_numbers(table), key), source
 
 

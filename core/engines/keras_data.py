@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.engines.keras_convert import INPUT_COLUMNS
-from core.engines.sampling import input_lengths
+from core.engines.sampling import input_lengths, row_sums
 from core.engines.torch_loop import epoch_order
 
 
@@ -60,7 +60,7 @@ class TrainPlan:
         self.seed = seed
         self.group_size = group_size
         self.lengths = input_lengths(batches.ds) if group_by_length else None
-        self.tokens = [int(sum(mask)) for mask in batches.ds["attention_mask"]]  # non-padding tokens per row
+        self.tokens = row_sums(batches.ds, "attention_mask")  # non-padding tokens per row
         self.epoch = 0
 
     def __len__(self) -> int:
