@@ -9,7 +9,7 @@ stays comparable between runs with and without weights. Nothing here imports tor
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from core.errors import ConfigError
@@ -17,14 +17,6 @@ from core.errors import ConfigError
 AUTO = "auto"
 IMBALANCE_RATIO = 10  # warn when the smallest class has fewer than 1/IMBALANCE_RATIO of the largest's examples
 _NAMES_SHOWN = 20  # class names listed in an error message; the rest are counted
-
-
-def class_counts(labels: Iterable[int], num_classes: int) -> list[int]:
-    """Examples per class id 0..num_classes-1."""
-    counts = [0] * num_classes
-    for label in labels:
-        counts[int(label)] += 1
-    return counts
 
 
 def auto_class_weights(counts: Sequence[int]) -> list[float]:
@@ -40,13 +32,13 @@ def auto_class_weights(counts: Sequence[int]) -> list[float]:
     return [total / (k * n) if n > 0 else 1.0 for n in counts]
 
 
-def resolve_class_weights(setting: Any, labels: Iterable[int], label_names: Sequence[str]) -> list[float] | None:
-    """The weight of each class id for `training.class_weights` (null, "auto" or a list), from the labels of the
-    prepared training split; None for no weights. A list must have one weight per class, in label id order."""
+def resolve_class_weights(setting: Any, counts: Sequence[int], label_names: Sequence[str]) -> list[float] | None:
+    """The weight of each class id for `training.class_weights` (null, "auto" or a list), from the examples per class
+    of the prepared training split; None for no weights. A list must have one weight per class, in label id order."""
     if setting is None:
         return None
     if setting == AUTO:
-        return auto_class_weights(class_counts(labels, len(label_names)))
+        return auto_class_weights(counts)
     weights = [float(w) for w in setting]
     if len(weights) != len(label_names):
         raise ConfigError(
@@ -59,8 +51,7 @@ def resolve_class_weights(setting: Any, labels: Iterable[int], label_names: Sequ
 
 def run_class_weights(config: Any, prepared: Any) -> list[float] | None:
     """resolve_class_weights for a run: its config and its core.data.PreparedData."""
-    return resolve_class_weights(config.training.class_weights, prepared.dataset["train"]["label"],
-                                 prepared.label_names)
+    return resolve_class_weights(config.training.class_weights, prepared.class_counts, prepared.label_names)
 
 
 def describe_weights(weights: Sequence[float], label_names: Sequence[str]) -> str:

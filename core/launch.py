@@ -57,7 +57,7 @@ def resolve_config(config: RunConfig, base: Path | None = None) -> RunConfig:
 def preflight(config: RunConfig) -> list[str]:
     """Fail in the caller, before a run directory exists, on what can be checked quickly; returns warnings about
     what is valid but probably unwanted (e.g. imbalanced classes without class weights)."""
-    from core.class_weights import class_counts, imbalance_warning, run_class_weights
+    from core.class_weights import imbalance_warning, run_class_weights
     from core.data import prepare_data
     from core.engines import get_engine
     from core.models import check_sequence_classification, load_model_config
@@ -82,8 +82,7 @@ def preflight(config: RunConfig) -> list[str]:
     run_class_weights(config, prepared)  # a list of the wrong length is refused here, not in the run
     if config.training.class_weights is not None:
         return []
-    counts = class_counts(prepared.dataset["train"]["label"], len(prepared.label_names))
-    warning = imbalance_warning(dict(zip(prepared.label_names, counts, strict=True)))
+    warning = imbalance_warning(dict(zip(prepared.label_names, prepared.class_counts, strict=True)))
     return [warning] if warning else []
 
 

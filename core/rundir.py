@@ -12,6 +12,7 @@
     <run>/model/            the final model, tokenizer and label maps (save_pretrained)
     <run>/metrics.json      final metrics
     <run>/evaluation/       the evaluation report of each split (core.evaluation)
+    <run>/handoff.json      under torchrun: rank 0's prepared data for the other ranks (core.data.handoff)
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ STARTING_GRACE_S = 30.0
 # deletes these and refuses a directory that holds anything more.
 RUN_ENTRIES = frozenset({
     "config.yaml", "events.jsonl", "stdout.log", "stderr.log", "run.pid", "run.lock", "STOP", "checkpoints",
-    "model", "metrics.json", "evaluation", ".write-test", "config.yaml.tmp", "metrics.json.tmp",
+    "model", "metrics.json", "evaluation", ".write-test", "config.yaml.tmp", "metrics.json.tmp", "handoff.json",
+    "handoff.json.tmp",
 })
 
 Status = Literal["starting", "running", "finished", "failed", "stopped", "died"]

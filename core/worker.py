@@ -111,7 +111,7 @@ def _resume_warnings(run_dir: RunDir, config: RunConfig) -> list[str]:
 
 def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: DeviceSampler,
             resume: Path | None = None) -> EngineResult:
-    from core.data import prepare_data
+    from core.data.handoff import prepare_and_tokenize
     from core.device import device_name, peak_tflops, torch_device
     from core.engines import get_engine
     from core.models import count_parameters, load_model_config
@@ -121,18 +121,6 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     config = load_config(run_dir.config_path)
     engine = get_engine(config.engine)
     main = is_main_process()
-    if main:
-        print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
-    prepared = prepare_data(config.data)
-    if main:
-        for note in prepared.notes:  # e.g. that a TSV was read with no quote processing
-            print(f"note: {note}", flush=True)
-        # Keep the columns that were detected, so the run directory says exactly what was trained on.
-        config.data.text_column = prepared.text_column
-        config.data.text_pair_column = prepared.text_pair_column
-        config.data.label_column = prepared.label_column
-        save_config(config, run_dir.config_path, overwrite=True)
-
     model_config = load_model_config(config.model)
     limit = getattr(model_config, "max_position_embeddings", None)
     if isinstance(limit, int) and config.tokenizer.max_length > limit:
@@ -140,8 +128,22 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
                         f"set tokenizer.max_length to {limit} or less")
     _seed(config.training.seed)
     tokenizer = load_tokenizer(config.model)
-    print("tokenizing", flush=True)
-    tokenized = tokenize_dataset(prepared, tokenizer, config.tokenizer)
+
+    def prepared_here(prepared: Any) -> None:
+        for note in prepared.notes:  # e.g. that a TSV was read with no quote processing
+            print(f"note: {note}", flush=True)
+        # Keep the columns that were detected, so the run directory says exactly what was trained on.
+        config.data.text_column = prepared.text_column
+        config.data.text_pair_column = prepared.text_pair_column
+        config.data.label_column = prepared.label_column
+        save_config(config, run_dir.config_path, overwrite=True)
+        print("tokenizing", flush=True)
+
+    if main:
+        print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
+    # Under torchrun only rank 0 reads and tokenizes; the others map its tokenized splits (core.data.handoff).
+    prepared, tokenized = prepare_and_tokenize(
+        config.data, run_dir.path, lambda p: tokenize_dataset(p, tokenizer, config.tokenizer), prepared_here)
     device = torch_device()
     warnings = _resume_warnings(run_dir, config) if resume is not None else []
     for warning in warnings:

@@ -32,6 +32,7 @@ class PreparedData:
     source: str = ""  # "train.csv" or "hub glue/mrpc"
     validation_source: str = ""  # where validation came from, e.g. "10% of train (stratified)"
     notes: list[str] = field(default_factory=list)  # things the user may want to know (e.g. how a file was read)
+    class_counts: list[int] = field(default_factory=list)  # training examples per class id
 
     @property
     def is_pair(self) -> bool:
@@ -88,10 +89,13 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
         source = cfg.hub.name + (f"/{cfg.hub.config}" if cfg.hub.config else "")
     else:
         source = str(cfg.train_file)
+    import numpy as np
+
+    counts = np.bincount(arrow_column(dataset["train"], "label").to_numpy(), minlength=len(label_names)).tolist()
     return PreparedData(
         dataset=dataset, label_names=label_names, text_column=text, text_pair_column=pair, label_column=label,
         sizes={k: len(v) for k, v in dataset.items()}, source=source, validation_source=validation_source,
-        notes=source_notes(sources) + notes,
+        notes=source_notes(sources) + notes, class_counts=counts,
     )
 
 
