@@ -64,6 +64,7 @@ def data_dir_fixture(tmp_path: Path) -> Path:
     notes.txt (tab-separated)        train.jsonl                   train.json (list of objects)
     columns.json (column lists)      train.parquet                 pairs.jsonl (sentence1, sentence2, label 0/1)
     valid.csv (6 rows)               test.csv (4 rows)             ints.csv (labels 0/1/2, 30 rows)
+    glue.tsv (GLUE's quoting quirks, a sentence pair, labels 0/1)
     """
     import pandas as pd
 
@@ -83,4 +84,9 @@ def data_dir_fixture(tmp_path: Path) -> Path:
     write_delimited(tmp_path / "valid.csv", rows(6), header=("text", "label"))
     write_delimited(tmp_path / "test.csv", rows(4), header=("text", "label"))
     write_delimited(tmp_path / "ints.csv", [(POS[i % 10], str(i % 3)) for i in range(30)], header=("text", "label"))
+    # GLUE's quirks: BOM, CRLF, fields that start with a " that is no CSV quote, "" inside text, a whitespace-only line.
+    glue = ["\ufeffQuality\t#1 String\t#2 String"]
+    glue += [f'{i % 2}\t"{POS[i % 10]} , he said .\t{NEG[i % 10]} with "" in it' for i in range(20)]
+    glue.insert(7, " \t \t ")
+    (tmp_path / "glue.tsv").write_bytes("\r\n".join(glue).encode() + b"\r\n")
     return tmp_path

@@ -189,6 +189,9 @@ def _script_namespace(text: str, tmp_path: Path) -> dict[str, Any]:
     ("train.parquet", {}),
     ("pairs.jsonl", {}),
     ("ints.csv", {"validation_fraction": 0.3, "shuffle_seed": 7}),
+    ("ints.csv", {"label_names": ["red", "green", "blue"]}),
+    ("glue.tsv", {}),
+    ("glue.tsv", {"label_names": ["not_equivalent", "equivalent"]}),
 ])
 def test_script_loads_exactly_the_rows_and_labels_finetune_tui_trains_on(
     data_dir: Path, tiny_model: Path, tmp_path: Path, train: str, extra: dict[str, Any]

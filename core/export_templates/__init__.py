@@ -12,11 +12,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.config import RunConfig
 from core.errors import ConfigError
 from core.metrics import greater_is_better, reported_names
+
+if TYPE_CHECKING:
+    from core.data import SplitSource
 
 TEMPLATE_DIR = Path(__file__).parent
 TEMPLATES = {"trainer": "trainer.py.j2", "torch-loop": "torch_loop.py.j2", "keras": "keras.py.j2"}
@@ -181,11 +184,13 @@ def _file_readers(config: RunConfig) -> list[SplitFile]:
     for split, path in (("train", d.train_file), ("validation", d.validation_file), ("test", d.test_file)):
         if path is None:
             continue
-        ds, source = load_file(path, d.format, d.header, d.column_names)
+        ds, source = load_file(path, d.format, d.header, d.column_names, d.quoting)
         fmt = _format(Path(path), d.format)
         feature = ds.features.get(label) if label else None
-        reader = _reader(Path(path), fmt, ds.column_names, source.line_offset, d.column_names is not None)
-        out.append(SplitFile(split, str(Path(path).expanduser().resolve()), reader, isinstance(feature, ClassLabel)))
+        reader = _reader(Path(path), fmt, ds.column_names, source, d.column_names is not None)
+        # Integer labels named by data.label_names are ids into LABELS, as a ClassLabel's are.
+        named_ids = isinstance(feature, ClassLabel) or d.label_names is not None
+        out.append(SplitFile(split, str(Path(path).expanduser().resolve()), reader, named_ids))
     return out
 
 
@@ -201,15 +206,15 @@ def _format(path: Path, fmt: str) -> str:
     return detect_format(path, head)
 
 
-def _reader(path: Path, fmt: str, columns: list[str], line_offset: int | None, named: bool) -> str:
+def _reader(path: Path, fmt: str, columns: list[str], source: SplitSource, named: bool) -> str:
     """A call that reads the file into the same columns finetune-tui reads (helpers in the _data template)."""
     p = _py(str(path.expanduser().resolve()))
     if fmt in ("csv", "tsv"):
         sep = _py("\t" if fmt == "tsv" else ",")
-        header = line_offset == 2
-        if header and not named:
-            return f"read_delimited({p}, sep={sep})"
-        return f"read_delimited({p}, sep={sep}, names={_py(columns)}, skip_header={header})"
+        quoting = ", quotes_are_text=True" if source.quoting == "none" else ""
+        if source.header and not named:
+            return f"read_delimited({p}, sep={sep}{quoting})"
+        return f"read_delimited({p}, sep={sep}, names={_py(columns)}, skip_header={bool(source.header)}{quoting})"
     if fmt == "parquet":
         return f"Dataset.from_parquet({p})"
     if fmt == "jsonl":
