@@ -206,6 +206,33 @@ async def test_model_and_dataset_findings_are_shown(in_workdir: Path) -> None:
         assert balance.counts == {"pos": 20, "neg": 20}
 
 
+async def test_glue_file_shows_its_quoting_pairs_and_label_names(in_workdir: Path) -> None:
+    """GLUE's MRPC layout: int labels, a sentence pair under '#1 String'/'#2 String', fields opening with a bare "."""
+    lines = ["Quality\t#1 ID\t#2 ID\t#1 String\t#2 String"]
+    lines += [f'{i % 2}\t{i}\t{i + 100}\t"The company said profits rose {i} percent .\tProfits grew by {i} percent , '
+              "the firm said ." for i in range(20)]
+    (in_workdir / "mrpc.tsv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_model(pilot)
+        await next_step(pilot)
+        await type_into(pilot, "data.train_file", "mrpc.tsv")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = wizard(pilot)
+        status = str(screen.query_one("#data-status", Static).render())
+        assert "train 20 rows" in status and "no quote processing" in status
+        assert row(pilot, "data.text_column").raw_value() == "#1 String"
+        assert row(pilot, "data.text_pair_column").raw_value() == "#2 String"
+        assert row(pilot, "data.label_column").raw_value() == "Quality"
+        balance = screen.query_one("#balance")
+        assert balance.counts == {"0": 10, "1": 10}
+        await type_into(pilot, "data.label_names", "not_equivalent, equivalent")
+        await settle(pilot)
+        assert balance.counts == {"not_equivalent": 10, "equivalent": 10}
+        assert screen.draft.build().data.label_names == ["not_equivalent", "equivalent"]
+
+
 async def test_tokenizer_view_follows_max_length(in_workdir: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -23,14 +23,14 @@ T = TypeVar("T")
 _HEAVY = threading.Lock()
 
 
-def heavy(fn: Callable[..., T], *args: Any) -> T:
+def heavy(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run ML work (imports, loading, tokenizing) one call at a time, from any worker thread.
 
     transformers' lazy imports are not thread-safe (two threads importing it at once fail with
     "cannot import name AutoConfig"), and two loads at once would only fight over the same cores.
     """
     with _HEAVY:
-        return fn(*args)
+        return fn(*args, **kwargs)
 
 
 @dataclass
