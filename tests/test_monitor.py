@@ -392,3 +392,24 @@ def test_snapshot_finished_run(snap_compare: Callable[..., bool], size: tuple[in
 def test_snapshot_failed_run_80x24(snap_compare: Callable[..., bool]) -> None:
     app = Harness(lambda: MonitorScreen(FIXTURES / "imdb-failed"))
     assert snap_compare(app, terminal_size=(80, 24), run_before=_snapshot_ready("failed"))
+
+
+async def test_results_panel_best_follows_the_metrics_direction() -> None:
+    """While a run evaluates, 'best' is the highest accuracy but the lowest loss."""
+    from textual.app import App
+
+    class One(App[None]):
+        def compose(self):  # type: ignore[no-untyped-def]
+            yield ResultsPanel()
+
+    app = One()
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.query_one(ResultsPanel)
+        panel.set_status("running")
+        panel.add_evals([{"type": "eval", "step": s, "metrics": {"loss": loss, "accuracy": acc}}
+                         for s, loss, acc in ((10, 0.52, 0.70), (20, 0.31, 0.80), (30, 0.45, 0.85))])
+        await pilot.pause()
+        assert "best 0.8500 at step 30" in panel.text
+        panel.set_metric("loss")
+        await pilot.pause()
+        assert "best 0.3100 at step 20" in panel.text

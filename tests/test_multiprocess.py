@@ -52,7 +52,7 @@ def test_two_processes_match_one_with_the_combined_batch(engine: str, tiny_model
     steps_two = [e["step"] for e in two.events() if e["type"] == "step"]
     assert steps_one == steps_two, "the same number of optimizer steps with the combined batch"
     final_one, final_two = one.events()[-1]["metrics"], two.events()[-1]["metrics"]
-    assert set(final_one) == {"loss", "accuracy", "f1", "test"}
+    assert set(final_one) == {"loss", "accuracy", "f1", "f1_macro", "test"}
     losses_one = [e["loss"] for e in one.events() if e["type"] == "step"]
     losses_two = [e["loss"] for e in two.events() if e["type"] == "step"]
     assert losses_two == pytest.approx(losses_one, abs=0.01), "every logged loss, not only the last"

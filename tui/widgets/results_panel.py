@@ -11,6 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from core.metrics import greater_is_better
 from tui.run_watch import as_float
 from tui.widgets.progress_panel import format_duration
 
@@ -158,7 +159,10 @@ class ResultsPanel(Static):
             for e in self.evals
             if (value := as_float((e.get("metrics") or {}).get(self.metric))) is not None and value == value
         ]
-        return max(scored, key=lambda pair: pair[1]) if scored else None
+        if not scored:
+            return None
+        pick = max if greater_is_better(self.metric) else min  # a loss is best when lowest
+        return pick(scored, key=lambda pair: pair[1])
 
     def _table(self, columns: dict[str, dict[str, Any]]) -> Text:
         """Metric names down, one column per split; a header row only when there is more than one column."""
