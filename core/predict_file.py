@@ -144,20 +144,9 @@ def _json_records(path: Path, text: str, fmt: str) -> list[dict[str, Any]]:
                 return data
             raise DataError(f"{path} does not hold a list of objects",
                             'give e.g. [{"text": "great film"}, ...] or one object per line (jsonl)')
-    records = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path} line {n} is not valid JSON: {err.msg}",
-                            'each line must be one JSON object, e.g. {"text": "great film"}') from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{path} line {n} holds a JSON {type(obj).__name__}, not an object",
-                            'each line must be one JSON object, e.g. {"text": "great film"}')
-        records.append(obj)
-    return records
+    from core.data.json_files import json_lines
+
+    return json_lines(path, text, 'each line must be one JSON object, e.g. {"text": "great film"}')
 
 
 def _pick_text(table: pd.DataFrame, given: str | None, trained: str | None, path: Path) -> str:

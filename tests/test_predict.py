@@ -138,20 +138,22 @@ def test_headerless_single_column_file(tmp_path: Path) -> None:
 
 def test_integer_labels_speak_in_label_names_everywhere(tiny_model: Path, tmp_path: Path,
                                                         capsys: pytest.CaptureFixture[str]) -> None:
-    """SST-2 style data (labels 0/1) with data.label_names: the model, the report, predict and the pipeline all use
-    the names."""
-    rows = [(text, "1" if label == "pos" else "0") for text, label in tiny_rows(96, seed=3)]
+    """GLUE/SST-2 style data (labels 0/1, some texts opening with a bare ") with data.label_names: the run says how it
+    read the file, and the model, the report, predict and the pipeline all use the names."""
+    rows = [(f'"{text}' if i % 4 == 0 else text, "1" if label == "pos" else "0")
+            for i, (text, label) in enumerate(tiny_rows(96, seed=3))]
     names = tmp_path / "labels.txt"
     names.write_text("negative\npositive\n")
     data = {"train": write_tsv(tmp_path / "sst2.tsv", rows, header=("sentence", "label"))}
     raw = tiny_config(tiny_model, data, tmp_path / "run", max_steps=45, eval_strategy="no", save_strategy="no")
     raw["data"] = {**raw["data"], "text_column": "sentence", "label_names": str(names)}
     run = _run_in_process(raw)
+    assert "note: read with no quote processing" in capsys.readouterr().out  # the run's stdout (in this process)
+    assert run.summary().step > 0 and run.events()[0]["sizes"]["train"] + run.events()[0]["sizes"]["validation"] == 96
     config = json.loads((run.model_dir / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     report = json.loads((run.path / "evaluation" / "validation" / "metrics.json").read_text())
     assert report["confusion_matrix"]["labels"] == ["negative", "positive"]
-    capsys.readouterr()  # the run's own output
     assert main(["predict", str(run.path), TEXTS[0], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["predicted"] == "positive"
 

@@ -51,7 +51,7 @@ def load_delimited(
 ) -> tuple[Dataset, SplitSource]:
     """A csv/tsv file as a Dataset; `head` is the file's first part as text (core.data.files.decode_head)."""
     attempts = [_read(path, head, delimiter, header, column_names, q)
-                for q in _quotings(path, head, delimiter, quoting)]
+                for q in _quotings(path, delimiter, quoting)]
     chosen = attempts[0]
     if len(attempts) == 2:
         quoted, unquoted = attempts
@@ -94,7 +94,7 @@ def _drop_blank_rows(table: pa.Table) -> pa.Table:
     return table.filter(pc.invert(blank))
 
 
-def _quotings(path: Path, head: str, delimiter: str, quoting: str) -> list[str]:
+def _quotings(path: Path, delimiter: str, quoting: str) -> list[str]:
     if quoting != "auto":
         return [quoting]
     if delimiter != "\t" or not _field_starts_with_quote(path):

@@ -69,26 +69,30 @@ def _load_json_text(path: Path, text: str, fmt: str) -> tuple[Dataset, SplitSour
         else:
             records = _json_records(path, data)
     if fmt == "jsonl":
-        records = []
-        lines = text.splitlines()
-        line_offset = 1 if all(ln.strip() for ln in lines) else None
-        for n, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path} line {n} is not valid JSON: {err.msg} (column {err.colno})",
-                                _ONE_OBJECT) from None
-            if not isinstance(obj, dict):
-                raise DataError(f"{path} line {n} holds a JSON {type(obj).__name__}, not an object", _ONE_OBJECT)
-            records.append(obj)
+        records = json_lines(path, text)
+        line_offset = 1 if all(ln.strip() for ln in text.splitlines()) else None
     if not records:
         raise DataError(f"{path} holds no examples", "add JSON objects, one per example")
     df = pd.DataFrame.from_records(records)
     for name in df.columns:
         df[name] = _unmix(df[name])
     return _from_pandas(df, file_key(path, fmt)), SplitSource(str(path), line_offset=line_offset)
+
+
+def json_lines(path: Path, text: str, example: str = _ONE_OBJECT) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines text, blank lines skipped; a line that is not one object is named by number."""
+    records = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path} line {n} is not valid JSON: {err.msg} (column {err.colno})", example) from None
+        if not isinstance(obj, dict):
+            raise DataError(f"{path} line {n} holds a JSON {type(obj).__name__}, not an object", example)
+        records.append(obj)
+    return records
 
 
 def _json_records(path: Path, data: Any) -> list[Any]:
