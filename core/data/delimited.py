@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.data.arrow import SplitSource, file_key, make_dataset
-from core.data.files import raise_bad_utf8
+from core.data.files import count_lines, raise_bad_utf8
 from core.errors import DataError
 
 if TYPE_CHECKING:
@@ -66,19 +66,10 @@ def load_delimited(
     table = _drop_blank_rows(chosen.table)
     key = file_key(path, delimiter, chosen.has_header, table.column_names, chosen.quoting)
     # Data row i is file line i + offset only when every line is one row: no blank lines, no quoted line breaks.
-    lines_are_rows = table.num_rows + chosen.has_header == _count_lines(path)
+    lines_are_rows = table.num_rows + chosen.has_header == count_lines(path)
     source = SplitSource(str(path), (2 if chosen.has_header else 1) if lines_are_rows else None, notes=chosen.notes,
                          header=chosen.has_header, quoting=chosen.quoting)
     return make_dataset(_numbers(table), key), source
-
-
-def _count_lines(path: Path) -> int:
-    count, last, buf = 0, b"", bytearray(1 << 20)  # one small buffer, reused: a big file is not held
-    with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buf):
-            count += buf.count(b"\n", 0, n)
-            last = buf[n - 1:n]
-    return count + (last != b"\n")
 
 
 def _drop_blank_rows(table: pa.Table) -> pa.Table:

@@ -127,6 +127,16 @@ def decode_head(path: Path, head: bytes) -> str:
         raise
 
 
+def count_lines(path: Path) -> int:
+    """Lines in the file (a last line without a newline counts), streaming through one small buffer."""
+    count, last, buf = 0, b"", bytearray(1 << 20)  # one small buffer, reused: a big file is not held
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buf):
+            count += buf.count(b"\n", 0, n)
+            last = buf[n - 1:n]
+    return count + (last != b"\n")
+
+
 def raise_bad_utf8(path: Path) -> None:
     """Find the first byte of the file that is not UTF-8 (streaming, so a big file is not held) and report it by line
     and byte. Called only once a reader has met bad text."""

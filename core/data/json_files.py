@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.data.arrow import SplitSource, file_key, make_dataset, plain_strings
-from core.data.files import raise_bad_utf8
+from core.data.files import count_lines, raise_bad_utf8
 from core.errors import DataError
 
 if TYPE_CHECKING:
@@ -22,10 +22,10 @@ def load_json(path: Path, fmt: str) -> tuple[Dataset, SplitSource]:
     if fmt == "jsonl":
         table = _arrow_jsonl(path)
         if table is not None:
-            with open(path, "rb") as f:  # pyarrow skips blank lines; rows map to lines only without any
-                blank_lines = any(not line.strip() for line in f)
+            # pyarrow skips blank lines: rows map to lines only when there are none
+            lines_are_rows = table.num_rows == count_lines(path)
             return (make_dataset(plain_strings(table), file_key(path, fmt)),
-                    SplitSource(str(path), line_offset=None if blank_lines else 1))
+                    SplitSource(str(path), line_offset=1 if lines_are_rows else None))
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
