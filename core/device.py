@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import psutil
@@ -32,7 +33,7 @@ def device_name(kind: str) -> str:
 
 def supported_precisions() -> list[str]:
     """Mixed-precision modes the local device can train with. Uses NVML, not torch, to stay cheap for the UI."""
-    gpus = _nvml_gpus()
+    gpus = visible_gpus()
     if not gpus:
         return ["no"]
     # bf16 needs compute capability 8.0 (Ampere) or newer; fp16 works on every CUDA GPU we would train on.
@@ -60,6 +61,9 @@ def _nvml_gpus() -> list[dict[str, Any]]:
     for i in range(nvml.nvmlDeviceGetCount()):
         h = nvml.nvmlDeviceGetHandleByIndex(i)
         gpu: dict[str, Any] = {"index": i, "name": _str(nvml.nvmlDeviceGetName(h))}
+        uuid = _try(nvml.nvmlDeviceGetUUID, h)
+        if uuid is not None:
+            gpu["uuid"] = _str(uuid)
         mem = _try(nvml.nvmlDeviceGetMemoryInfo, h)
         if mem is not None:
             gpu["mem_used_mb"] = round(mem.used / 2**20)
@@ -76,15 +80,60 @@ def _nvml_gpus() -> list[dict[str, Any]]:
     return gpus
 
 
+def visible_indices(uuids: list[str], mask: str | None) -> list[int] | None:
+    """Which of NVML's GPUs (by NVML index, in CUDA's order) CUDA_VISIBLE_DEVICES=`mask` leaves to this process.
+
+    Parsed as the CUDA runtime and torch.cuda.device_count() parse it, so the count matches what torch will see:
+    indices ("0,2") or GPU UUIDs or unique UUID prefixes ("GPU-8f2a,GPU-1c"); the list ends at the first entry
+    that is not a GPU ("0,-1,2" is "0", "" is none), a repeated entry hides every GPU, an index past the last GPU
+    ends the list. None for MIG instances ("MIG-..."), which NVML's GPU list cannot answer."""
+    if mask is None:
+        return list(range(len(uuids)))
+    entries = [e.strip() for e in mask.split(",")]
+    if entries[0].startswith("MIG-"):
+        return None
+    chosen: list[int] = []
+    for entry in entries:
+        if entries[0].startswith("GPU-"):
+            matches = [i for i, u in enumerate(uuids) if entry.startswith("GPU-") and u.startswith(entry)]
+            index = matches[0] if len(matches) == 1 else -1  # an ambiguous prefix names no GPU
+        else:
+            digits = entry[:len(entry) - len(entry.lstrip("0123456789"))]  # "1gpu" reads as 1, like strtoul
+            index = int(digits) if digits else -1
+            if index >= len(uuids):
+                break
+        if index < 0:
+            break
+        if index in chosen:
+            return []
+        chosen.append(index)
+    return chosen
+
+
+def visible_gpus() -> list[dict[str, Any]]:
+    """NVML's GPUs that CUDA_VISIBLE_DEVICES leaves to this process (all of them for MIG instances)."""
+    gpus = _nvml_gpus()
+    chosen = visible_indices([str(g.get("uuid", "")) for g in gpus], os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return gpus if chosen is None else [gpus[i] for i in chosen]
+
+
 def gpu_count() -> int:
-    return len(_nvml_gpus())
+    """CUDA devices this process can use, as torch.cuda.device_count() counts them (CUDA_VISIBLE_DEVICES applied),
+    from NVML so that asking costs no torch import; torch itself answers for MIG instances."""
+    gpus = _nvml_gpus()
+    chosen = visible_indices([str(g.get("uuid", "")) for g in gpus], os.environ.get("CUDA_VISIBLE_DEVICES"))
+    if chosen is not None:
+        return len(chosen)
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def snapshot(pid: int | None = None) -> dict[str, Any]:
     """One reading of every device; the shape of the `device` event's `snapshot` field."""
     vm = psutil.virtual_memory()
     snap: dict[str, Any] = {
-        "gpus": [{k: v for k, v in g.items() if k != "compute_capability"} for g in _nvml_gpus()],
+        "gpus": [{k: v for k, v in g.items() if k not in ("compute_capability", "uuid")} for g in visible_gpus()],
         "cpu_pct": psutil.cpu_percent(interval=None),
         "cpu_count": psutil.cpu_count(),
         "ram_used_mb": round((vm.total - vm.available) / 2**20),

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import BUNDLED_MODEL, ModelConfig
-from core.errors import ModelError
+from core.errors import ConfigError, ModelError
 from core.hub import require_hub
 
 BUNDLED_ALIASES = {BUNDLED_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
@@ -113,10 +113,55 @@ def inspect_model(cfg: ModelConfig) -> ModelInfo:
 
 
 def _max_length(config: Any) -> int | None:
+    return position_limit(config)
+
+
+# Model types whose position ids start after the padding index (transformers' create_position_ids_from_input_ids):
+# the first pad_token_id + 1 rows of the position table never hold a token, so RoBERTa's 514 take 512 tokens.
+PADDING_OFFSET_TYPES = frozenset({
+    "roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "longformer",
+    "ibert", "luke", "mpnet", "markuplm", "xmod",
+})
+_NO_LIMIT = 1_000_000  # tokenizers without a known limit say model_max_length = 1e30 (transformers' sentinel)
+
+
+def position_limit(config: Any) -> int | None:
+    """The longest input, in tokens with the special ones, that the model's position embeddings can take."""
     n = getattr(config, "max_position_embeddings", None)
-    if isinstance(n, int) and getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
-        n -= 2  # these reserve two positions for the padding offset
-    return n if isinstance(n, int) else None
+    if not isinstance(n, int) or n <= 0:
+        return None
+    if getattr(config, "model_type", "") in PADDING_OFFSET_TYPES:
+        pad = getattr(config, "pad_token_id", None)
+        n -= (pad if isinstance(pad, int) and pad >= 0 else 1) + 1
+    return n
+
+
+def input_limit(config: Any, tokenizer: Any = None) -> tuple[int, str] | None:
+    """(the longest input the model takes, what sets it): the position embeddings' limit, or the tokenizer's
+    model_max_length where that is lower; None where neither says."""
+    limits: list[tuple[int, str]] = []
+    positions = position_limit(config)
+    if positions is not None:
+        raw = getattr(config, "max_position_embeddings", positions)
+        limits.append((positions, f"{raw} position embeddings, {raw - positions} reserved for the padding offset"
+                       if raw != positions else f"{positions} position embeddings"))
+    declared = getattr(tokenizer, "model_max_length", None)
+    if isinstance(declared, int) and 0 < declared < _NO_LIMIT:
+        limits.append((declared, f"its tokenizer's model_max_length {declared}"))
+    return min(limits, key=lambda limit: limit[0]) if limits else None
+
+
+def check_max_length(max_length: int, config: Any, tokenizer: Any = None) -> int | None:
+    """Refuse a tokenizer.max_length the model cannot take (a crash at the first long batch otherwise); returns the
+    model's limit in tokens, or None where it is unknown."""
+    limit = input_limit(config, tokenizer)
+    if limit is None:
+        return None
+    tokens, why = limit
+    if max_length > tokens:
+        raise ConfigError(f"tokenizer.max_length is {max_length}, above the model's limit of {tokens} tokens ({why})",
+                          f"set tokenizer.max_length to {tokens} or less")
+    return tokens
 
 
 def count_parameters(config: Any) -> int | None:

@@ -106,15 +106,28 @@ class HFPredictor(Predictor):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        from core.models import position_limit
+
+        # A model trained from a repository's own code was saved with that code; the run's config says it may run.
+        trust = _trusts_remote_code(settings_from)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForSequenceClassification.from_pretrained(path)
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
+            model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust)
         except (OSError, ValueError) as err:
+            if isinstance(err, ValueError) and "trust_remote_code" in str(err):
+                if settings_from is None:
+                    raise ModelError(f"the model in {path} needs its own Python code (saved with it) to load, and no "
+                                     "run config.yaml beside it allows that (model.trust_remote_code)",
+                                     "predict from the run directory the model came from") from None
+                raise ModelError(f"the model in {path} needs its own Python code (saved with it) to load, and "
+                                 f"model.trust_remote_code is not true in {settings_from}",
+                                 f"set model.trust_remote_code: true in {settings_from}, only if you trust that code"
+                                 ) from None
             raise ModelError(f"cannot load the model in {path}: {str(err).splitlines()[0]}",
                              "give the model/ directory of a finished run") from None
         id2label = model.config.id2label
         labels = [str(id2label[i]) for i in sorted(id2label)]
-        limit = getattr(model.config, "max_position_embeddings", None)
+        limit = position_limit(model.config)
         super().__init__(path, labels, tokenizer, _settings(settings_from, tokenizer, {}, limit))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = model.to(self.device).eval()
@@ -173,6 +186,19 @@ def load_predictor(path: str | Path) -> Predictor:
     if model_format(model_dir) == "keras":
         return KerasPredictor(model_dir, settings_from)
     return HFPredictor(model_dir, settings_from)
+
+
+def _trusts_remote_code(run_config: Path | None) -> bool:
+    """model.trust_remote_code of the run the model comes from; False for a model directory on its own."""
+    if run_config is None:
+        return False
+    from core.config import load_config
+    from core.errors import UserError
+
+    try:
+        return load_config(run_config).model.trust_remote_code
+    except UserError:
+        return False
 
 
 def _settings(run_config: Path | None, tokenizer: Any, meta: dict[str, Any], limit: int | None) -> TokenizerSettings:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import ModelConfig, TokenizerConfig
-from core.errors import ModelError
+from core.errors import ConfigError, ModelError
 from core.models import load_error, locate
 
 if TYPE_CHECKING:
@@ -155,6 +155,29 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
             except OSError:  # the cache filled the disk or went read-only: the run itself need not fail
                 result[split] = ds.map(encode, keep_in_memory=True, **options)
     return DatasetDict(result)
+
+
+def check_lengths(tokenized: DatasetDict, limit: int | None, tok: TokenizerConfig) -> None:
+    """With truncation off nothing cuts a text to what the model takes, and the first batch holding a longer one
+    would crash the run part-way: refuse such rows before training, naming the splits and how many there are."""
+    if tok.truncation or limit is None:
+        return
+    import pyarrow.compute as pc
+
+    found = []
+    for split, ds in tokenized.items():
+        if len(ds) == 0:
+            continue
+        lengths = pc.list_value_length(ds.with_format("arrow")["input_ids"])  # Arrow's offsets: no rows decoded
+        longer = int(pc.sum(pc.greater(lengths, limit)).as_py() or 0)
+        if longer:
+            found.append(f"{longer} of the {len(ds)} {split} rows (the longest {pc.max(lengths).as_py()} tokens)")
+    if found:
+        raise ConfigError(
+            f"tokenizer.truncation is false, and {'; '.join(found)} are longer than the model's limit of {limit} "
+            "tokens, which would stop the run at the first batch holding one",
+            "set tokenizer.truncation: true to cut texts at tokenizer.max_length, or shorten or remove those rows",
+        )
 
 
 @contextmanager

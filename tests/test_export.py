@@ -289,6 +289,28 @@ def test_script_options_follow_the_config(tiny_model: Path, tiny_data: dict, tmp
     assert "requires_grad = False" in text and "peft" not in text and "EarlyStopping" not in text
 
 
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop"])
+def test_script_loads_float32_master_weights_from_a_bf16_checkpoint(engine: str, tiny_model: Path, tiny_data: dict,
+                                                                     tmp_path: Path) -> None:
+    import shutil
+
+    import torch
+    from transformers import BertForSequenceClassification
+
+    bf16 = tmp_path / "bf16"
+    BertForSequenceClassification.from_pretrained(tiny_model, num_labels=2).to(torch.bfloat16).save_pretrained(bf16)
+    for f in tiny_model.iterdir():
+        if f.name.startswith(("vocab", "tokenizer", "special_tokens")):
+            shutil.copy(f, bf16 / f.name)
+    raw = {**tiny_config(bf16, tiny_data, tmp_path / "run", mixed_precision="bf16"), "engine": engine}
+    text = _render(raw)
+    # The script's own load line, run with the script's globals: mixed precision is autocast over float32 weights.
+    call = next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call)
+                and ast.unparse(n.func) == "AutoModelForSequenceClassification.from_pretrained")
+    model = eval(compile(ast.Expression(call), "script", "eval"), _script_namespace(text, tmp_path))
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
 # --- scripts: they reproduce the run -------------------------------------------------------------------------------
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

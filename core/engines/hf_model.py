@@ -11,6 +11,7 @@ from core.models import load_error, resolve_model
 
 
 def build_model(config: RunConfig, label_names: list[str]) -> Any:
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     id2label = dict(enumerate(label_names))
@@ -19,6 +20,10 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
             resolve_model(config.model.name_or_path),
             revision=config.model.revision,
             trust_remote_code=config.model.trust_remote_code,
+            # Master weights in float32 whatever the checkpoint was saved in: transformers 5 would load a bf16/fp16
+            # checkpoint as it is, and AdamW would then update bf16 weights, or fp16's GradScaler refuse them.
+            # training.mixed_precision stays autocast over these float32 weights.
+            dtype=torch.float32,
             num_labels=len(label_names),
             id2label=id2label,
             label2id={name: i for i, name in id2label.items()},
