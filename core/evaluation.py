@@ -150,19 +150,53 @@ def evaluate_run(
 
         predictor = load_predictor(run.path)
     ds = prepared.dataset[split]
+    pairs = list(ds["text_pair"]) if "text_pair" in ds.column_names else None
+    probs = _in_run_order(np.asarray(predictor.predict_proba(
+        list(ds["text"]), pairs, batch_size=batch_size or config.training.per_device_eval_batch_size)),
+        predictor.labels, list(prepared.label_names))
+    return _evaluate(run, split, config.metrics, prepared, probs, str(getattr(predictor, "path", run.model_dir)),
+                     limit=limit, report=report)
+
+
+def evaluate_logits(run_dir: str | Path, split: str, prepared: Any, logits: Any, metric_names: list[str], *,
+                    loss: float | None = None, report: bool = True) -> Evaluation:
+    """The same files from the logits a run's own final evaluation produced (rows in the split's order), so the end
+    of a run passes over the data once. `loss` is the engine's, so the report and the run's metrics agree."""
+    import numpy as np
+
+    run = RunDir(run_dir)
+    scores = np.asarray(logits, dtype=np.float64)
+    scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probs = scores / scores.sum(axis=1, keepdims=True)
+    ev = _evaluate(run, split, metric_names, prepared, probs, str(run.model_dir), report=report, loss=loss)
+    return ev
+
+
+def _evaluate(run: RunDir, split: str, metric_names: list[str], prepared: Any, probs: Any, model: str, *,
+              limit: int = MOST_WRONG, report: bool, loss: float | None = None) -> Evaluation:
+    import numpy as np
+
+    ds = prepared.dataset[split]
     texts = list(ds["text"])
     pairs = list(ds["text_pair"]) if "text_pair" in ds.column_names else None
     references = np.asarray(ds["label"], dtype=np.int64)
     names = list(prepared.label_names)
-    probs = _in_run_order(np.asarray(predictor.predict_proba(
-        texts, pairs, batch_size=batch_size or config.training.per_device_eval_batch_size)), predictor.labels, names)
-
-    ev = score(names, config.metrics, references, probs)
-    ev.split, ev.model, ev.time = split, str(getattr(predictor, "path", run.model_dir)), round(time.time(), 3)
+    ev = score(names, metric_names, references, probs)
+    if loss is not None:
+        ev.metrics["loss"] = float(loss)
+    ev.split, ev.model, ev.time = split, model, round(time.time(), 3)
     ev.most_wrong = [_example(i, texts, pairs, names, references[i], probs[i]) | {"confidence": round(conf, 6)}
                      for i, _, conf in most_wrong(references, probs, limit)]
     _write(run, ev, texts, pairs, references, probs, report=report)
     return ev
+
+
+def write_report_png(run_dir: str | Path, ev: Evaluation) -> None:
+    """report.png of a written evaluation: loss curves and the confusion matrix (core.report_png)."""
+    from core.report_png import write_report
+
+    run = RunDir(run_dir)
+    write_report(evaluation_dir(run.path, ev.split) / "report.png", run.events(), ev)
 
 
 def _in_run_order(probs: Any, model_labels: list[str], run_labels: list[str]) -> Any:
@@ -210,9 +244,7 @@ def _write(run: RunDir, ev: Evaluation, texts: list[str], pairs: list[str] | Non
                           "check free space and permissions of the run directory") from None
     ev.directory = out
     if report:
-        from core.report_png import write_report
-
-        write_report(out / "report.png", run.events(), ev)
+        write_report_png(run.path, ev)
 
 
 def _write_jsonl(path: Path, rows: Any) -> None:

@@ -17,7 +17,7 @@ from core.rundir import RunDir
 
 
 class NonFiniteLoss(UserError):
-    """The training loss became NaN or infinite."""
+    """Training diverged: a step's loss or gradient norm became NaN or infinite."""
 
 
 @dataclass
@@ -40,6 +40,9 @@ class EngineResult:
     stopped: bool = False
     last_checkpoint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # split -> the final model's logits [rows, classes] from the engine's own last evaluation, in the split's row
+    # order (main process): the evaluation report is made from them, so the end of a run is one pass, not three.
+    predictions: dict[str, Any] = field(default_factory=dict)
 
 
 def steps_per_epoch(n_train: int, batch_size: int, accumulation: int) -> int:
@@ -57,7 +60,8 @@ def is_main_process() -> bool:
 
 
 def requested_processes(config: RunConfig) -> int:
-    """training.num_processes, with null meaning one per local GPU (at least one)."""
+    """training.num_processes, with null meaning one per GPU this process may use (CUDA_VISIBLE_DEVICES applied,
+    core.device.gpu_count), at least one."""
     wanted = config.training.num_processes
     if wanted is None:
         from core.device import gpu_count
@@ -133,12 +137,76 @@ def class_weights(ctx: RunContext) -> list[float] | None:
     return weights
 
 
-def check_finite(loss: float | None, step: int) -> None:
-    if loss is not None and not math.isfinite(loss):
-        raise NonFiniteLoss(
-            f"the training loss became {loss} at step {step}",
-            "lower training.learning_rate, set mixed_precision: no, or check the data for broken labels",
-        )
+_NEVER = 2**62  # DivergenceWatch's key for "no step diverged"
+
+
+class DivergenceWatch:
+    """The first optimizer step whose raw loss or gradient norm was NaN or infinite, for every engine alike.
+
+    Not the logged loss: that is a window's mean, logged every logging_steps (a last partial window never), and
+    Trainer's logging_nan_inf_filter even swaps a NaN step loss for the mean of the finite ones, so a run whose
+    weights went NaN could log finite losses, save NaN weights and finish. A tensor is compared on its device, so
+    watching costs no host sync per step; check() syncs once, and every process takes the same answer, so all fail
+    together (one failing alone would leave the others waiting in the next collective).
+
+    A step is kept as the key step * 4 + code (code: 0 loss nan, 1 loss inf, 2 grad norm nan, 3 grad norm inf), so
+    the minimum, also across processes, is the earliest step and, within it, the loss before the gradient norm."""
+
+    def __init__(self, training: Any) -> None:
+        self.training = training  # core.config's training section, for the fix
+        self._first = _NEVER  # from Python numbers
+        self._pending: Any = None  # from tensors: a 0-d int64 tensor on their device
+
+    def observe(self, step: int, value: Any, what: str = "loss") -> None:
+        """One optimizer step's raw loss (what="loss") or gradient norm (anything else), a float or a tensor.
+
+        A non-finite float fails the run at once in a one-process run: it has already cost its host sync."""
+        if value is None:
+            return
+        base = step * 4 + (0 if what == "loss" else 2)
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                self._first = min(self._first, base + (1 if math.isinf(value) else 0))
+                if world_size() == 1:
+                    self.check()
+            return
+        import torch
+
+        v = value.detach()
+        key = torch.where(torch.isfinite(v), _NEVER, base + torch.isinf(v).long()).min()
+        self._pending = key if self._pending is None else torch.minimum(self._pending, key)
+
+    def check(self, device: Any = "cpu") -> None:
+        """Raise NonFiniteLoss if any step so far diverged. Every process must call it at the same points."""
+        first, pending = self._first, self._pending
+        if world_size() > 1:
+            import torch
+            import torch.distributed as dist
+
+            if dist.is_available() and dist.is_initialized():
+                key = torch.tensor(first, dtype=torch.long, device=device)
+                if pending is not None:
+                    key = torch.minimum(key, pending.to(key.device))
+                dist.all_reduce(key, op=dist.ReduceOp.MIN)
+                first, pending = int(key), None
+        if pending is not None:
+            first = min(first, int(pending))
+        self._first, self._pending = first, None
+        if first < _NEVER:
+            raise self._error(first)
+
+    def _error(self, key: int) -> NonFiniteLoss:
+        step, code = divmod(key, 4)
+        what = "the training loss" if code < 2 else "the gradient norm"
+        t = self.training
+        fixes = [f"lower training.learning_rate (now {t.learning_rate:g})"]
+        if t.max_grad_norm <= 0:
+            fixes.append("set training.max_grad_norm: 1.0 to clip gradients")
+        if t.mixed_precision == "fp16":
+            fixes.append("use mixed_precision: bf16 (or no) instead of fp16, whose range overflows")
+        fixes.append("check the data for broken labels")
+        return NonFiniteLoss(f"training diverged at step {step}: {what} became {('nan', 'inf')[code % 2]}",
+                             ", ".join(fixes[:-1]) + ", or " + fixes[-1])
 
 
 def strip_prefix(metrics: dict[str, Any], prefix: str = "eval_") -> dict[str, float]:

@@ -26,10 +26,10 @@ import numpy as np
 
 from core.config import RunConfig
 from core.engines.base import (
+    DivergenceWatch,
     EngineResult,
     RunContext,
     StepTimer,
-    check_finite,
     class_weights,
     data_parallel_size,
     total_steps,
@@ -43,7 +43,15 @@ from core.engines.keras_convert import (
     input_names,
     require_packages,
 )
-from core.engines.torch_loop import STATE_FILE, LoopState, checkpoints, lr_lambda, rotate_checkpoints, step_of
+from core.engines.torch_loop import (
+    STATE_FILE,
+    LoopState,
+    checkpoints,
+    final_validation,
+    lr_lambda,
+    rotate_checkpoints,
+    step_of,
+)
 from core.errors import ConfigError, RunDirError
 from core.predict import KERAS_FORMAT, KERAS_FORMAT_FILE, KERAS_MODEL_FILE, LABELS_FILE
 
@@ -139,6 +147,9 @@ class _KerasRun:
         self.accumulation = self.t.gradient_accumulation_steps
         self.state = KerasState()
         self.saved_at: int | None = None
+        self.logits: dict[str, tuple[int, Any]] = {}  # split -> (step, logits) of its latest evaluation
+        self.best_logits: tuple[int, Any] | None = None  # the validation logits of the best checkpoint's step
+        self.watch = DivergenceWatch(self.t)  # one process, even with replicas: a NaN step fails at once
         self.stopped = False
         self.done = False
         self.skip = 0  # batches of the first epoch a resumed run has already trained on
@@ -281,6 +292,7 @@ class _KerasRun:
         s.global_step += 1
         s.window_loss += s.step_loss / s.step_batches
         s.window_steps += 1
+        self.watch.observe(s.global_step, s.step_loss / s.step_batches)
         s.step_loss, s.step_batches = 0.0, 0
         at_end = s.global_step >= self.total
         steps_eval = self.t.eval_strategy == "steps" and (s.global_step % self.t.eval_steps == 0 or at_end)
@@ -315,7 +327,6 @@ class _KerasRun:
         s = self.state
         if log and s.window_steps:
             loss = s.window_loss / s.window_steps
-            check_finite(loss, s.global_step)
             rate, elapsed = self.timer.sample(s.global_step)
             self.ctx.events.emit(
                 "step", step=s.global_step, total_steps=self.total, epoch=round(float(epoch), 4), loss=loss,
@@ -335,12 +346,14 @@ class _KerasRun:
             path = self._save()
             if improved and self.early:
                 s.best_checkpoint = str(path)
+                self.best_logits = self.logits.get("validation")
                 self._write_state(path)
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss per example and the configured metrics, from the logits of the whole split."""
         dataset, labels = self.eval_sets[split]
         logits = np.asarray(self.model.predict(dataset, verbose=0), dtype=np.float64)
+        self.logits[split] = (self.state.global_step, logits)  # for the evaluation report: the split's own order
         shifted = logits - logits.max(axis=-1, keepdims=True)
         log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
         loss = float(-log_probs[np.arange(len(labels)), labels].mean()) if len(labels) else 0.0
@@ -370,15 +383,11 @@ class _KerasRun:
     # -- the end -------------------------------------------------------------------------------------------------
     def _finish(self) -> EngineResult:
         s = self.state
-        metrics: dict[str, float] = {}
-        if self.early and s.best_checkpoint and Path(s.best_checkpoint).is_dir():
-            self._load_weights(Path(s.best_checkpoint))
-            metrics = json.loads((Path(s.best_checkpoint) / STATE_FILE).read_text(encoding="utf-8"))["last_eval"]
-        elif "validation" in self.eval_sets:
-            metrics = s.last_eval if s.last_eval_step == s.global_step else self.evaluate("validation")
+        metrics, predictions = final_validation(self, "validation" in self.eval_sets)
         test_metrics = None
         if "test" in self.eval_sets:
             test_metrics = self.evaluate("test")
+            predictions["test"] = self.logits["test"][1]
             self.ctx.events.emit("eval", step=s.global_step, epoch=round(self._epoch_now(), 4), split="test",
                                  metrics=test_metrics)
         self._save_final()
@@ -388,7 +397,8 @@ class _KerasRun:
 
             shutil.rmtree(last, ignore_errors=True)  # as Trainer: a limit of 1 keeps just the best model at the end
             last = Path(s.best_checkpoint)
-        return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=str(last) if last else None)
+        return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=str(last) if last else None,
+                            predictions=predictions)
 
     def _save_final(self) -> None:
         """model.keras without optimizer state (a fresh copy of the architecture with the trained weights), the

@@ -2,7 +2,7 @@
 
 The rows come from the same tokenize_dataset as every engine (so tokenizer.padding, truncation and max_length mean
 the same thing), each batch is padded by the same collator (make_collator, NumPy tensors), and the training order
-is the torch-loop engine's epoch_order: shuffled per epoch from the seed, or grouped by length (group_by_length)
+is core.engines.sampling's epoch_order: shuffled per epoch from the seed, or grouped by length (group_by_length)
 exactly as the trainer engine groups. Batches are made in Python from that plan, so a resumed run can skip the
 batches it has already trained on.
 """
@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.engines.keras_convert import INPUT_COLUMNS
-from core.engines.sampling import input_lengths, row_sums
-from core.engines.torch_loop import epoch_order
+from core.engines.sampling import epoch_order, input_lengths, row_sums
 
 
 class Batches:
@@ -68,11 +67,11 @@ class TrainPlan:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         order = epoch_order(len(self.batches), epoch, self.seed, self.group_size, self.lengths)
-        return [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return [order[i:i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
 
     def batch_tokens(self, epoch: int) -> list[int]:
         """Non-padding tokens of each batch of the epoch, for tokens/s."""
-        return [sum(self.tokens[i] for i in batch) for batch in self.epoch_batches(epoch)]
+        return [int(self.tokens[batch].sum()) for batch in self.epoch_batches(epoch)]
 
     def dataset(self, skip: int = 0) -> Any:
         """Each epoch's batches after the first `skip` (a resumed run's partly trained epoch). The size is declared,

@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from core.engines.base import (
+    DivergenceWatch,
     EngineResult,
     RunContext,
     StepTimer,
     agree_to_stop,
-    check_finite,
     class_weights,
     total_steps,
 )
 from core.engines.hf_model import build_model, save_final_model
-from core.engines.sampling import input_lengths
+from core.engines.sampling import EpochSampler, input_lengths
 from core.errors import ConfigError, RunDirError
 
 STATE_FILE = "loop_state.json"
@@ -34,23 +34,6 @@ MIN_LR_RATE = 0.1  # cosine_with_min_lr decays to this share of the peak learnin
 
 
 # --- pieces shared with the keras engine -------------------------------------------------------------------------
-
-def epoch_order(n: int, epoch: int, seed: int, group_size: int, lengths: list[int] | None = None) -> list[int]:
-    """The training rows of one epoch in the order they are fed, depending only on (seed, epoch), so a resumed run
-    sees the order an uninterrupted one would. With lengths: length-grouped like Trainer's (core.engines.sampling,
-    megabatches of 50 groups of group_size rows sorted by length), the very same order as the trainer engine."""
-    import torch
-
-    if lengths is not None:
-        from core.engines.sampling import seeded_length_grouped_sampler
-
-        sampler = seeded_length_grouped_sampler(lengths, group_size, seed)
-        sampler.set_epoch(epoch)
-        return [int(i) for i in sampler]
-    generator = torch.Generator()
-    generator.manual_seed(seed * 100_003 + epoch)
-    return torch.randperm(n, generator=generator).tolist()
-
 
 def warmup_steps(warmup_ratio: float, total: int) -> int:
     return math.ceil(warmup_ratio * total)  # as Trainer rounds it
@@ -74,6 +57,15 @@ def make_scheduler(config: Any, optimizer: Any, total: int) -> Any:
                          num_training_steps=total, scheduler_specific_kwargs=extra)
 
 
+def group_scale(index: int, n_batches: int, accumulation: int) -> float:
+    """What to multiply the loss of the epoch's batch `index` (0-based) by before accelerator.backward, which divides
+    every loss by `accumulation`: an epoch whose batches do not fill its last accumulation group ends with a shorter
+    group, and Trainer divides that group's losses by the batches it really holds, not by gradient_accumulation_steps
+    (its current_gradient_accumulation_steps), so that the step's gradient is their mean, not a fraction of it."""
+    start = index - index % accumulation
+    return accumulation / min(accumulation, n_batches - start)
+
+
 def training_loss(outputs: Any, labels: Any, weight: Any = None) -> Any:
     """The batch's training loss: the model's own mean cross-entropy, or with class weights (a tensor, one per class)
     torch's weighted mean, sum(weight[y] * nll) / sum(weight[y]), in float32 as the models compute their own."""
@@ -85,26 +77,6 @@ def training_loss(outputs: Any, labels: Any, weight: Any = None) -> Any:
 
 
 # --- the loop ------------------------------------------------------------------------------------------------------
-
-class EpochSampler:
-    """Yields epoch_order for the epoch set with use_epoch; a plain iterable, which DataLoader accepts as sampler.
-
-    Not named set_epoch on purpose: Accelerate calls set_epoch with its own count of passes over the loader, which
-    restarts at 0 in a resumed run and would replay the first epoch's order."""
-
-    def __init__(self, n: int, seed: int, group_size: int, lengths: list[int] | None) -> None:
-        self.n, self.seed, self.group_size, self.lengths = n, seed, group_size, lengths
-        self.epoch = 0
-
-    def use_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self) -> Any:
-        return iter(epoch_order(self.n, self.epoch, self.seed, self.group_size, self.lengths))
-
-    def __len__(self) -> int:
-        return self.n
-
 
 @dataclass
 class LoopState:
@@ -156,6 +128,9 @@ class _Loop:
         self.save_steps = self.t.eval_steps if self.early else self.t.save_steps
         self.state = LoopState()
         self.saved_at: int | None = None
+        self.logits: dict[str, tuple[int, Any]] = {}  # split -> (step, logits) of its latest evaluation
+        self.best_logits: tuple[int, Any] | None = None  # the validation logits of the best checkpoint's step
+        self.watch = DivergenceWatch(self.t)
 
     # -- set-up --------------------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -233,7 +208,8 @@ class _Loop:
             for batch in loader:
                 with acc.accumulate(self.model):
                     loss = training_loss(self.model(**batch), batch["labels"], self.class_weight)
-                    acc.backward(loss)
+                    scale = group_scale(s.batches_done, n_batches, self.t.gradient_accumulation_steps)
+                    acc.backward(loss * scale if scale != 1 else loss)  # the logged loss stays the batch's own
                     grad_norm = None
                     if acc.sync_gradients:
                         self.step_lr = self.scheduler.get_last_lr()[0]  # the rate this step uses, as Trainer logs it
@@ -252,6 +228,10 @@ class _Loop:
                 s.global_step += 1
                 s.window_loss += float(micro_loss / micro)  # mean of the step's batches, as Trainer logs it
                 s.window_steps += 1
+                # The window's sum turns non-finite at the first non-finite step loss and stays so: that step.
+                self.watch.observe(s.global_step, s.window_loss)
+                if grad_norm is not None and not acc.optimizer_step_was_skipped:  # skipped: fp16 overflow
+                    self.watch.observe(s.global_step, grad_norm, "gradient norm")
                 micro_loss, micro = None, 0
                 at_end = s.global_step >= self.total
                 steps_eval = self.t.eval_strategy == "steps" and (s.global_step % self.t.eval_steps == 0 or at_end)
@@ -260,6 +240,7 @@ class _Loop:
                 self._log_eval_save(s.global_step % self.t.logging_steps == 0, steps_eval, steps_save, epoch_f,
                                     grad_norm)
                 if agree_to_stop(self.ctx.stop_requested(), acc.device):
+                    self.watch.check(acc.device)  # a stop checkpoint of a diverged run would resume NaN weights
                     return EngineResult(metrics={}, stopped=True, last_checkpoint=str(self._save()))
                 if at_end or self._patience_spent():
                     done = True
@@ -279,6 +260,8 @@ class _Loop:
     def _log_eval_save(self, log: bool, evaluate: bool, save: bool, epoch: float, grad_norm: Any = None) -> None:
         """Trainer's order: the step's log, then the evaluation, then the checkpoint."""
         s = self.state
+        if log or evaluate or save:
+            self.watch.check(self.accelerator.device)
         if log and s.window_steps:
             import torch
 
@@ -286,7 +269,6 @@ class _Loop:
             # Every process logs the same steps: the loss is their mean, the tokens their sum (as Trainer's).
             loss = float(acc.reduce(torch.tensor(s.window_loss / s.window_steps, device=acc.device), "mean"))
             tokens = float(acc.reduce(self.tokens.clone(), "sum"))
-            check_finite(loss, s.global_step)
             rate, elapsed = self.timer.sample(s.global_step)
             self._emit("step", step=s.global_step, total_steps=self.total, epoch=round(float(epoch), 4), loss=loss,
                        learning_rate=self.step_lr,
@@ -304,25 +286,31 @@ class _Loop:
             path = self._save()
             if improved and self.early:
                 s.best_checkpoint = str(path)
+                self.best_logits = self.logits.get("validation")
                 self._write_state(path)  # the checkpoint records that it is the best so far
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss per example and the configured metrics, accumulated batch by batch."""
+        import numpy as np
         import torch
 
         acc = self.accelerator
         self.model.eval()
         metrics = self.metrics
         loss_sum, count = 0.0, 0
+        chunks = []
         for batch in self.eval_loaders[split]:
             with torch.no_grad():
                 out = self.model(**batch)
-            preds, refs, losses = acc.gather_for_metrics(
-                (out.logits.argmax(dim=-1), batch["labels"], out.loss.detach().float().repeat(len(batch["labels"]))))
-            metrics.add_batch(preds.cpu().numpy(), refs.cpu().numpy())
+            logits, refs, losses = acc.gather_for_metrics(
+                (out.logits.detach().float(), batch["labels"], out.loss.detach().float().repeat(len(batch["labels"]))))
+            chunks.append(logits.cpu().numpy())
+            metrics.add_batch(chunks[-1].argmax(axis=-1), refs.cpu().numpy())
             loss_sum += float(losses.sum())
             count += len(losses)
         self.model.train()
+        # Kept for the evaluation report: the loader is sequential, so the rows are in the split's order.
+        self.logits[split] = (self.state.global_step, np.concatenate(chunks) if chunks else np.zeros((0, 0)))
         return {"loss": loss_sum / max(count, 1), **metrics.compute()}
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
@@ -359,18 +347,13 @@ class _Loop:
 
     # -- the end -------------------------------------------------------------------------------------------------
     def _finish(self) -> EngineResult:
+        self.watch.check(self.accelerator.device)  # the steps since the last log, evaluation or save
         s = self.state
-        metrics: dict[str, float] = {}
-        if self.early and s.best_checkpoint and Path(s.best_checkpoint).is_dir():
-            self._load_weights(Path(s.best_checkpoint))
-            best = json.loads((Path(s.best_checkpoint) / STATE_FILE).read_text(encoding="utf-8"))
-            metrics = best["last_eval"]
-        elif "validation" in self.eval_loaders:
-            # The last evaluation already measured this exact model; Trainer re-evaluates, with the same result.
-            metrics = s.last_eval if s.last_eval_step == s.global_step else self.evaluate("validation")
+        metrics, predictions = final_validation(self, "validation" in self.eval_loaders)
         test_metrics = None
         if "test" in self.eval_loaders:
             test_metrics = self.evaluate("test")
+            predictions["test"] = self.logits["test"][1]
             self._emit("eval", step=s.global_step, epoch=round(self._epoch_now(), 4), split="test",
                        metrics=test_metrics)
         self.accelerator.wait_for_everyone()
@@ -381,7 +364,8 @@ class _Loop:
                 and last != Path(s.best_checkpoint) and self.accelerator.is_main_process):
             shutil.rmtree(last, ignore_errors=True)  # as Trainer: a limit of 1 keeps just the best model at the end
             last = Path(s.best_checkpoint)
-        return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=str(last) if last else None)
+        return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=str(last) if last else None,
+                            predictions=predictions)
 
     def _epoch_now(self) -> float:
         return self.state.epoch + self.state.batches_done / max(len(self.train_loader), 1)
@@ -404,6 +388,28 @@ def _decay_parameter_names(model: Any) -> list[str]:
 
     forbidden = [r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)"]
     return list(get_parameter_names(model, [nn.LayerNorm], forbidden))
+
+
+def final_validation(run: Any, has_validation: bool) -> tuple[dict[str, float], dict[str, Any]]:
+    """The final model's validation metrics and {"validation": logits}, for torch-loop and keras alike.
+
+    The evaluation that measured the final model (the last one, or the best checkpoint's with early stopping, whose
+    weights are loaded here) already has both: a new pass is made only when it is gone, e.g. made before a resume."""
+    s = run.state
+    if run.early and s.best_checkpoint and Path(s.best_checkpoint).is_dir():
+        run._load_weights(Path(s.best_checkpoint))
+        metrics = json.loads((Path(s.best_checkpoint) / STATE_FILE).read_text(encoding="utf-8"))["last_eval"]
+        logits, step = run.best_logits, step_of(Path(s.best_checkpoint))
+    elif has_validation:
+        metrics, logits, step = s.last_eval, run.logits.get("validation"), s.global_step
+        if s.last_eval_step != s.global_step:
+            logits = None
+    else:
+        return {}, {}
+    if logits is None or logits[0] != step:
+        metrics = run.evaluate("validation")
+        logits = run.logits["validation"]
+    return metrics, {"validation": logits[1]}
 
 
 def checkpoints(directory: Path) -> list[Path]:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from core.engines.base import (
+    DivergenceWatch,
     EngineResult,
     RunContext,
     StepTimer,
     agree_to_stop,
-    check_finite,
     class_weights,
     is_main_process,
     strip_prefix,
@@ -51,6 +51,9 @@ def training_arguments(ctx: RunContext) -> Any:
         metric_for_best_model=f"eval_{primary}" if early else None,
         greater_is_better=primary != "loss" if early else None,
         logging_steps=t.logging_steps,
+        # The filter swaps a NaN step loss for the window's finite mean, so the logs would hide a divergence; it also
+        # syncs the host on every batch. DivergenceWatch sees each step's raw loss instead.
+        logging_nan_inf_filter=False,
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         seed=t.seed,
         data_seed=t.seed,
@@ -62,6 +65,12 @@ def training_arguments(ctx: RunContext) -> Any:
     )
 
 
+def examples_per_step(args: Any) -> int:
+    """Examples one optimizer step trains on across the whole run, so samples/s is the global rate the other engines
+    report: every torchrun process (world_size) and every GPU one process drives (train_batch_size counts them)."""
+    return args.train_batch_size * args.gradient_accumulation_steps * args.world_size
+
+
 class _EventsCallback:
     """Turns Trainer's logs into events, and the stop request into a clean, checkpointed stop."""
 
@@ -69,12 +78,14 @@ class _EventsCallback:
         self.ctx = ctx
         self.timer = StepTimer(examples_per_step)
         self.stopped_at: int | None = None
-        self.quiet = False  # the final re-evaluation repeats the last one: its numbers go into `finished`
+        self.keeper: _LogitsKeeper | None = None
+        # step -> (metrics, logits) of the validation evaluations the final model may come from: the latest and
+        # the best so far (load_best_model_at_end), so the end of the run needs no second pass over the data.
+        self.evaluations: dict[int, tuple[dict[str, float], Any]] = {}
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any) -> None:
         logs = logs or {}
         if "loss" in logs:
-            check_finite(logs["loss"], state.global_step)
             rate, elapsed = self.timer.sample(state.global_step)
             tokens = self.timer.tokens_per_second(getattr(state, "num_input_tokens_seen", None))
             self.ctx.events.emit(
@@ -86,10 +97,14 @@ class _EventsCallback:
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any) -> None:
         metrics = metrics or {}
         split = "test" if any(k.startswith("test_") for k in metrics) else "validation"
-        if self.quiet and split == "validation":
-            return
+        stripped = strip_prefix(metrics, f"{'test' if split == 'test' else 'eval'}_")
         self.ctx.events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4), split=split,
-                             metrics=strip_prefix(metrics, f"{'test' if split == 'test' else 'eval'}_"))
+                             metrics=stripped)
+        if split == "validation" and self.keeper is not None:
+            # best_global_step is updated after this callback: the previous best stays until this one beats it.
+            keep = {state.global_step, state.best_global_step}
+            self.evaluations = {k: v for k, v in self.evaluations.items() if k in keep}
+            self.evaluations[state.global_step] = (stripped, self.keeper.take())
 
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         path = self.ctx.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
@@ -110,11 +125,13 @@ def train(ctx: RunContext) -> EngineResult:
     if getattr(model.config, "pad_token_id", None) is None:
         model.config.pad_token_id = ctx.tokenizer.pad_token_id  # GPT-2 style: load_tokenizer padded with EOS
     args = training_arguments(ctx)
-    events_cb = _EventsCallback(ctx, args.per_device_train_batch_size * args.gradient_accumulation_steps)
+    events_cb = _EventsCallback(ctx, examples_per_step(args))
+    watch = DivergenceWatch(cfg.training)
     callbacks: list[Any] = [_as_trainer_callback(events_cb, TrainerCallback)]
     if cfg.training.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     has_eval = "validation" in ctx.tokenized
+    events_cb.keeper = _LogitsKeeper(compute_metrics_fn(cfg.metrics, len(ctx.prepared.label_names)))
     trainer = _trainer_class(Trainer)(
         model=model,
         args=args,
@@ -122,36 +139,74 @@ def train(ctx: RunContext) -> EngineResult:
         eval_dataset=ctx.tokenized["validation"] if has_eval else None,
         processing_class=ctx.tokenizer,
         data_collator=make_collator(ctx.tokenizer, cfg.tokenizer),
-        compute_metrics=compute_metrics_fn(cfg.metrics, len(ctx.prepared.label_names)),
+        compute_metrics=events_cb.keeper,
         callbacks=callbacks,
         class_weights=class_weights(ctx),
+        watch=watch,
     )
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
+    watch.check(args.device)  # the steps since the last log, evaluation or save: never a NaN model saved as final
     if events_cb.stopped_at is not None:
         last = _last_checkpoint(ctx)
         return EngineResult(metrics={}, stopped=True, last_checkpoint=last)
 
     metrics: dict[str, float] = {}
-    events_cb.quiet = True
+    predictions: dict[str, Any] = {}
     if has_eval:
-        metrics = strip_prefix(trainer.evaluate())
+        state = trainer.state
+        final_step = state.best_global_step if args.load_best_model_at_end and state.best_model_checkpoint else None
+        measured = events_cb.evaluations.get(final_step or state.global_step)
+        if measured is None:  # not evaluated at the end (eval_strategy steps or no), or only before a resume
+            output = trainer.predict(ctx.tokenized["validation"], metric_key_prefix="eval")
+            measured = strip_prefix(output.metrics), _logits(output.predictions)
+        metrics, predictions["validation"] = measured
     test_metrics = None
     if "test" in ctx.tokenized:
-        test_metrics = strip_prefix(trainer.evaluate(ctx.tokenized["test"], metric_key_prefix="test"), "test_")
+        # predict(), unlike evaluate(), returns the logits: the test split is passed over once, for both.
+        output = trainer.predict(ctx.tokenized["test"], metric_key_prefix="test")
+        test_metrics, predictions["test"] = strip_prefix(output.metrics, "test_"), _logits(output.predictions)
+        ctx.events.emit("eval", step=trainer.state.global_step, epoch=round(trainer.state.epoch or 0, 4),
+                        split="test", metrics=test_metrics)
     if is_main_process():
         save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir)
-    return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx))
+    return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx),
+                        predictions=predictions)
+
+
+def _logits(predictions: Any) -> Any:
+    """A model that returns more than logits gives Trainer a tuple; the logits come first."""
+    return predictions[0] if isinstance(predictions, tuple) else predictions
+
+
+class _LogitsKeeper:
+    """Trainer's compute_metrics, keeping the logits it was given for the evaluation report (Trainer's evaluate()
+    returns only the metrics)."""
+
+    def __init__(self, compute: Any) -> None:
+        self.compute = compute
+        self._latest: Any = None
+
+    def __call__(self, eval_pred: Any) -> dict[str, float]:
+        self._latest = _logits(eval_pred.predictions)
+        return self.compute(eval_pred)
+
+    def take(self) -> Any:
+        latest, self._latest = self._latest, None
+        return latest
 
 
 def _trainer_class(base: type) -> type:
     """Trainer whose length grouping is seeded per epoch, so a resumed run sees the same order (see sampling.py),
-    whose loss is the mean over the combined batch however it is split into accumulation steps and processes, and
-    whose training loss takes training.class_weights (core.class_weights says what the weighted loss is)."""
+    whose loss is the mean over the combined batch however it is split into accumulation steps and processes,
+    whose training loss takes training.class_weights (core.class_weights says what the weighted loss is), and which
+    hands each step's raw loss and gradient norm to a DivergenceWatch."""
 
     class SeededTrainer(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, class_weights: list[float] | None = None, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, class_weights: list[float] | None = None,
+                     watch: DivergenceWatch | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.class_weights = class_weights
+            self.watch = watch
             self._weight_tensor: Any = None
             # Trainer takes a forward(**kwargs) as a sign that the model divides its loss by num_items_in_batch, and
             # then neither divides by gradient_accumulation_steps nor undoes the processes' averaging. The
@@ -174,6 +229,22 @@ def _trainer_class(base: type) -> type:
             # float32, as the models compute their own loss; mean = sum(w[y] * nll) / sum(w[y]), torch's definition.
             loss = F.cross_entropy(logits.float(), inputs["labels"], weight=self._weight_tensor)
             return (loss, outputs) if return_outputs else loss
+
+        def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
+            loss = super().training_step(model, inputs, num_items_in_batch)
+            if self.watch is not None:  # the raw batch loss, before logging_nan_inf_filter could replace it
+                self.watch.observe(self.state.global_step + 1, loss)
+            return loss
+
+        def _maybe_log_save_evaluate(self, tr_loss: Any, grad_norm: Any, *args: Any, **kwargs: Any) -> None:
+            # Called after every optimizer step, with that step's gradient norm (computed even without clipping).
+            if self.watch is not None:
+                if not self.accelerator.optimizer_step_was_skipped:  # fp16 overflow: the scaler skipped the step
+                    self.watch.observe(self.state.global_step, grad_norm, "gradient norm")
+                # Before anything is logged, evaluated or saved; the flags are the same on every process.
+                if self.control.should_log or self.control.should_evaluate or self.control.should_save:
+                    self.watch.check(self.args.device)
+            super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset

@@ -286,6 +286,7 @@ def trainer_arguments(config: RunConfig) -> list[tuple[str, Any, str]]:
         ("metric_for_best_model", f"eval_{primary}" if early else None, ""),
         ("greater_is_better", greater_is_better(primary) if early else None, ""),
         ("logging_steps", t.logging_steps, ""),
+        ("logging_nan_inf_filter", False, "a NaN step loss is logged as NaN, not as the window's finite mean"),
         ("train_sampling_strategy", sampling, "similar lengths batched together" if t.group_by_length else ""),
         ("seed", t.seed, ""),
         ("data_seed", t.seed, "the order of the training examples"),
