@@ -181,16 +181,28 @@ class RunDir:
     def status(self, events: list[dict[str, Any]] | None = None) -> Status:
         events = self.events() if events is None else events
         # A resumed run appends a new segment: only events since the last run_started speak for now.
-        for event in reversed(events):
+        for i in range(len(events) - 1, -1, -1):
+            event = events[i]
             if event["type"] in TERMINAL_TYPES:
+                if self._restarted_after(events, i):  # a resume took the lock and has written nothing yet
+                    return "starting" if self.is_live() else "died"
                 return event["type"]  # type: ignore[return-value]
             if event["type"] == "run_started":
                 break
         if self.is_live():
             return "running" if events else "starting"
-        if not events and self._just_created():
-            return "starting"  # the worker has not taken its lock yet
+        if not events and self._just_created() and not self.lock_path.exists():
+            return "starting"  # the worker has not taken its lock yet (once it has, a lock nobody holds means died)
         return "died"
+
+    def _restarted_after(self, events: list[dict[str, Any]], end: int) -> bool:
+        """Whether run.pid names another process than the segment that ended at events[end]: a later one took the
+        lock. Pids, not file times: a copied run directory gets new file times."""
+        started = next((events[j] for j in range(end - 1, -1, -1) if events[j]["type"] == "run_started"), None)
+        if started is None or not isinstance(started.get("pid"), int):
+            return False  # e.g. the monitor passes only the terminal event
+        pid = self.pid()
+        return pid is not None and pid != started["pid"]
 
     def _just_created(self, grace_s: float = STARTING_GRACE_S) -> bool:
         try:

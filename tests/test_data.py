@@ -424,9 +424,12 @@ def test_empty_parquet(tmp_path: Path) -> None:
 
 
 def test_too_few_rows_for_a_validation_split(tmp_path: Path) -> None:
-    path = write_delimited(tmp_path / "tiny.csv", [("good", "pos")], header=("text", "label"))
-    with pytest.raises(DataError):
-        prepare_data(cfg(path))
+    # Two classes, so it is the split that is refused (one row would fail earlier, on "only one class").
+    path = write_delimited(tmp_path / "tiny.csv", [("good", "pos"), ("bad", "neg")], header=("text", "label"))
+    err = raises(cfg(path, validation_fraction=0.9), "tiny.csv", "has only 2 rows: too few to hold out 90% for "
+                 "validation")
+    assert "data.validation_file" in (err.fix or "")
+    assert prepare_data(cfg(path, validation_fraction=0.5)).sizes == {"train": 1, "validation": 1}
 
 
 def test_load_file_reports_line_offsets(data_dir: Path) -> None:

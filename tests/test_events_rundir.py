@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -122,13 +122,30 @@ def test_overwrite_keeps_a_run_that_also_holds_the_users_files(tmp_path: Path) -
     assert sorted(p.relative_to(run_dir.path) for p in run_dir.path.rglob("*")) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
-def test_unwritable_output_dir(tmp_path: Path) -> None:
+def test_unwritable_output_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o500)
-    with pytest.raises(RunDirError, match="cannot write"):
-        RunDir(ro / "run").prepare()
+    with monkeypatch.context() as m:
+        if os.geteuid() == 0:  # root (as in CI) may write anywhere: the refusal a user gets is raised as the OS would
+            def denied(self: Path, *_: object, **__: object) -> None:
+                raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+            m.setattr(Path, "mkdir", denied)
+        with pytest.raises(RunDirError) as info:
+            RunDir(ro / "run").prepare()
+    assert info.value.problem == f"cannot write to output_dir {ro / 'run'}: Permission denied"
+    assert info.value.fix == "choose an output_dir you can write to, with free space"
+    assert not (ro / "run").exists()
+
+
+def test_output_dir_under_a_file_is_refused_even_for_root(tmp_path: Path) -> None:
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(RunDirError) as info:
+        RunDir(f / "run").prepare()
+    assert info.value.problem == f"cannot write to output_dir {f / 'run'}: Not a directory"
+    assert f.read_text() == "x"
 
 
 def test_output_dir_that_is_a_file(tmp_path: Path) -> None:
@@ -136,7 +153,7 @@ def test_output_dir_that_is_a_file(tmp_path: Path) -> None:
     f.write_text("x")
     with pytest.raises(RunDirError, match="is a file"):
         RunDir(f).prepare()
-    assert time.time() > 0
+    assert f.read_text() == "x"  # refused, not replaced
 
 
 def test_replaced_event_log_is_read_from_its_start(tmp_path: Path) -> None:
@@ -164,3 +181,30 @@ def test_best_metric_ignores_the_test_split_and_new_runs_are_starting(tmp_path: 
     w.emit("finished")
     assert rd.summary().best == 0.6
     assert list_runs(tmp_path)[0].best == 0.6
+
+
+def test_a_worker_gone_before_its_first_event_has_died(tmp_path: Path) -> None:
+    """Once a run process has taken the lock, a lock nobody holds means it died, even before it wrote an event, and
+    even when an earlier segment of the run (before a resume) ended with its own terminal event."""
+    from core.config import parse_config, save_config
+
+    rd = RunDir(tmp_path / "r")
+    rd.prepare()
+    save_config(parse_config({"data": {"train_file": "x.tsv"}}), rd.config_path)
+    rd.events_path.touch()
+    assert rd.status() == "starting"
+    os.close(rd.acquire_lock())  # a worker started and was killed at once
+    assert rd.status() == "died"
+
+    w = EventWriter(rd.events_path)
+    w.emit("run_started", engine="trainer", pid=os.getpid())
+    w.emit("stopped", step=4, checkpoint=None)
+    assert rd.status() == "stopped"
+    rd.pid_path.write_text("999999999\n")  # a resume's process took the lock and was killed before run_started
+    assert rd.status() == "died"
+    fd = rd.acquire_lock()  # while that resume is still loading
+    try:
+        rd.pid_path.write_text("999999999\n")
+        assert rd.status() == "starting"
+    finally:
+        os.close(fd)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -306,6 +306,92 @@ async def test_stop_asks_first_then_writes_the_stop_file(tmp_path: Path) -> None
         assert run.stop_path.exists()
 
 
+@pytest.fixture
+def live_run(tiny_model: Path, tiny_data: dict, tmp_path: Path) -> Iterator[Callable[[], RunDir]]:
+    """Start a real run in the background that trains until it is stopped; killed at the end whatever happened."""
+    from core.config import parse_config
+    from core.launch import start_detached
+    from tests.conftest import tiny_config
+
+    started: list[RunDir] = []
+
+    def start() -> RunDir:
+        raw = tiny_config(tiny_model, tiny_data, tmp_path / f"run{len(started)}", max_steps=100_000, logging_steps=1,
+                          eval_strategy="no", save_strategy="steps", save_steps=1_000)
+        started.append(start_detached(parse_config(raw)))
+        return started[-1]
+
+    yield start
+    for run in started:
+        run.kill()
+
+
+async def _monitor(pilot: Pilot[None]) -> MonitorScreen:
+    app = pilot.app
+    await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen) and bool(app.screen.query(LossChart)))
+    return monitor_of(app)
+
+
+async def _confirm(pilot: Pilot[None], key: str, answer: str) -> None:
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen))
+    await pilot.press(answer)
+    await wait_until(pilot, lambda: isinstance(pilot.app.screen, MonitorScreen))
+
+
+@pytest.mark.slow
+async def test_stop_on_a_live_run_checkpoints_and_the_monitor_shows_it(live_run: Callable[[], RunDir]) -> None:
+    run = live_run()
+    app = Harness(lambda: MonitorScreen(run.path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _monitor(pilot)
+        chart = screen.query_one(LossChart)
+        await wait_until(pilot, lambda: screen.status == "running" and chart.train_points > 0, timeout=180)
+        await _confirm(pilot, "s", "n")  # asked first: No leaves it training
+        assert not run.stop_path.exists() and run.is_live()
+        await _confirm(pilot, "s", "y")
+        await wait_until(pilot, lambda: screen.status == "stopped", timeout=120)
+        assert "Stop requested: the run will checkpoint and exit." in app.notified
+        stopped = run.events()[-1]
+        assert stopped["type"] == "stopped" and Path(stopped["checkpoint"]).is_dir()
+        results = screen.query_one(ResultsPanel).text
+        assert f"Stopped at step {stopped['step']}" in results and "Checkpoint to resume from" in results
+        assert screen.check_action("stop", ()) is None and screen.check_action("kill", ()) is None
+        assert not run.is_live()
+
+
+@pytest.mark.slow
+async def test_kill_on_a_live_run_ends_its_process_and_shows_died(live_run: Callable[[], RunDir]) -> None:
+    run = live_run()  # the worker holds its lock and is still loading: live, not yet training
+    worker = run.pid()
+    app = Harness(lambda: MonitorScreen(run.path))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await _monitor(pilot)
+        assert screen.check_action("kill", ()) is True
+        await _confirm(pilot, "k", "n")
+        assert run.is_live()
+        await _confirm(pilot, "k", "y")
+        await wait_until(pilot, lambda: screen.status == "died", timeout=60)
+        assert "Kill sent: the run's processes were ended." in app.notified
+        assert "Died" in screen.query_one(ResultsPanel).text
+        assert not run.is_live() and worker is not None
+        assert not [e for e in run.events() if e["type"] in ("stopped", "finished", "failed")]
+        assert screen.check_action("kill", ()) is None
+
+
+async def test_t_on_a_finished_run_opens_try_the_model_and_escape_comes_back() -> None:
+    from tui.screens.try_model import TryModelScreen
+
+    app = Harness(lambda: MonitorScreen(FIXTURES / "sst2-finished"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await settled(pilot, "finished")
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, TryModelScreen))
+        assert app.screen.run_dir == FIXTURES / "sst2-finished"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is screen)
+
+
 async def test_leaving_the_monitor_stops_its_watcher_and_leaves_the_run_alone(tmp_path: Path) -> None:
     run = RunDir(copy_run("agnews-died", tmp_path))
     before = sorted(p.name for p in run.path.iterdir())
@@ -370,8 +456,10 @@ async def test_chart_throttles_redraws() -> None:
         before = chart.redraws
         for step in range(1, 201):
             chart.add_train([step], [1.0 / step])
-        await pilot.pause(0.6)
-        assert chart.train_points == 200
+        # Until the throttled redraw (every 0.5 s) has drawn them all: waiting on that, not on a fixed pause, holds
+        # on a slow machine too.
+        await wait_until(pilot, lambda: chart.redraws > before and not chart._dirty)
+        assert chart.train_points == 200 and chart.drawn_points > 0
         assert 1 <= chart.redraws - before <= 4  # 200 additions, a handful of redraws
 
 

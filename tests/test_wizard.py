@@ -7,6 +7,8 @@ Everything runs from a fixed working directory holding `tiny-bert/` and `reviews
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +26,7 @@ from core.config import RunConfig, load_config
 from core.rundir import RunDir
 from tests.fixtures_model import in_workdir_fixture, workdir_fixture  # noqa: F401
 from tui.app import make_app
+from tui.screens.steps.model import ModelStep
 from tui.screens.wizard import WizardScreen
 from tui.widgets.field_row import FieldRow
 
@@ -481,6 +484,108 @@ async def test_save_refuses_to_overwrite_unless_confirmed(in_workdir: Path) -> N
         assert load_config(existing).model.name_or_path == "tiny-bert"
 
 
+@pytest.mark.slow
+async def test_start_runs_for_real_and_the_monitor_follows_it_to_finished(in_workdir: Path, tiny_model: Path,
+                                                                          tmp_path: Path) -> None:
+    """No fake start: Start launches the real run process, the monitor follows it to `finished`, and `t` tries the
+    model it saved."""
+    from tui.screens.monitor import MonitorScreen
+    from tui.screens.try_model import TryModelScreen
+    from tui.widgets.loss_chart import LossChart
+    from tui.widgets.progress_panel import ProgressPanel
+    from tui.widgets.results_panel import ResultsPanel
+
+    run = RunDir(tmp_path / "run")
+    app = make_app()
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await to_review(pilot)
+            draft = wizard(pilot).draft
+            draft.set("model.name_or_path", str(tiny_model))  # the walk's tiny-bert has no weights to train
+            draft.set("output_dir", str(run.path))
+            expected = draft.build()
+            wizard(pilot).query_one("#start").focus()
+            await pilot.press("enter")
+            await wait_until(pilot, lambda: isinstance(app.screen, MonitorScreen), timeout=120)
+            monitor = app.screen
+            assert isinstance(monitor, MonitorScreen) and monitor.run_dir.path == run.path
+            await wait_until(pilot, lambda: monitor.status == "finished", timeout=300)
+            events = run.events()
+            assert events[-1]["type"] == "finished", run.log_tail()
+            assert load_config(run.config_path).model == expected.model
+            total = events[0]["total_steps"]
+            evals = [e for e in events if e["type"] == "eval" and e["split"] == "validation"]
+            chart = monitor.query_one(LossChart)  # 8 steps log no loss (logging_steps 50); each epoch evaluates
+            await wait_until(pilot, lambda: chart.eval_points == len(evals) > 0)
+            assert monitor.query_one(ProgressPanel).steps_text == f"step {total}/{total}"
+            assert str(run.model_dir) in monitor.query_one(ResultsPanel).text.replace("\n ", "")
+
+            await pilot.press("t")
+            await wait_until(pilot, lambda: isinstance(app.screen, TryModelScreen))
+            trying = app.screen
+            assert isinstance(trying, TryModelScreen)
+            await wait_until(pilot, lambda: trying.predictor is not None, timeout=60)
+            assert trying.labels == ["neg", "pos"]
+            await pilot.press(*"i loved it")
+            await wait_until(pilot, lambda: trying.shown_for == ("i loved it", None), timeout=60)
+            assert sum(trying.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is monitor)
+    finally:
+        run.kill()  # only if an assertion left it running
+
+
+QUIT_WHILE_CHECKING = """
+import time
+
+import tui.screens.steps.model as model_step
+from tui.app import make_app
+
+
+def slow_check(model):  # a model check that takes its time, as a slow Hub or a first transformers import does
+    time.sleep(20)
+    raise RuntimeError("left behind, as it should be")
+
+
+model_step._inspect = slow_check
+
+
+async def drive(pilot):
+    screen = pilot.app.screen
+    await screen.steps_ready()
+    await pilot.press("ctrl+n")  # on to the model step, whose check starts on entry
+    step = screen.steps[1]
+    while not (step._checking is not None and step._checking.is_running):
+        await pilot.pause(0.05)
+    print("quitting", flush=True)
+    await pilot.press("ctrl+q")
+
+
+make_app().run(headless=True, size=(100, 30), auto_pilot=drive)
+print("left", flush=True)
+"""
+
+
+def test_ctrl_q_leaves_at_once_while_the_model_check_runs(tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-c", QUIT_WHILE_CHECKING], cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "quitting", process.communicate(timeout=60)
+        pressed = time.monotonic()
+        assert process.stdout.readline().strip() == "left", process.communicate(timeout=60)
+        left = time.monotonic() - pressed
+        code = process.wait(timeout=60)
+        exited = time.monotonic() - pressed
+    finally:
+        process.kill()
+    assert code == 0, process.stderr.read() if process.stderr else ""
+    assert left < 1.0, f"the app took {left:.2f} s to leave after ctrl+q"
+    # Nor does the interpreter wait for the check on its way out (it would for a non-daemon thread): the rest is
+    # the usual teardown, well under the check's 20 s even on a busy machine.
+    assert exited < 5.0, f"the process took {exited:.2f} s to end after ctrl+q"
+
+
 async def test_start_failure_is_shown_and_wizard_stays(in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core.errors import RunDirError
 
@@ -545,8 +650,11 @@ def test_css_is_found_from_checkout_and_wheel_locations() -> None:
 
 async def to_model_checked(pilot: Pilot[Any]) -> None:
     await to_model(pilot)
-    # the model step checks after a pause in typing; show its result, not the spinner
-    await pilot.pause(1.0)
+    # The model step checks after a pause in typing (a debounce): wait for the check of what was typed, so the
+    # snapshot shows its result, not the spinner, however slow the machine.
+    step = wizard(pilot).current
+    assert isinstance(step, ModelStep)
+    await wait_until(pilot, lambda: step.key() in step.findings.model_results)
     await settle(pilot)
 
 

@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
     mon.add_argument("run_dir", type=Path)
 
     runs = sub.add_parser("runs", help="list runs with status, engine, dataset and best metric")
-    runs.add_argument("--root", type=Path, default=Path("runs"), help="folder that holds the runs (default: runs)")
+    runs.add_argument("root_dir", type=Path, nargs="?", metavar="DIR",
+                      help="folder that holds the runs (default: runs)")
+    runs.add_argument("--root", type=Path, help="the same as DIR")
     runs.add_argument("--ui", action="store_true", help="open the runs screen of the terminal UI")
 
     init = sub.add_parser("init", help="write a config by answering questions")
@@ -108,12 +110,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs(args: argparse.Namespace) -> int:
+    if args.root_dir is not None and args.root is not None and args.root_dir != args.root:
+        raise UserError(f"two folders given: {args.root_dir} and --root {args.root}", "give the folder once")
+    root = args.root_dir or args.root or Path("runs")
+    if root != Path("runs") and not root.is_dir():  # a mistyped folder must not read as "no runs yet"
+        raise UserError(f"{root} is not a folder", "give the folder that holds your runs (default: runs)")
     if args.ui:
-        return _run_app(runs_root=args.root, show_runs=True)
+        return _run_app(runs_root=root, show_runs=True)
     from core.console import format_runs
     from core.rundir import list_runs
 
-    print(format_runs(list_runs(args.root)))
+    print(format_runs(list_runs(root)))
     return 0
 
 

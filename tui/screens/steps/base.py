@@ -7,6 +7,8 @@ a thread (`slow_problems`, awaited by the wizard before it moves on; the UI keep
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +33,39 @@ def heavy(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """
     with _HEAVY:
         return fn(*args, **kwargs)
+
+
+async def in_background(fn: Callable[..., T], *args: Any) -> T:
+    """Await fn(*args) run in a daemon thread.
+
+    Not asyncio.to_thread or a Textual thread worker: both use the loop's default executor, whose threads
+    asyncio.run and the interpreter join on exit, so quitting waited for a check in flight (3.5 s on the model
+    step, for a first transformers import). A daemon thread is left behind when the app quits; a cancelled await
+    simply drops its result.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(result: Any, error: BaseException | None) -> None:
+        if future.done():  # the awaiting task was cancelled
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def run() -> None:
+        result: Any = None
+        error: BaseException | None = None
+        try:
+            result = fn(*args)
+        except BaseException as err:  # handed to the awaiting task, which decides
+            error = err
+        with contextlib.suppress(RuntimeError):  # the loop has closed: the app has quit
+            loop.call_soon_threadsafe(deliver, result, error)
+
+    threading.Thread(target=run, name=f"background-{getattr(fn, '__name__', 'call')}", daemon=True).start()
+    return await future
 
 
 @dataclass

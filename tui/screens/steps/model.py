@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from typing import Any
@@ -12,10 +11,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.timer import Timer
 from textual.widgets import Button, Static
-from textual.worker import Worker, WorkerCancelled, WorkerFailed
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
 from core.errors import UserError
-from tui.screens.steps.base import Step, heavy, say
+from tui.screens.steps.base import Step, heavy, in_background, say
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
 from tui.widgets.spinner import Spinner
@@ -113,18 +112,20 @@ class ModelStep(Step):
         self._checking_key = self.key()
         self._checking = self._check_worker()
 
-    @work(thread=True, exclusive=True, group="model-inspect", exit_on_error=False)
-    def _check_worker(self) -> None:
+    @work(exclusive=True, group="model-inspect", exit_on_error=False)
+    async def _check_worker(self) -> None:
         key = self.key()
         model = self.draft.get("model")
-        self.app.call_from_thread(self._busy, True)
+        self._busy(True)
         try:
-            result = _inspect(model)
+            # A daemon thread, not a thread worker: Ctrl+Q must not wait for a slow check (in_background says why).
+            result = await in_background(_inspect, model)
         finally:
-            self.app.call_from_thread(self._busy, False)
+            if self._checking is None or self._checking is get_current_worker():  # not a newer check's spinner
+                self._busy(False)
         self.findings.model_results[key] = result
         if key == self.key():
-            self.app.call_from_thread(self._show, result)
+            self._show(result)
 
     def _busy(self, busy: bool) -> None:
         self.query_one("#model-loading", Spinner).set_busy(busy)
@@ -158,7 +159,7 @@ class ModelStep(Step):
         if result is None:
             self._busy(True)
             try:
-                result = await asyncio.to_thread(_inspect, self.draft.get("model"))
+                result = await in_background(_inspect, self.draft.get("model"))
             finally:
                 self._busy(False)
             self.findings.model_results[key] = result
