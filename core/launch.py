@@ -6,13 +6,18 @@ the caller only creates the directory, writes the resolved config into it and wa
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from core.config import RunConfig, load_config, save_config
 from core.console import format_event
@@ -21,6 +26,14 @@ from core.events import TERMINAL_TYPES, EventTail
 from core.rundir import RunDir, is_run_dir
 
 RUNS_ROOT = Path("runs")
+FOLLOW_POLL_S = 0.5
+
+# Exit codes of a run followed in the foreground (`finetune-tui run`, `finetune-tui resume`); README lists them.
+# 2 is taken by bad input found before a run starts (tui.cli), 130 by Ctrl-C before one starts.
+EXIT_FINISHED = 0
+EXIT_FAILED = 1  # the run ended with a `failed` event (out of memory, NaN loss, full disk, ...)
+EXIT_STOPPED = 3  # stopped gracefully (Ctrl-C, `finetune-tui stop`, SIGTERM): resumable from its checkpoint
+EXIT_DIED = 4  # killed (a second Ctrl-C, SIGKILL) or crashed without a final event
 
 
 def _resolve_file(path: Path | None, base: Path | None) -> Path | None:
@@ -60,7 +73,7 @@ def preflight(config: RunConfig) -> list[str]:
     from core.class_weights import imbalance_warning, run_class_weights
     from core.data import prepare_data
     from core.engines import get_engine
-    from core.models import check_sequence_classification, load_model_config
+    from core.models import check_max_length, check_sequence_classification, load_model_config
 
     get_engine(config.engine)
     if config.engine == "keras":
@@ -70,14 +83,8 @@ def preflight(config: RunConfig) -> list[str]:
     model_config = load_model_config(config.model)
     if config.engine in ("trainer", "torch-loop"):
         check_sequence_classification(model_config, config.model.name_or_path)
-    limit = getattr(model_config, "max_position_embeddings", None)
-    if isinstance(limit, int) and config.tokenizer.max_length > limit:
-        from core.errors import ConfigError
-
-        raise ConfigError(
-            f"tokenizer.max_length is {config.tokenizer.max_length}, above the model's limit of {limit} tokens",
-            f"set tokenizer.max_length to {limit} or less",
-        )
+    # The model's limit only: the tokenizer's own model_max_length is checked by the run, which loads it anyway.
+    check_max_length(config.tokenizer.max_length, model_config)
     prepared = prepare_data(config.data)
     run_class_weights(config, prepared)  # a list of the wrong length is refused here, not in the run
     if config.training.class_weights is not None:
@@ -185,13 +192,30 @@ def resume_run(run_dir: RunDir, *, detached: bool = False, echo: Callable[[str],
 
 def follow(run_dir: RunDir, process: subprocess.Popen[bytes], echo: Callable[[str], None],
            skip_history: bool = False) -> int:
-    """Print the run's events until it ends; Ctrl-C asks for a graceful stop, a second one kills."""
+    """Print the run's events until it ends; Ctrl-C asks for a graceful stop, a second one kills.
+
+    Returns the run's outcome as an exit code: EXIT_FINISHED, EXIT_FAILED, EXIT_STOPPED or EXIT_DIED."""
     tail = EventTail(run_dir.events_path)
-    if skip_history:
-        tail.poll()
-    interrupts = 0
-    while True:
-        try:
+    while skip_history and tail.poll():  # a long history takes several polls (16 MB each)
+        pass
+    presses = _CtrlC()
+    acted = 0
+    ended: str | None = None  # the terminal event of this segment: a resume's history holds an earlier one
+    with presses:
+        while True:
+            # A press is only counted by the handler and acted on here: a KeyboardInterrupt could land in the middle
+            # of printing or reading the event log, and a second one inside the first one's handling would escape.
+            while acted < presses.count:
+                acted += 1
+                if acted == 1:
+                    echo("stopping gracefully (a checkpoint is written); press Ctrl-C again to kill")
+                    run_dir.request_stop()
+                elif acted == 2:
+                    echo("killing the run")
+                    run_dir.kill()
+                    if process.poll() is None:  # also before the worker holds its lock, which run_dir.kill needs
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(process.pid, signal.SIGKILL)  # its own process group (_spawn)
             done = process.poll() is not None
             for event in tail.poll():
                 line = format_event(event)
@@ -199,29 +223,52 @@ def follow(run_dir: RunDir, process: subprocess.Popen[bytes], echo: Callable[[st
                     echo(line)
                 if event["type"] in TERMINAL_TYPES:
                     done = True
+                    ended = event["type"]
             if done:
                 break
-            time.sleep(0.5)
-        except KeyboardInterrupt:
-            interrupts += 1
-            if interrupts == 1:
-                echo("stopping gracefully (a checkpoint is written); press Ctrl-C again to kill")
-                run_dir.request_stop()
-            else:
-                echo("killing the run")
-                run_dir.kill()
-    code = process.wait()
+            presses.wait(FOLLOW_POLL_S)
+        code = process.wait()
     for event in tail.poll():
         line = format_event(event)
         if line:
             echo(line)
-    status = run_dir.status()
-    if status == "failed":
-        return 1
-    if status == "stopped":
+        if event["type"] in TERMINAL_TYPES:
+            ended = event["type"]
+    if ended == "finished":
+        return EXIT_FINISHED
+    if ended == "failed":
+        return EXIT_FAILED
+    if ended == "stopped":
         echo(f"resume with: finetune-tui resume {run_dir.path}")
-        return 0
-    if status == "died" or code != 0:
-        echo(f"the run process ended with exit code {code}; see {run_dir.stderr_path}")
-        return code or 1
-    return 0
+        return EXIT_STOPPED
+    echo(f"the run process ended with exit code {code} and no final event; see {run_dir.stderr_path}")
+    return EXIT_DIED
+
+
+class _CtrlC:
+    """Counts SIGINTs while a foreground run is followed (in the main thread; elsewhere none arrive)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:  # None: the previous handler was not set from Python
+            signal.signal(signal.SIGINT, signal.default_int_handler if self._previous is None else self._previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking within a moment of a press (a handled signal does not cut a sleep short)."""
+        deadline = time.monotonic() + seconds
+        seen = self.count
+        while self.count == seen and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(left, 0.05))

@@ -110,24 +110,21 @@ def _resume_warnings(run_dir: RunDir, config: RunConfig) -> list[str]:
 
 
 def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: DeviceSampler,
-            resume: Path | None = None) -> EngineResult:
+            resume: Path | None = None) -> tuple[EngineResult, list[Any]]:
     from core.data.handoff import prepare_and_tokenize
     from core.device import device_name, peak_tflops, torch_device
     from core.engines import get_engine
-    from core.models import count_parameters, load_model_config
-    from core.tokenization import load_tokenizer, tokenize_dataset
+    from core.models import check_max_length, count_parameters, load_model_config
+    from core.tokenization import check_lengths, load_tokenizer, tokenize_dataset
 
     _quiet_progress_bars()
     config = load_config(run_dir.config_path)
     engine = get_engine(config.engine)
     main = is_main_process()
     model_config = load_model_config(config.model)
-    limit = getattr(model_config, "max_position_embeddings", None)
-    if isinstance(limit, int) and config.tokenizer.max_length > limit:
-        raise UserError(f"tokenizer.max_length {config.tokenizer.max_length} is above this model's limit of {limit}",
-                        f"set tokenizer.max_length to {limit} or less")
     _seed(config.training.seed)
     tokenizer = load_tokenizer(config.model)
+    limit = check_max_length(config.tokenizer.max_length, model_config, tokenizer)
 
     def prepared_here(prepared: Any) -> None:
         for note in prepared.notes:  # e.g. that a TSV was read with no quote processing
@@ -144,6 +141,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     # Under torchrun only rank 0 reads and tokenizes; the others map its tokenized splits (core.data.handoff).
     prepared, tokenized = prepare_and_tokenize(
         config.data, run_dir.path, lambda p: tokenize_dataset(p, tokenizer, config.tokenizer), prepared_here)
+    check_lengths(tokenized, limit, config.tokenizer)  # with truncation off, before a long row crashes the run
     device = torch_device()
     warnings = _resume_warnings(run_dir, config) if resume is not None else []
     for warning in warnings:
@@ -166,31 +164,50 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
                      tokenized=tokenized, stop_requested=stop, device=device, resume_from=resume)
     result = engine(ctx)
+    evaluations: list[Any] = []
     if main and not result.stopped:
-        result.extra.update(_evaluate(run_dir, prepared))
-    return result
+        extra, evaluations = _evaluate(run_dir, config, prepared, result)
+        result.extra.update(extra)
+    return result, evaluations
 
 
-def _evaluate(run_dir: RunDir, prepared: Any) -> dict[str, Any]:
-    """Per-class table, confusion matrix, predictions, worst mistakes and the PNG report of each split.
+def _evaluate(run_dir: RunDir, config: RunConfig, prepared: Any, result: EngineResult) -> tuple[dict[str, Any], list]:
+    """Per-class table, confusion matrix, predictions and worst mistakes of each split, from the logits of the
+    engine's own final evaluation (one pass over the data); the PNG reports follow `finished` (_write_reports).
 
     The model is already saved: a report that cannot be written is logged, not turned into a failed run.
     """
-    from core.evaluation import evaluate_run
-    from core.predict import load_predictor
+    from core.evaluation import evaluate_logits, evaluate_run
 
-    print("evaluating the saved model", flush=True)
     written: dict[str, str] = {}
+    evaluations = []
     try:
-        predictor = load_predictor(run_dir.path)
-        for split in ("validation", "test"):
-            if split in prepared.dataset:
-                evaluate_run(run_dir.path, split, prepared=prepared, predictor=predictor)
-                written[split] = str((run_dir.path / "evaluation" / split).resolve())
+        for split, metrics in (("validation", result.metrics), ("test", result.test_metrics or {})):
+            if split not in prepared.dataset:
+                continue
+            if split in result.predictions:
+                ev = evaluate_logits(run_dir.path, split, prepared, result.predictions[split], config.metrics,
+                                     loss=metrics.get("loss"), report=False)
+            else:  # an engine that kept no logits: the saved model is run over the split once more
+                ev = evaluate_run(run_dir.path, split, prepared=prepared, report=False)
+            evaluations.append(ev)
+            written[split] = str((run_dir.path / "evaluation" / split).resolve())
     except Exception as err:  # see docstring
         traceback.print_exc()
-        return {"evaluation": written, "evaluation_error": f"{type(err).__name__}: {err}"}
-    return {"evaluation": written}
+        return {"evaluation": written, "evaluation_error": f"{type(err).__name__}: {err}"}, evaluations
+    return {"evaluation": written}, evaluations
+
+
+def _write_reports(run_dir: RunDir, evaluations: list[Any]) -> None:
+    """report.png of each evaluated split, after `finished`: a plot is for people and must not delay the run's end
+    (matplotlib alone takes a second to import). A failure is logged; the run has finished either way."""
+    from core.evaluation import write_report_png
+
+    for ev in evaluations:
+        try:
+            write_report_png(run_dir.path, ev)
+        except Exception:  # see docstring
+            traceback.print_exc()
 
 
 def _quiet_progress_bars() -> None:
@@ -243,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     sampler = DeviceSampler(events)
     started = time.monotonic()
     try:
-        result = execute(run_dir, events, stop, sampler, args.resume)
+        result, evaluations = execute(run_dir, events, stop, sampler, args.resume)
         if result.stopped:
             events.emit("stopped", step=_last_step(run_dir), checkpoint=result.last_checkpoint)
             print(f"stopped; resume with: finetune-tui resume {run_dir.path}", flush=True)
@@ -256,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                     runtime_s=round(time.monotonic() - started, 1), checkpoint=result.last_checkpoint,
                     **result.extra)
         print(f"finished: {metrics}; model in {run_dir.model_dir}", flush=True)
+        sampler.stop()
+        _write_reports(run_dir, evaluations)
         return 0
     except BaseException as err:  # every way out must leave a terminal event behind
         problem, hint = _failure(err)
@@ -309,4 +328,9 @@ def _last_step(run_dir: RunDir) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Every file of the run is written and closed: skip the interpreter's teardown of the thousands of modules torch
+    # and transformers loaded, which takes seconds on a busy machine and would only delay the caller waiting on us.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
