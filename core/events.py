@@ -49,6 +49,7 @@ class EventWriter:
         self.path = path
         self._file: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
         self._lock = threading.Lock()  # the device sampler thread writes too
+        self.written: set[str] = set()  # the event types this writer has emitted (this segment of the run)
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         if type_ not in EVENT_TYPES:
@@ -56,6 +57,7 @@ class EventWriter:
         event = {"type": type_, "time": round(time.time(), 3), **_clean(fields)}
         line = json.dumps(event, allow_nan=False) + "\n"
         with self._lock:
+            self.written.add(type_)
             self._file.write(line)
             self._file.flush()
             if type_ in TERMINAL_TYPES:

@@ -21,11 +21,15 @@ from typing import Any
 
 from core.config import RunConfig, load_config, save_config
 from core.console import format_event
-from core.errors import RunDirError
+from core.errors import RunDirError, UserError
 from core.events import TERMINAL_TYPES, EventTail
 from core.rundir import RunDir, is_run_dir
 
 RUNS_ROOT = Path("runs")
+
+
+class BadInput(UserError):
+    """The run process found bad input (data, model, settings) before it started training."""
 FOLLOW_POLL_S = 0.5
 
 # Exit codes of a run followed in the foreground (`finetune-tui run`, `finetune-tui resume`); README lists them.
@@ -68,28 +72,42 @@ def resolve_config(config: RunConfig, base: Path | None = None) -> RunConfig:
 
 
 def preflight(config: RunConfig) -> list[str]:
-    """Fail in the caller, before a run directory exists, on what can be checked quickly; returns warnings about
-    what is valid but probably unwanted (e.g. imbalanced classes without class weights)."""
-    from core.class_weights import imbalance_warning, run_class_weights
+    """Everything a run checks before it trains, in the caller: `validate`, the wizard, and `run --overwrite` (whose
+    bad input must not cost the run it would replace). Returns warnings about what is valid but probably unwanted
+    (e.g. imbalanced classes without class weights)."""
     from core.data import prepare_data
+    from core.models import check_max_length, load_model_config
+
+    model_config = load_model_config(config.model)
+    check_model(config, model_config)
+    # The model's limit only: the tokenizer's own model_max_length is checked by the run, which loads it anyway.
+    check_max_length(config.tokenizer.max_length, model_config)
+    return check_data(config, prepare_data(config.data))
+
+
+def check_model(config: RunConfig, model_config: object) -> None:
+    """The engine and the model fit together; the run process calls this too, right after loading the model config."""
     from core.engines import get_engine
-    from core.models import check_max_length, check_sequence_classification, load_model_config
+    from core.models import check_sequence_classification
 
     get_engine(config.engine)
     if config.engine == "keras":
         from core.engines.keras import check_replicas
 
         check_replicas(config)
-    model_config = load_model_config(config.model)
     if config.engine in ("trainer", "torch-loop"):
         check_sequence_classification(model_config, config.model.name_or_path)
-    # The model's limit only: the tokenizer's own model_max_length is checked by the run, which loads it anyway.
-    check_max_length(config.tokenizer.max_length, model_config)
-    prepared = prepare_data(config.data)
-    run_class_weights(config, prepared)  # a list of the wrong length is refused here, not in the run
+
+
+def check_data(config: RunConfig, prepared: object) -> list[str]:
+    """The prepared data fits the training settings; returns warnings. The run process calls this too."""
+    from core.class_weights import imbalance_warning, run_class_weights
+
+    run_class_weights(config, prepared)  # a list of the wrong length is refused before training
     if config.training.class_weights is not None:
         return []
-    warning = imbalance_warning(dict(zip(prepared.label_names, prepared.class_counts, strict=True)))
+    counts = dict(zip(prepared.label_names, prepared.class_counts, strict=True))  # type: ignore[attr-defined]
+    warning = imbalance_warning(counts)
     return [warning] if warning else []
 
 
@@ -152,13 +170,32 @@ def start_detached(config: RunConfig, *, overwrite: bool = False, base: Path | N
 
 def run_foreground(config: RunConfig, *, overwrite: bool = False, base: Path | None = None,
                    echo: Callable[[str], None] = print) -> int:
-    """Run and print progress until the run ends. Ctrl-C stops gracefully; a second Ctrl-C kills."""
+    """Run and print progress until the run ends. Ctrl-C stops gracefully; a second Ctrl-C kills.
+
+    The checks of the model and the data are made by the run process, which loads both anyway: checking them here
+    first cost seconds of importing torch and reading the data twice. Bad input it finds before training is
+    raised here as the UserError it was (exit 2), and the run directory this call made is removed again."""
     resolved = resolve_config(config, base)
-    for warning in preflight(resolved):
-        echo(f"warning: {warning}")
+    assert resolved.output_dir is not None
+    if overwrite and is_run_dir(resolved.output_dir):
+        for warning in preflight(resolved):  # before an earlier run is deleted for one that could not start
+            echo(f"warning: {warning}")
+    created = _outermost_missing(resolved.output_dir)
     run_dir = create_run(resolved, overwrite=overwrite)
     echo(f"run directory: {run_dir.path}")
-    return follow(run_dir, _spawn(run_dir, detached=False), echo)
+    try:
+        return follow(run_dir, _spawn(run_dir, detached=False), echo)
+    except BadInput:
+        run_dir.discard(created)
+        raise
+
+
+def _outermost_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (None when path exists): what making it creates."""
+    missing = None
+    while not path.exists() and path.parent != path:
+        missing, path = path, path.parent
+    return missing
 
 
 def resume_checkpoint(run_dir: RunDir) -> Path:
@@ -201,6 +238,7 @@ def follow(run_dir: RunDir, process: subprocess.Popen[bytes], echo: Callable[[st
     presses = _CtrlC()
     acted = 0
     ended: str | None = None  # the terminal event of this segment: a resume's history holds an earlier one
+    last: dict[str, Any] = {}
     with presses:
         while True:
             # A press is only counted by the handler and acted on here: a KeyboardInterrupt could land in the middle
@@ -219,21 +257,25 @@ def follow(run_dir: RunDir, process: subprocess.Popen[bytes], echo: Callable[[st
             done = process.poll() is not None
             for event in tail.poll():
                 line = format_event(event)
-                if line:
+                if line and not event.get("bad_input"):  # raised as an error below, not printed as a run's end
                     echo(line)
                 if event["type"] in TERMINAL_TYPES:
                     done = True
                     ended = event["type"]
+                    last = event
             if done:
                 break
             presses.wait(FOLLOW_POLL_S)
         code = process.wait()
     for event in tail.poll():
         line = format_event(event)
-        if line:
+        if line and not event.get("bad_input"):
             echo(line)
         if event["type"] in TERMINAL_TYPES:
             ended = event["type"]
+            last = event
+    if ended == "failed" and last.get("bad_input"):
+        raise BadInput(str(last.get("error")), last.get("hint"))
     if ended == "finished":
         return EXIT_FINISHED
     if ended == "failed":

@@ -119,6 +119,27 @@ class RunDir:
             else:
                 entry.unlink()
 
+    def discard(self, created: Path | None) -> None:
+        """Remove a run that never started (bad input found by its run process): the files it wrote, then the
+        folders from the run's up to `created` (the outermost one its making created), where they are empty.
+        Anything that is not a run's own file stays, and so do the folders holding it."""
+        try:
+            self._check_replaceable()
+        except RunDirError:
+            return
+        self._clear_run()
+        if created is None:
+            return
+        folder = self.path
+        while True:
+            try:
+                folder.rmdir()
+            except OSError:
+                return
+            if folder == created or folder.parent == folder:
+                return
+            folder = folder.parent
+
     # --- the live process ------------------------------------------------------------------------
     def acquire_lock(self) -> int:
         """Take the run lock for this process; returns the fd, which must stay open for the run's life."""

@@ -114,6 +114,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     from core.data.handoff import prepare_and_tokenize
     from core.device import device_name, peak_tflops, torch_device
     from core.engines import get_engine
+    from core.launch import check_data, check_model
     from core.models import check_max_length, count_parameters, load_model_config
     from core.tokenization import check_lengths, load_tokenizer, tokenize_dataset
 
@@ -122,6 +123,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     engine = get_engine(config.engine)
     main = is_main_process()
     model_config = load_model_config(config.model)
+    check_model(config, model_config)  # `finetune-tui run` leaves these checks to us: we load the model anyway
     _seed(config.training.seed)
     tokenizer = load_tokenizer(config.model)
     limit = check_max_length(config.tokenizer.max_length, model_config, tokenizer)
@@ -144,6 +146,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     check_lengths(tokenized, limit, config.tokenizer)  # with truncation off, before a long row crashes the run
     device = torch_device()
     warnings = _resume_warnings(run_dir, config) if resume is not None else []
+    if main:  # the other processes hold no rows of their own (core.data.handoff)
+        warnings += check_data(config, prepared)
     for warning in warnings:
         print(f"warning: {warning}", flush=True)
     events.emit(
@@ -279,11 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as err:  # every way out must leave a terminal event behind
         problem, hint = _failure(err)
         tail = "".join(traceback.format_exception(err)[-6:])
-        events.emit("failed", error=problem, hint=hint, error_type=type(err).__name__, traceback_tail=tail)
+        # Bad input found before training (the data, the model, the settings): `finetune-tui run` reports it as
+        # the error it is, exit 2, as if it had checked it itself.
+        bad_input = isinstance(err, UserError) and "run_started" not in events.written
+        events.emit("failed", error=problem, hint=hint, error_type=type(err).__name__, traceback_tail=tail,
+                    bad_input=bad_input)
         print(f"failed: {problem}" + (f"\n  fix: {hint}" if hint else ""), file=sys.stderr, flush=True)
         if not isinstance(err, UserError):
             traceback.print_exc()
-        return 1
+        return 2 if bad_input else 1
     finally:
         sampler.stop()
         events.close()

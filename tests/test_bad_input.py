@@ -124,6 +124,24 @@ def _live_run(folder: Path, model: Path) -> list[str]:
     return ["run", str(_config(folder, model, output=out)), "--overwrite"]
 
 
+def _run_single_class(folder: Path, model: Path) -> list[str]:
+    """`run` leaves the data checks to the run process; its bad input still ends as exit 2, leaving nothing."""
+    write_tsv(folder / "one.tsv", [(t, "pos") for t, _ in GOOD_ROWS])
+    return ["run", str(_config(folder, model, data={"train_file": str(folder / "one.tsv")},
+                               output=folder / "runs" / "new" / "r"))]
+
+
+def _overwrite_with_bad_data(folder: Path, model: Path) -> list[str]:
+    """--overwrite checks everything before it deletes the earlier run: bad input must not cost that run."""
+    out = folder / "runs" / "r"
+    out.mkdir(parents=True)
+    (out / "config.yaml").write_text("engine: trainer\n")
+    (out / "events.jsonl").write_text('{"type": "run_started", "time": 1}\n')
+    write_tsv(folder / "one.tsv", [(t, "pos") for t, _ in GOOD_ROWS])
+    return ["run", str(_config(folder, model, data={"train_file": str(folder / "one.tsv")}, output=out)),
+            "--overwrite"]
+
+
 _LIVE: list[subprocess.Popen[str]] = []
 
 CASES = [
@@ -182,6 +200,8 @@ CASES = [
     Case("model-needs-remote-code", _remote_code_model, ("own Python code", "trust_remote_code")),
     # run directories
     Case("rundir-existing", _existing_output, ("not a finetune-tui run", "nothing in it was touched")),
+    Case("run-data-single-class", _run_single_class, ("only one class", "pos")),
+    Case("run-overwrite-bad-data", _overwrite_with_bad_data, ("only one class", "pos")),
     Case("rundir-live", _live_run, ("belongs to a run that is still going (pid",)),
     Case("rundir-read-only", lambda f, m: ["run", str(_config(f, m, output=Path("/sys/finetune-tui-test/run")))],
          ("cannot write", "/sys/finetune-tui-test/run")),

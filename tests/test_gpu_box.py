@@ -244,11 +244,15 @@ def test_bf16_checkpoint_trains_and_saves_float32(bf16_model: Path, tiny_data: d
     """A real torch-loop run with bf16 autocast: what it saves (its trained master weights) is float32."""
     from safetensors import safe_open
 
-    from tests.test_trainer_run import _run_in_process
+    from core.rundir import RunDir
+    from tests.test_trainer_run import _cli, _write
 
     raw = tiny_config(bf16_model, tiny_data, tmp_path / "run", max_steps=2, eval_strategy="no", save_strategy="no",
                       mixed_precision="bf16")
-    run = _run_in_process({**raw, "engine": "torch-loop"})
+    # Its own process, as every run has: Accelerate's state allows one mixed-precision setting per process.
+    result = _cli("run", str(_write(tmp_path, {**raw, "engine": "torch-loop"})))
+    assert result.returncode == 0, result.stdout + result.stderr
+    run = RunDir(tmp_path / "run")
     with safe_open(str(run.model_dir / "model.safetensors"), "pt") as f:
         dtypes = {f.get_slice(k).get_dtype() for k in f.keys()}  # noqa: SIM118 (safe_open is not a mapping)
     assert dtypes == {"F32"}
@@ -325,9 +329,10 @@ def test_untruncated_rows_past_the_limit_fail_before_training(tiny_model: Path, 
     raw["data"]["validation_file"] = str(write_tsv(tmp_path / "valid.tsv", tiny_rows(8, seed=5)))
     raw["tokenizer"].update(truncation=False, max_length=128)
     run = create_run(resolve_config(parse_config({**raw, "engine": "torch-loop"})))
-    assert worker_main([str(run.path)]) == 1
+    assert worker_main([str(run.path)]) == 2  # bad input found before training
     events = read_events(run.events_path)
     failed = events[-1]
+    assert failed["bad_input"] is True
     assert failed["type"] == "failed" and not [e for e in events if e["type"] in ("run_started", "step")]
     assert "2 of the 40 train rows (the longest 143 tokens); 1 of the 8 test rows (the longest 142" in failed["error"]
     assert "validation" not in failed["error"] and "limit of 128 tokens" in failed["error"]

@@ -124,3 +124,29 @@ def test_early_stopping_reports_the_best_models_predictions(engine: str, tiny_mo
     evaluate_run(run_dir.path, "validation", report=False)
     again_rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     assert [r["predicted"] for r in run_rows] == [r["predicted"] for r in again_rows]
+
+
+def test_run_does_no_work_twice_across_the_cli_and_the_run_process(tiny_model: Path, tmp_path: Path) -> None:
+    """`finetune-tui run` leaves loading the model and the data to the run process, which needs them anyway: the
+    CLI process never imports torch, transformers or datasets, and the run still warns and finishes."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    rows = tiny_rows(64, seed=3)
+    rows = [(t, "pos") for t, _ in rows[:58]] + [(t, "neg") for t, _ in rows[58:]]  # 58 to 6: imbalanced
+    data = {"train": write_tsv(tmp_path / "train.tsv", rows)}
+    raw = tiny_config(tiny_model, data, tmp_path / "run", max_steps=2, eval_strategy="no", save_strategy="no")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    code = ("import sys\nfrom tui.cli import main\ncode = main(['run', sys.argv[1]])\n"
+            "print('HEAVY', sorted(m for m in ('torch', 'transformers', 'datasets', 'pyarrow') if m in sys.modules))\n"
+            "sys.exit(code)\n")
+    result = subprocess.run([sys.executable, "-c", code, str(config)], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HEAVY []" in result.stdout
+    assert "warning: the classes are imbalanced" in result.stdout  # found by the run process, printed by the CLI
+    assert RunDir(tmp_path / "run").status() == "finished"
