@@ -34,6 +34,7 @@ BENCHMARKS = {
     "long_runs": "bench.long_runs",
     "data": "bench.data",
     "million_rows": "bench.million_rows",
+    "end_to_end": "bench.end_to_end",
 }
 
 
