@@ -33,7 +33,8 @@ def render(report: dict[str, Any]) -> str:
     lines = [
         "## Benchmarks",
         "",
-        "`python -m bench` runs seven benchmarks side by side on one machine in one go (about 50 minutes on a 2-core",
+        f"`python -m bench` runs {len(report['benchmarks'])} benchmarks side by side on one machine in one go (about "
+        "an hour on a 2-core",
         "CPU), prints a table and writes `bench/results.json` with every figure, its target and the machine;",
         "`--only NAME` runs one, `--quick` checks the bench itself, `--wait-idle SECONDS` waits for a quiet machine",
         "before each measured run. They are run on demand, never as timed tests. The figures below are from",

@@ -1,6 +1,6 @@
 """Run the benchmarks side by side on this machine, print a table, write bench/results.json.
 
-    python -m bench                      # everything (about 50 minutes on a 2-core CPU)
+    python -m bench                      # everything (about an hour on a 2-core CPU)
     python -m bench --only padding       # one benchmark (repeat --only or give a comma list for more)
     python -m bench --quick              # smaller sizes, to check the bench itself works
 
