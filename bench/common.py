@@ -243,6 +243,20 @@ def token_lengths(path: Path) -> dict[str, Any]:
 
 # --- processes -------------------------------------------------------------------------------------
 
+def bundled_model_dir() -> str:
+    """The bundled model's directory, which the plain scripts load as a user would load any local model."""
+    from core.config import BUNDLED_MODEL
+    from core.models import resolve_model
+
+    return str(resolve_model(BUNDLED_MODEL))
+
+
+def alternating(pairs: int) -> list[tuple[str, str]]:
+    """(script, product), (product, script), ...: the order of a side-by-side bench's runs, so drift in the
+    machine's load hits both sides alike."""
+    return [("script", "product") if i % 2 == 0 else ("product", "script") for i in range(pairs)]
+
+
 def bench_env(**extra: str) -> dict[str, str]:
     """The environment for every process the bench starts: offline, quiet, the repo importable."""
     env = dict(os.environ)

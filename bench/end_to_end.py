@@ -21,7 +21,9 @@ from bench.common import (
     REPO,
     Result,
     Target,
+    alternating,
     bench_env,
+    bundled_model_dir,
     kill_run,
     log,
     median,
@@ -54,16 +56,10 @@ def _timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[subproce
     return proc, wall, cpu
 
 
-def _model_dir() -> str:
-    from core.config import BUNDLED_MODEL
-    from core.models import resolve_model
-
-    return str(resolve_model(BUNDLED_MODEL))
-
-
 def _script(work: Path, train: Path, validation: Path, index: int) -> tuple[float, float, dict[str, float]]:
     out = work / f"script-{index}"
-    command = [PYTHON, str(REPO / "bench" / "plain_end_to_end.py"), "--model", _model_dir(), "--train", str(train),
+    command = [PYTHON, str(REPO / "bench" / "plain_end_to_end.py"), "--model", bundled_model_dir(),
+               "--train", str(train),
                "--validation", str(validation), "--output-dir", str(out),
                "--metric-module", str(REPO / "core" / "metric_modules" / "classification"),
                "--max-length", str(MAX_LENGTH), "--batch-size", str(BATCH), "--eval-batch-size", str(EVAL_BATCH),
@@ -125,7 +121,7 @@ def run(work: Path, quick: bool) -> Result:
     cpus: dict[str, list[float]] = {"product": [], "script": []}
     accuracy: dict[str, list[float]] = {"product": [], "script": []}
     phases: list[dict[str, float]] = []
-    order = [("script", "product") if i % 2 == 0 else ("product", "script") for i in range(pairs)]
+    order = alternating(pairs)
     for i, pair in enumerate(order):
         for side in pair:
             settle()

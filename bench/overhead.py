@@ -22,7 +22,9 @@ from bench.common import (
     REPO,
     Result,
     Target,
+    alternating,
     bench_env,
+    bundled_model_dir,
     log,
     median,
     product_run,
@@ -42,16 +44,10 @@ LOGGING_STEPS = 10
 SEED = 42
 
 
-def _model_dir() -> str:
-    from core.config import BUNDLED_MODEL
-    from core.models import resolve_model
-
-    return str(resolve_model(BUNDLED_MODEL))
-
-
 def _script_run(work: Path, train: Path, steps: int, index: int) -> tuple[dict[str, float], float]:
     out = work / f"script-{index}"
-    command = [PYTHON, str(REPO / "bench" / "tutorial_trainer.py"), "--model", _model_dir(), "--train", str(train),
+    command = [PYTHON, str(REPO / "bench" / "tutorial_trainer.py"), "--model", bundled_model_dir(),
+               "--train", str(train),
                "--output-dir", str(out), "--max-length", str(MAX_LENGTH), "--batch-size", str(BATCH),
                "--max-steps", str(steps), "--learning-rate", str(LEARNING_RATE),
                "--logging-steps", str(LOGGING_STEPS), "--seed", str(SEED)]
@@ -84,7 +80,7 @@ def run(work: Path, quick: bool) -> Result:
     product_wall: list[float] = []
     script_wall: list[float] = []
     losses: dict[str, list[float]] = {"product": [], "script": []}
-    order = [("script", "product") if i % 2 == 0 else ("product", "script") for i in range(pairs)]
+    order = alternating(pairs)
     for i, pair in enumerate(order):
         for side in pair:
             settle()

@@ -2,7 +2,8 @@
 
 The split is rebuilt from the run's own config.yaml with core.data.prepare_data, which is deterministic, so the
 validation rows are the ones the run held out. Predictions come from core.predict, the same path `finetune-tui
-predict` and the Try-the-model screen use, so what is evaluated is what people will run.
+predict` and the Try-the-model screen use, so what is evaluated is what people will run. At the end of a run the
+same files are made from the logits of the engine's own final evaluation instead (evaluate_logits): one pass.
 
 Written to <run>/evaluation/<split>/:
     metrics.json       split, size, labels, metrics, per_class, confusion_matrix (rows: true label, columns:
@@ -168,8 +169,7 @@ def evaluate_logits(run_dir: str | Path, split: str, prepared: Any, logits: Any,
     scores = np.asarray(logits, dtype=np.float64)
     scores = np.exp(scores - scores.max(axis=1, keepdims=True))
     probs = scores / scores.sum(axis=1, keepdims=True)
-    ev = _evaluate(run, split, metric_names, prepared, probs, str(run.model_dir), report=report, loss=loss)
-    return ev
+    return _evaluate(run, split, metric_names, prepared, probs, str(run.model_dir), report=report, loss=loss)
 
 
 def _evaluate(run: RunDir, split: str, metric_names: list[str], prepared: Any, probs: Any, model: str, *,
