@@ -56,6 +56,11 @@ def render(report: dict[str, Any]) -> str:
     for name, bench in benches.items():
         lines.append(f"**{bench['title']}** (`bench/{name}.py`)")
         lines.append("")
+        again = bench.get("remeasured")
+        if again:
+            lines += [f"Re-measured on the same machine on {again['date'][:10]} with `{again['command']} --merge` "
+                      f"(load average {again['load_average']['before']['1min']} before) after a change to what it "
+                      "measures; the other figures are the full run's.", ""]
         lines += [f"- {label}: {value}" for label, value in bench.get("table", [])]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"

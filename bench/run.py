@@ -4,7 +4,8 @@
     python -m bench --only padding       # one benchmark (repeat --only or give a comma list for more)
     python -m bench --quick              # smaller sizes, to check the bench itself works
 
-A full run writes bench/results.json; --quick or --only write bench/results.partial.json (not committed).
+A full run writes bench/results.json; --quick or --only write bench/results.partial.json (not committed);
+--only NAME --merge puts the re-measured NAME into bench/results.json, marked as such.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # `python bench/run.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -49,6 +51,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                    help="before each measured run wait up to SECONDS for the machine's CPU use to drop below "
                         "20%% (for shared machines); the waits are recorded in the results")
     p.add_argument("--keep", action="store_true", help="keep the working directory (runs, data) for inspection")
+    p.add_argument("--merge", action="store_true",
+                   help="with --only: put these benchmarks' new results into bench/results.json in place of their "
+                        "old ones, each marked with its own date and command (the others keep the full run's)")
     return p.parse_args(argv)
 
 
@@ -84,6 +89,25 @@ def format_table(results: list[Result], errors: dict[str, str]) -> str:
         lines += ["  " + " | ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in rows]
         lines.append(rule)
     return "\n".join(lines)
+
+
+def merge(full: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
+    """The full run's report with the partial run's benchmarks in place of its own; each replaced one records when,
+    how and under what load it was measured, and the summary counts the targets as they now stand. A benchmark
+    re-measured on another machine would mix machines in one table, so that is refused."""
+    if partial["machine"]["cpu"] != full["machine"]["cpu"] or \
+            partial["machine"]["logical_cores"] != full["machine"]["logical_cores"]:
+        raise SystemExit("--merge: this machine is not the one bench/results.json was measured on; run the full bench")
+    merged = dict(full)
+    merged["benchmarks"] = dict(full["benchmarks"])
+    for name, bench in partial["benchmarks"].items():
+        merged["benchmarks"][name] = {**bench, "remeasured": {"date": partial["date"], "command": partial["command"],
+                                                               "load_average": partial["load_average"]}}
+    targets = [t for b in merged["benchmarks"].values() for t in b["targets"]]
+    errors = sorted(set(full["summary"]["errors"]) - set(partial["benchmarks"]) | set(partial["summary"]["errors"]))
+    merged["summary"] = {"targets": len(targets), "passed": sum(t["passed"] is True for t in targets),
+                         "failed": sum(t["passed"] is False for t in targets), "errors": errors}
+    return merged
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks": {r.name: r.as_dict() for r in results},
         "errors": errors,
     }
+    if args.merge and args.only and not args.quick:
+        output = BENCH_DIR / "results.json"
+        report = merge(json.loads(output.read_text()), report)
     output.write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(results, errors))
     m = report["machine"]

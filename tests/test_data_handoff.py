@@ -89,4 +89,37 @@ def test_without_a_writable_cache_each_rank_prepares_for_itself(ranks: pytest.Mo
     prepared, _ = handoff.prepare_and_tokenize(data, tmp_path, _tokenize(tiny_model))
     _rank(ranks, 1)
     other, tokenized = handoff.prepare_and_tokenize(data, tmp_path, _tokenize(tiny_model))
-    assert len(other.dataset["train"]) == prepared.sizes["train"] and len(tokenized["train"]) == prepared.sizes["train"]
+    assert other.sizes == prepared.sizes and len(tokenized["train"]) == prepared.sizes["train"]
+
+
+def test_the_run_keeps_only_the_texts_it_reports_on_in_tables_of_their_own(
+        monkeypatch: pytest.MonkeyPatch, tiny_model: Path, tiny_data: dict, tmp_path: Path) -> None:
+    """Validation held out of the training file maps rows of the file's whole table: kept as it was, the training
+    texts (a million rows: ~140 MB) stayed in memory for the whole run although only the tokenized rows train."""
+    import datasets
+
+    from core.data.prepare import prepare_data
+
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    data = DataConfig(train_file=tiny_data["train"], test_file=tiny_data["test"], validation_fraction=0.25)
+    expected = prepare_data(data).dataset
+    prepared, tokenized = handoff.prepare_and_tokenize(data, tmp_path, _tokenize(tiny_model))
+    assert set(prepared.dataset) == {"validation", "test"} and set(tokenized) == {"train", "validation", "test"}
+    for split, ds in prepared.dataset.items():
+        assert getattr(ds, "_indices", None) is None and ds.data.num_rows == len(expected[split])
+        assert ds["text"] == expected[split]["text"] and ds["label"] == expected[split]["label"]
+        assert ds.features == expected[split].features
+
+
+def test_gather_takes_rows_in_the_order_given_batch_by_batch() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from core.data.arrow import gather
+
+    table = pa.Table.from_batches([pa.record_batch({"n": list(range(i * 10, i * 10 + 10)),
+                                                    "s": [str(x) for x in range(i * 10, i * 10 + 10)]})
+                                   for i in range(7)])
+    for size in (0, 1, 9, 10, 33, 70):
+        indices = np.random.default_rng(size).permutation(70)[:size]
+        assert gather(table, indices).equals(table.combine_chunks().take(pa.array(indices, type=pa.int64())))

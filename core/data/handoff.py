@@ -37,7 +37,8 @@ def prepare_and_tokenize(
     data: DataConfig, run_path: Path, tokenize: Callable[[PreparedData], DatasetDict],
     on_prepared: Callable[[PreparedData], None] = lambda _: None,
 ) -> tuple[PreparedData, DatasetDict]:
-    """PreparedData and its tokenized splits for this process; `on_prepared` runs on rank 0 between the two."""
+    """PreparedData (validation and test texts only) and the tokenized splits for this process; `on_prepared`
+    runs on rank 0 between preparing and tokenizing."""
     world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
     handoff = run_path / HANDOFF_FILE
     if world > 1 and rank != 0:
@@ -45,13 +46,30 @@ def prepare_and_tokenize(
         if received is not None:
             return received
         prepared = prepare_data(data)
-        return prepared, tokenize(prepared)
+        tokenized = tokenize(prepared)
+        return _without_train_texts(prepared), tokenized
     prepared = prepare_data(data)
     on_prepared(prepared)
     tokenized = tokenize(prepared)
     if world > 1:
         publish(handoff, prepared, tokenized)
-    return prepared, tokenized
+    return _without_train_texts(prepared), tokenized
+
+
+def _without_train_texts(prepared: PreparedData) -> PreparedData:
+    """The run trains on the tokenized splits and reports on validation and test: the training texts, the largest
+    thing prepare_data holds, go back to the allocator before the model loads (a million rows: ~140 MB). A split
+    held out of the training file maps rows of the file's whole table, so it gets a table of its own rows first."""
+    import pyarrow as pa
+
+    from core.data.arrow import own_rows
+
+    prepared.dataset.pop("train", None)
+    for split, ds in prepared.dataset.items():
+        prepared.dataset[split] = own_rows(ds)
+    # pyarrow's allocator keeps freed blocks for reuse; the model's tensors come from another allocator.
+    pa.default_memory_pool().release_unused()
+    return prepared
 
 
 def publish(handoff: Path, prepared: PreparedData, tokenized: DatasetDict) -> None:
