@@ -87,15 +87,13 @@ def preflight(config: RunConfig) -> list[str]:
 
 def check_model(config: RunConfig, model_config: object) -> None:
     """The engine and the model fit together; the run process calls this too, right after loading the model config."""
-    from core.engines import get_engine
+    from core.engines import ENGINES, get_engine, run_precheck
     from core.models import check_sequence_classification
 
     get_engine(config.engine)
-    if config.engine == "keras":
-        from core.engines.keras import check_replicas
-
-        check_replicas(config)
-    if config.engine in ("trainer", "torch-loop"):
+    info = ENGINES[config.engine]
+    run_precheck(info, config)  # e.g. keras: the replicas fit; imported only for its own engine
+    if info.hf_heads:
         check_sequence_classification(model_config, config.model.name_or_path)
 
 
@@ -144,10 +142,12 @@ def _spawn(run_dir: RunDir, *, detached: bool, resume: Path | None = None) -> su
 
 
 def _processes(config: RunConfig) -> int:
-    """How many worker processes: Keras spreads over its devices inside one process (MirroredStrategy)."""
+    """How many worker processes: one per device, or one for an engine whose replicas run inside one process
+    (Keras's MirroredStrategy)."""
+    from core.engines import ENGINES
     from core.engines.base import requested_processes
 
-    return 1 if config.engine == "keras" else requested_processes(config)
+    return 1 if ENGINES[config.engine].replicas_in_process else requested_processes(config)
 
 
 def wait_started(run_dir: RunDir, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:

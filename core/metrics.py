@@ -15,13 +15,24 @@ _MODULE = Path(__file__).parent / "metric_modules" / "classification"
 MACRO_OF = {"f1": "f1_macro", "precision": "precision_macro", "recall": "recall_macro"}
 
 
+# Metrics that are best when lowest: errors and losses. Any other name ending in "loss" is one too.
+LOWER_IS_BETTER = frozenset({"loss", "mse", "rmse", "mae", "hamming_loss"})
+_SPLIT_PREFIXES = ("eval_", "test_")  # how Trainer and the events name a split's metric: eval_loss, test_mse
+
+
 def greater_is_better(name: str) -> bool:
-    """Whether a higher value of this metric is better: every metric here except a loss (e.g. loss, eval_loss)."""
-    return not name.endswith("loss")
+    """Whether a higher value of this metric is better: every metric except the errors and losses of
+    LOWER_IS_BETTER and any name ending in "loss", also with an eval_/test_ prefix (eval_loss, test_mse)."""
+    for prefix in _SPLIT_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return name not in LOWER_IS_BETTER and not name.endswith("loss")
 
 
 def best_value(name: str, values: list[float]) -> float | None:
-    """The best of a metric's values in its own direction (a loss is best when lowest); None when there are none."""
+    """The best of a metric's values in its own direction (a loss or an error is best when lowest); None when there
+    are none."""
     if not values:
         return None
     return max(values) if greater_is_better(name) else min(values)

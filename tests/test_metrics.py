@@ -11,7 +11,7 @@ import pytest
 from core.config import parse_config
 from core.console import format_runs
 from core.events import EventWriter
-from core.metrics import Metrics, greater_is_better
+from core.metrics import LOWER_IS_BETTER, Metrics, best_value, greater_is_better
 from core.rundir import RunDir, list_runs
 
 ALL = ["accuracy", "f1", "precision", "recall", "matthews_correlation"]
@@ -85,6 +85,56 @@ def test_a_macro_average_can_pick_the_best_model() -> None:
 def test_direction_of_each_metric() -> None:
     assert not greater_is_better("loss") and not greater_is_better("eval_loss")
     assert all(greater_is_better(name) for name in [*ALL, "f1_macro"])
+
+
+def test_errors_and_losses_are_best_when_lowest() -> None:
+    lower = ["mse", "rmse", "mae", "hamming_loss", "eval_mse", "test_rmse", "eval_mae", "eval_hamming_loss",
+             "test_loss", "cross_entropy_loss"]
+    higher = ["accuracy", "f1", "pearson", "r2", "eval_accuracy", "test_pearson", "eval_r2", "spearmanr"]
+    assert {"loss", "mse", "rmse", "mae", "hamming_loss"} == LOWER_IS_BETTER
+    assert [n for n in lower if greater_is_better(n)] == []
+    assert [n for n in higher if not greater_is_better(n)] == []
+    assert best_value("mse", [0.4, 0.1, 0.3]) == 0.1 and best_value("eval_r2", [0.4, 0.9, 0.3]) == 0.9
+    assert best_value("mae", []) is None
+
+
+@pytest.mark.parametrize(("primary", "values", "best", "improved"), [
+    ("mse", [0.5, 0.2, 0.3, 0.1], 0.1, [True, True, False, True]),
+    ("loss", [0.5, 0.6, 0.4], 0.4, [True, False, True]),
+    ("hamming_loss", [0.3, 0.3, 0.2], 0.2, [True, False, True]),
+    ("accuracy", [0.5, 0.4, 0.7], 0.7, [True, False, True]),
+])
+def test_early_stopping_keeps_the_best_value_in_the_metrics_direction(
+    primary: str, values: list[float], best: float, improved: list[bool]
+) -> None:
+    from core.engines.torch_loop import LoopState
+
+    state = LoopState()
+    assert [state.track_best({primary: v, "other": 0.0}, primary) for v in values] == improved
+    assert state.best_value == best
+    assert state.bad_evals == (0 if improved[-1] else 1)
+
+
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop", "keras"])
+def test_exported_scripts_render_the_direction_of_the_best_model_metric(
+    engine: str, tiny_model: Path, tmp_path: Path
+) -> None:
+    from core.engines import ENGINES
+    from core.export import export_config
+    from tests.conftest import tiny_config, tiny_rows, write_tsv
+
+    if not ENGINES[engine].available():
+        pytest.skip(f"the {engine} engine is not installed here")
+    data = {"train": write_tsv(tmp_path / "train.tsv", tiny_rows(40, seed=1))}
+    for metric, expected in (("loss", "GREATER_IS_BETTER = False"), ("accuracy", "GREATER_IS_BETTER = True")):
+        raw = tiny_config(tiny_model, data, tmp_path / "run", early_stopping_patience=2, eval_strategy="steps",
+                          eval_steps=5, metric_for_best_model=metric)
+        text = export_config(parse_config({**raw, "engine": engine}), "script").text
+        if engine == "trainer":  # Trainer takes the direction as a TrainingArguments keyword
+            assert f"greater_is_better={expected.endswith('True')}" in text, metric
+        else:
+            assert expected in text, metric
+            assert 'BEST_METRIC == "loss"' not in text
 
 
 def test_runs_shows_the_lowest_loss_when_loss_picks_the_best(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
+from core.engines import ENGINES
 from core.errors import UserError
 from core.events import EventWriter
 from core.rundir import RunDir
@@ -73,7 +74,7 @@ def requested_processes(config: RunConfig) -> int:
 def data_parallel_size(config: RunConfig) -> int:
     """Copies of the model that each take a batch per optimizer step: the PyTorch engines' processes (torchrun sets
     WORLD_SIZE), or the keras engine's replicas, which MirroredStrategy runs inside one process."""
-    return requested_processes(config) if config.engine == "keras" else world_size()
+    return requested_processes(config) if ENGINES[config.engine].replicas_in_process else world_size()
 
 
 def total_steps(config: RunConfig, n_train: int) -> int:

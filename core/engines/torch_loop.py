@@ -28,6 +28,7 @@ from core.engines.base import (
 from core.engines.hf_model import build_model, save_final_model
 from core.engines.sampling import EpochSampler, input_lengths
 from core.errors import ConfigError, RunDirError
+from core.metrics import greater_is_better
 
 STATE_FILE = "loop_state.json"
 MIN_LR_RATE = 0.1  # cosine_with_min_lr decays to this share of the peak learning rate
@@ -94,11 +95,13 @@ class LoopState:
     last_eval: dict[str, float] = field(default_factory=dict)
 
     def track_best(self, metrics: dict[str, float], primary: str) -> bool:
-        """Record an evaluation for early stopping; True when it is the best so far (lowest loss, else highest)."""
+        """Record an evaluation for early stopping; True when it is the best so far in the metric's own direction
+        (core.metrics.greater_is_better: lowest loss or error, else highest)."""
         value = metrics.get(primary)
         if value is None:
             return False
-        better = self.best_value is None or (value < self.best_value if primary == "loss" else value > self.best_value)
+        higher = greater_is_better(primary)
+        better = self.best_value is None or (value > self.best_value if higher else value < self.best_value)
         if better:
             self.best_value, self.bad_evals = value, 0
         else:

@@ -16,7 +16,7 @@ from core.engines.base import (
 )
 from core.engines.hf_model import build_model, save_final_model
 from core.engines.sampling import input_lengths, seeded_length_grouped_sampler
-from core.metrics import compute_metrics_fn
+from core.metrics import compute_metrics_fn, greater_is_better
 from core.tokenization import make_collator
 
 
@@ -49,7 +49,7 @@ def training_arguments(ctx: RunContext) -> Any:
         save_total_limit=t.save_total_limit,
         load_best_model_at_end=early,
         metric_for_best_model=f"eval_{primary}" if early else None,
-        greater_is_better=primary != "loss" if early else None,
+        greater_is_better=greater_is_better(primary) if early else None,
         logging_steps=t.logging_steps,
         # The filter swaps a NaN step loss for the window's finite mean, so the logs would hide a divergence; it also
         # syncs the host on every batch. DivergenceWatch sees each step's raw loss instead.

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.config import RunConfig
+from core.engines import ENGINES
 from core.errors import ConfigError
 from core.metrics import greater_is_better, reported_names
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from core.data import SplitSource
 
 TEMPLATE_DIR = Path(__file__).parent
-TEMPLATES = {"trainer": "trainer.py.j2", "torch-loop": "torch_loop.py.j2", "keras": "keras.py.j2"}
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -69,6 +69,7 @@ class ScriptContext:
     output_dir: str = ""
     keras_classifier: str = ""  # KerasHub's TextClassifier class for the checkpoint's backbone (keras engine)
     keras_dropout: tuple[float | None, float | None] = (None, None)  # the checkpoint's (encoder, head) rates
+    greater_is_better: bool = True  # the best-model metric's direction (core.metrics.greater_is_better)
 
     @property
     def json_lines(self) -> bool:
@@ -89,7 +90,8 @@ def render_script(config: RunConfig) -> str:
     """The engine's standalone script for this config. Reads the data once, to resolve what `auto` means."""
     import jinja2
 
-    template_name = TEMPLATES.get(config.engine)
+    info = ENGINES.get(config.engine)
+    template_name = info.script_template if info is not None else None
     if template_name is None or not (TEMPLATE_DIR / template_name).exists():
         raise ConfigError(f"there is no script export for engine {config.engine!r} yet",
                           "export the yaml or the command instead, or choose engine: trainer")
@@ -119,12 +121,13 @@ def build_context(config: RunConfig) -> ScriptContext:
     else:
         ctx.files = _file_readers(config)
         ctx.class_label = any(f.class_label for f in ctx.files)
-    if config.engine == "keras":
+    if ENGINES[config.engine].model_format == "keras":  # KerasHub converts the checkpoint: its local dir and class
         from core.engines.keras_convert import checkpoint_dropouts
 
         ctx.model_path, ctx.keras_classifier = _keras_model(config)
         ctx.keras_dropout = checkpoint_dropouts(Path(ctx.model_path))
     ctx.training_args = trainer_arguments(config)
+    ctx.greater_is_better = greater_is_better(config.training.metric_for_best_model or config.metrics[0])
     ctx.scorers = scorers(config.metrics, len(ctx.labels))
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
     return ctx
