@@ -16,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from core.class_weights import check_weights
 from core.engines import DEFAULT_ENGINE
 from core.errors import ConfigError
+from core.tasks import DEFAULT_TASK, TASKS
 
 SCHEMA_VERSION = 1
 BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
@@ -26,11 +27,26 @@ DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"]
 Quoting = Literal["auto", "csv", "none"]
 Precision = Literal["no", "fp16", "bf16"]
 Strategy = Literal["no", "steps", "epoch"]
-Metric = Literal[
-    "accuracy", "f1", "precision", "recall", "matthews_correlation", "f1_macro", "precision_macro", "recall_macro"
-]
 # In the annotation, not a field_validator, so the wizard's per-field parsing (tui.draft.parse_value) runs it too.
 ClassWeights = Annotated[Literal["auto"] | list[float] | None, BeforeValidator(check_weights)]
+
+
+def _check_threshold(value: Any) -> Any:
+    """training.threshold: a number strictly between 0 and 1, or auto; also as text ("0.3", "auto")."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text == "auto":
+            return "auto"
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError("give a number between 0 and 1 such as 0.5, or auto") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise ValueError("must be between 0 and 1 (exclusive), or auto to tune one per label on validation")
+    return float(value)
+
+
+Threshold = Annotated[float | Literal["auto"], BeforeValidator(_check_threshold)]
 Scheduler = Literal[
     "linear",
     "cosine",
@@ -91,15 +107,37 @@ class DataConfig(_Section):
         description="How csv/tsv files quote: csv reads \"quoted\" fields; none treats every \" as text (GLUE's "
         "TSVs); auto is csv, or none for a TSV whose fields start with a \" that is not a quote.",
     )
-    text_column: str | None = Field(None, description="Column with the text to classify; null detects it.")
+    text_column: str | None = Field(None, description="Column with the text; null detects it.")
     text_pair_column: str | None = Field(
         None, description="Column with the second text, for sentence-pair tasks; null for single texts."
     )
-    label_column: str | None = Field(None, description="Column with the labels; null detects it.")
+    label_column: str | None = Field(
+        None,
+        description="Column with the labels; null detects it. multi-label-classification: a list of labels per row "
+        "(JSON/JSONL/Parquet), or text such as 'a|b' (see label_separator).",
+    )
+    label_columns: list[str] | None = Field(
+        None,
+        description="multi-label-classification: one 0/1 (or true/false) column per label, e.g. [toxic, insult, "
+        "threat], instead of label_column; the column names are the label names, in this order. null: the labels "
+        "are in label_column.",
+    )
+    label_separator: str | None = Field(
+        None,
+        description="multi-label-classification: what joins the labels in a text label cell, e.g. '|' for 'a|b'; "
+        "null picks the one of , ; | found in most rows. A cell shaped like a list (['a', 'b']) is read as one.",
+    )
     label_names: list[str] | Path | None = Field(
         None,
         description="Class names for integer labels 0, 1, 2, ... (a list, or a text file with one name per line); "
-        "for text labels, their order. null names classes by their values.",
+        "for text labels, their order. null names classes by their values. multi-label-classification: the same, "
+        "for the ids in each row's list.",
+    )
+    label_scaling: Literal["none", "standard"] = Field(
+        "none",
+        description="text-regression: standard trains on z-scored labels (the training data's mean and std), which "
+        "helps when scores are large or far from 0; the saved model still gives raw scores. none trains on the "
+        "scores as they are.",
     )
     validation_fraction: float = Field(
         0.1, gt=0, lt=1,
@@ -112,6 +150,32 @@ class DataConfig(_Section):
         None, ge=1, description="Evaluate on a shuffled subset of this many examples; null for all."
     )
     shuffle_seed: int = Field(42, description="Seed for the validation split and the subsets.")
+
+    @field_validator("label_columns", mode="before")
+    @classmethod
+    def _columns_as_text(cls, value: Any) -> Any:
+        # "toxic, insult" (the wizard's field, plain mode) is a list of column names.
+        if isinstance(value, str):
+            parts = [part.strip().strip("'\"") for part in value.strip().strip("[]").split(",") if part.strip()]
+            return parts or None
+        return value
+
+    @field_validator("label_columns")
+    @classmethod
+    def _distinct_columns(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give one column per label, or null to read the labels from label_column")
+        dupes = sorted({c for c in value if value.count(c) > 1})
+        if dupes:
+            raise ValueError(f"names {', '.join(map(repr, dupes))} more than once; give each label column once")
+        return value
+
+    @field_validator("label_separator", mode="before")
+    @classmethod
+    def _separator(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("label_names", mode="before")
     @classmethod
@@ -188,7 +252,14 @@ class TrainingConfig(_Section):
         None,
         description="Weigh the training loss per class for imbalanced data: auto (inverse class frequency, "
         "n / (classes x n_class)), or one positive weight per class in label order, e.g. [1, 4.5]; null weighs every "
-        "example the same. The evaluation loss stays unweighted.",
+        "example the same. The evaluation loss stays unweighted. multi-label-classification: a positive weight "
+        "per label (BCE pos_weight): auto is negatives / positives of each label, clipped to 1/50..50.",
+    )
+    threshold: Threshold = Field(
+        0.5,
+        description="multi-label-classification: a label is predicted when its probability is at least this "
+        "(between 0 and 1). auto: 0.5 while training, then one threshold per label tuned on the validation split "
+        "(best F1 per label), saved with the model for predict and the evaluation report.",
     )
     freeze_encoder: bool = Field(False, description="Train only the classification head; the encoder stays fixed.")
     lora: LoraSettings | None = Field(
@@ -234,6 +305,11 @@ class TrainingConfig(_Section):
 
 class RunConfig(_Section):
     schema_version: int = Field(SCHEMA_VERSION, description="Version of this config format.")
+    task: str = Field(
+        DEFAULT_TASK,
+        description="What the model learns: " + "; ".join(f"{t.name} ({t.when[0].lower() + t.when[1:-1]})"
+                                                          for t in TASKS.values()) + ".",
+    )
     engine: Engine = Field(
         DEFAULT_ENGINE,
         description="trainer (Hugging Face Trainer), torch-loop (plain PyTorch loop) or keras (Keras 3 + KerasHub).",
@@ -242,12 +318,16 @@ class RunConfig(_Section):
     data: DataConfig = Field(description="Where the labelled data comes from and which columns hold what.")
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig, description="How texts become tokens.")
     training: TrainingConfig = Field(default_factory=TrainingConfig, description="Optimisation settings.")
-    metrics: list[Metric] = Field(
-        default_factory=lambda: ["accuracy"],
+    metrics: list[str] = Field(
+        default_factory=lambda: list(default_metrics(DEFAULT_TASK)),
         min_length=1,
-        description="Metrics to report: accuracy, f1, precision, recall, matthews_correlation, f1_macro, "
-        "precision_macro, recall_macro. With two classes f1/precision/recall are the positive class's (label id 1) "
-        "and come with their *_macro averages; with more they are macro averages over all classes.",
+        description="Metrics to report; the first picks the best model unless training.metric_for_best_model says. "
+        "text-classification: accuracy, f1, precision, recall, matthews_correlation, f1_macro, precision_macro, "
+        "recall_macro (with two classes f1/precision/recall are the positive class's, label id 1, and come with "
+        "their *_macro averages; with more they are macro averages over all classes). text-regression: pearson, "
+        "spearman, mse, rmse, mae, r2. multi-label-classification: f1_micro, f1_macro, precision_micro, "
+        "recall_micro, exact_match (every label of a row right), hamming_loss (share of wrong labels, lower is "
+        "better). Left out: the task's defaults.",
     )
     output_dir: Path | None = Field(
         None, description="Run directory; null makes runs/<engine>-<data>-<time>. An existing run is never overwritten."
@@ -265,10 +345,36 @@ class RunConfig(_Section):
             raise ValueError(f"schema_version starts at 1; this finetune-tui writes {SCHEMA_VERSION}")
         return value
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        if value not in TASKS:
+            raise ValueError(f"choose one of {', '.join(TASKS)}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_metrics(cls, data: Any) -> Any:
+        # A config that names no metrics gets its task's (pydantic's default_factory cannot see the task).
+        if isinstance(data, dict) and "metrics" not in data and data.get("task", DEFAULT_TASK) in TASKS:
+            data = {**data, "metrics": list(default_metrics(data.get("task", DEFAULT_TASK)))}
+        return data
+
     @field_validator("metrics")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _task_settings(self) -> RunConfig:
+        known = metric_names(self.task)
+        unknown = [m for m in self.metrics if m not in known]
+        if unknown:
+            raise ValueError(f"metrics {unknown} are not reported for {self.task}; choose from {', '.join(known)}")
+        from core.tasks import get_task
+
+        get_task(self.task).check_config(self)
+        return self
 
     @model_validator(mode="after")
     def _best_metric(self) -> RunConfig:
@@ -286,6 +392,18 @@ class RunConfig(_Section):
         import yaml
 
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def metric_names(task: str) -> tuple[str, ...]:
+    from core.tasks import get_task
+
+    return get_task(task).metric_names
+
+
+def default_metrics(task: str) -> tuple[str, ...]:
+    from core.tasks import get_task
+
+    return get_task(task).default_metrics
 
 
 # --- loading and saving ----------------------------------------------------------------------------

@@ -21,8 +21,9 @@ def format_event(event: dict[str, Any]) -> str | None:
     if kind == "run_started":
         sizes = event.get("sizes", {})
         warnings = "".join(f"\nwarning: {w}" for w in event.get("warnings") or [])
+        labels = event.get("label_summary") or f"{len(event.get('labels', []))} labels"  # runs before tasks: none
         return (f"started {event.get('engine')} on {event.get('device', {}).get('type')}: model {event.get('model')}, "
-                f"{len(event.get('labels', []))} labels, sizes {sizes}, {event.get('total_steps')} steps{warnings}")
+                f"{labels}, sizes {sizes}, {event.get('total_steps')} steps{warnings}")
     if kind == "step":
         return (f"step {event.get('step')}/{event.get('total_steps')} epoch {_num(event.get('epoch'), 2)} "
                 f"loss {_num(event.get('loss'))} lr {_num(event.get('learning_rate'), 7)} "

@@ -75,10 +75,33 @@ def demo_rows(n: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
-def _write_tsv(path: Path, rows: list[tuple[str, str]]) -> None:
+# Star ratings from the same phrases: an opener's tone and the details' tones, as reviewers mix them.
+_STAR_TONES = {1: ("negative", "negative"), 2: ("negative", "neutral"), 3: ("neutral", "neutral"),
+               4: ("positive", "neutral"), 5: ("positive", "positive")}
+
+
+def demo_ratings(n: int, seed: int) -> list[tuple[str, str]]:
+    """Reviews with a whole-number rating 1 to 5 (text-regression's demo): a 5 opens and goes on in praise, a 4
+    opens in praise and goes on plainly, a 3 is plain throughout, and so down to 1."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        stars = 1 + i % 5
+        opener, rest = _STAR_TONES[stars]
+        product = rng.choice(PRODUCTS)
+        parts = [rng.choice(OPENERS[opener]).format(p=product)]
+        parts += rng.sample(DETAILS[rest], min(len(DETAILS[rest]), 1 + int(rng.expovariate(0.6))))
+        if rng.random() < 0.2:
+            parts.insert(rng.randrange(1, len(parts) + 1), rng.choice(TWISTS[opener]))
+        rows.append((" ".join(parts), str(stars)))
+    rng.shuffle(rows)
+    return rows
+
+
+def _write_tsv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
-        writer.writerow(["text", "label"])
+        writer.writerow(header)
         writer.writerows(rows)
 
 
@@ -92,11 +115,26 @@ def demo_config() -> RunConfig:
     })
 
 
+def ratings_config() -> RunConfig:
+    """text-regression on the ratings demo: a higher learning rate and more epochs than classification, as one
+    output trained with MSE needs on this little data."""
+    return RunConfig.model_validate({
+        "task": "text-regression",
+        "data": {"train_file": "demo/ratings_train.tsv", "test_file": "demo/ratings_test.tsv",
+                 "text_column": "text", "label_column": "stars", "validation_fraction": 0.15},
+        "training": TrainingConfig(num_train_epochs=4, learning_rate=1e-4, per_device_train_batch_size=16,
+                                   logging_steps=5, warmup_ratio=0.1).model_dump(),
+    })
+
+
 def write_demo(directory: Path, *, overwrite: bool = False) -> Path:
-    """Write demo/train.tsv (600 rows), demo/test.tsv (150 rows) and demo.yaml under directory."""
+    """Write demo/train.tsv (600 rows), demo/test.tsv (150 rows) and demo.yaml under directory, and the ratings
+    demo for text-regression: demo/ratings_train.tsv (600), demo/ratings_test.tsv (150), demo-regression.yaml."""
     data_dir = directory / "demo"
     config_path = directory / "demo.yaml"
-    targets = [data_dir / "train.tsv", data_dir / "test.tsv", config_path]
+    ratings_path = directory / "demo-regression.yaml"
+    targets = [data_dir / "train.tsv", data_dir / "test.tsv", config_path, data_dir / "ratings_train.tsv",
+               data_dir / "ratings_test.tsv", ratings_path]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not overwrite:
         raise UserError(f"demo files already exist: {', '.join(existing)}", "pass --force to write them again")
@@ -104,4 +142,7 @@ def write_demo(directory: Path, *, overwrite: bool = False) -> Path:
     _write_tsv(data_dir / "train.tsv", demo_rows(600, seed=1))
     _write_tsv(data_dir / "test.tsv", demo_rows(150, seed=2))
     save_config(demo_config(), config_path, overwrite=True)
+    _write_tsv(data_dir / "ratings_train.tsv", demo_ratings(600, seed=3), header=("text", "stars"))
+    _write_tsv(data_dir / "ratings_test.tsv", demo_ratings(150, seed=4), header=("text", "stars"))
+    save_config(ratings_config(), ratings_path, overwrite=True)
     return config_path

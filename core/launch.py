@@ -82,31 +82,27 @@ def preflight(config: RunConfig) -> list[str]:
     check_model(config, model_config)
     # The model's limit only: the tokenizer's own model_max_length is checked by the run, which loads it anyway.
     check_max_length(config.tokenizer.max_length, model_config)
-    return check_data(config, prepare_data(config.data))
+    return check_data(config, prepare_data(config.data, config.task))
 
 
 def check_model(config: RunConfig, model_config: object) -> None:
     """The engine and the model fit together; the run process calls this too, right after loading the model config."""
     from core.engines import ENGINES, get_engine, run_precheck
-    from core.models import check_sequence_classification
+    from core.tasks import get_task
 
     get_engine(config.engine)
     info = ENGINES[config.engine]
     run_precheck(info, config)  # e.g. keras: the replicas fit; imported only for its own engine
     if info.hf_heads:
-        check_sequence_classification(model_config, config.model.name_or_path)
+        get_task(config.task).check_hf_model(model_config, config.model.name_or_path)
 
 
 def check_data(config: RunConfig, prepared: object) -> list[str]:
-    """The prepared data fits the training settings; returns warnings. The run process calls this too."""
-    from core.class_weights import imbalance_warning, run_class_weights
+    """The prepared data fits the training settings (the task's checks); returns warnings. The run process calls
+    this too."""
+    from core.tasks import get_task
 
-    run_class_weights(config, prepared)  # a list of the wrong length is refused before training
-    if config.training.class_weights is not None:
-        return []
-    counts = dict(zip(prepared.label_names, prepared.class_counts, strict=True))  # type: ignore[attr-defined]
-    warning = imbalance_warning(counts)
-    return [warning] if warning else []
+    return get_task(config.task).check_prepared(config, prepared)  # type: ignore[arg-type]
 
 
 def create_run(config: RunConfig, *, overwrite: bool = False) -> RunDir:

@@ -175,15 +175,3 @@ def count_parameters(config: Any) -> int | None:
         return sum(p.numel() for p in model.parameters())
     except Exception:  # an exotic architecture should not stop the wizard; size is informative only
         return None
-
-
-def check_sequence_classification(config: Any, name: str) -> None:
-    """Refuse, before any work, a model that transformers has no sequence-classification head for."""
-    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
-
-    model_type = getattr(config, "model_type", None)
-    if model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
-        raise ModelError(
-            f"model {name} ({model_type}) has no text-classification head in transformers",
-            "choose a text encoder such as bert, distilbert, roberta, deberta-v2 or xlm-roberta",
-        )

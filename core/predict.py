@@ -1,9 +1,10 @@
-"""Classify texts with a trained model, whichever engine made it: `load_predictor(run_or_model_dir)`.
+"""Answers for texts from a trained model, whichever engine and task made it: `load_predictor(run_or_model_dir)`.
 
 Two formats are told apart by their files: a Hugging Face directory (config.json, from the trainer and torch-loop
 engines) and the keras engine's directory (keras_model.json beside model.keras, labels.json and the tokenizer).
 Texts are tokenized as in training: truncation and max_length come from the run's config.yaml when the model sits
-in a run directory, else from what the model directory records, else from the tokenizer.
+in a run directory, else from what the model directory records, else from the tokenizer. What the outputs mean
+(probabilities of classes, a score) is the task's, named in the model's task.json (core.tasks.model_meta).
 """
 
 from __future__ import annotations
@@ -58,22 +59,29 @@ def find_model_dir(path: str | Path) -> Path:
 
 
 class Predictor:
-    """Probabilities and labels for texts (or text pairs). Subclasses turn a tokenized batch into logits."""
+    """Scores and answers for texts (or text pairs), as the model's task reads its outputs. Subclasses turn a
+    tokenized batch into logits."""
 
     def __init__(self, path: Path, labels: list[str], tokenizer: Any, settings: TokenizerSettings) -> None:
+        from core.tasks import get_task
+        from core.tasks.model_meta import read_meta
+
         self.path = path
         self.labels = labels
         self.tokenizer = tokenizer
         self.settings = settings
+        self.meta = {**read_meta(path, labels), "labels": labels}
+        self.task = get_task(self.meta["task"])
 
-    def predict_proba(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
-        """[len(texts), len(labels)] class probabilities, in the order of self.labels."""
+    def scores(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
+        """The task's scores (Task.scores) per text: [n, classes] probabilities in the order of self.labels, or
+        [n] scores."""
         texts = list(texts)
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
         if not all(isinstance(t, str) for t in [*texts, *(pairs or [])]):
             raise TypeError("texts and pairs must be strings")
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float64)
+        chunks = []
         step = max(1, int(batch_size))
         for start in range(0, len(texts), step):
             chunk = texts[start:start + step]
@@ -82,37 +90,42 @@ class Predictor:
                 truncation=self.settings.truncation, max_length=self.settings.max_length, padding=True,
                 return_tensors="np",
             )
-            out[start:start + len(chunk)] = _softmax(np.asarray(self._logits(enc), dtype=np.float64))
-        return out
+            chunks.append(self.task.scores(np.asarray(self._logits(enc), dtype=np.float64)))
+        if not chunks:
+            return self.task.scores(np.zeros((0, len(self.labels)), dtype=np.float64))
+        return np.concatenate(chunks)
+
+    def predict_proba(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
+        """scores() under the name scikit-learn users reach for (class probabilities for text-classification)."""
+        return self.scores(texts, pairs, batch_size)
 
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
-        """One {label, score, probabilities {label: p}} per text."""
-        probs = self.predict_proba(texts, pairs, batch_size)
-        results = []
-        for row in probs:
-            best = int(row.argmax())
-            results.append({"label": self.labels[best], "score": float(row[best]),
-                            "probabilities": {name: float(p) for name, p in zip(self.labels, row, strict=True)}})
-        return results
+        """One answer per text, the task's (Task.answers): e.g. {label, score, probabilities {label: p}}, or
+        {score}."""
+        return self.task.answers(self.scores(texts, pairs, batch_size), self.meta)
 
     def _logits(self, enc: Any) -> Any:
         raise NotImplementedError
 
 
 class HFPredictor(Predictor):
-    """A transformers sequence-classification model (trainer and torch-loop engines)."""
+    """A transformers model with the task's head (trainer and torch-loop engines)."""
 
     def __init__(self, path: Path, settings_from: Path | None) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        import transformers
+        from transformers import AutoTokenizer
 
         from core.models import position_limit
+        from core.tasks import get_task
+        from core.tasks.model_meta import read_meta
 
+        auto_class = getattr(transformers, get_task(read_meta(path, [])["task"]).auto_model_class)
         # A model trained from a repository's own code was saved with that code; the run's config says it may run.
         trust = _trusts_remote_code(settings_from)
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust)
-            model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=trust)
+            model = auto_class.from_pretrained(path, trust_remote_code=trust)
         except (OSError, ValueError) as err:
             if isinstance(err, ValueError) and "trust_remote_code" in str(err):
                 if settings_from is None:
@@ -229,9 +242,3 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ModelError(f"{path} does not hold a JSON object", "give the model/ directory of a finished run")
     return data
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +31,7 @@ class FileResult:
     rows: int
     text_column: str
     text_pair_column: str | None
-    counts: dict[str, int] = field(default_factory=dict)  # predicted label -> rows
+    summary: str = ""  # the task's line on the answers, e.g. "neg=30, pos=12"
 
 
 def default_output(input_path: Path) -> Path:
@@ -63,14 +63,9 @@ def predict_file(
     pair_col = _pick_pair(table, text_pair_column, trained_pair, text_col, input_path)
     texts = [_text(v) for v in table[text_col].tolist()]
     pairs = [_text(v) for v in table[pair_col].tolist()] if pair_col is not None else None
-    probs = predictor.predict_proba(texts, pairs, batch_size=batch_size)
-    labels = list(predictor.labels)
-    predicted = [labels[int(row.argmax())] for row in probs]
-    _write(output, "jsonl" if fmt == "json" else fmt, table, labels, predicted, probs)
-    counts: dict[str, int] = {}
-    for name in predicted:
-        counts[name] = counts.get(name, 0) + 1
-    return FileResult(output, len(texts), text_col, pair_col, counts)
+    answers = predictor.predict(texts, pairs, batch_size=batch_size)
+    _write(output, "jsonl" if fmt == "json" else fmt, table, predictor, answers)
+    return FileResult(output, len(texts), text_col, pair_col, predictor.task.answers_summary(answers))
 
 
 def training_columns(model: str | Path, predictor: Any) -> tuple[str | None, str | None]:
@@ -179,7 +174,7 @@ def _pick_pair(table: pd.DataFrame, given: str | None, trained: str | None, text
         return None
     if trained in columns and trained != text:
         return trained
-    raise DataError(f"this model classifies text pairs, but {path} has no column '{trained}' for the second text",
+    raise DataError(f"this model was trained on text pairs, but {path} has no column '{trained}' for the second text",
                     "name the second text's column with --pair-column")
 
 
@@ -189,20 +184,18 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _write(output: Path, fmt: str, table: pd.DataFrame, labels: list[str], predicted: list[str], probs: Any) -> None:
+def _write(output: Path, fmt: str, table: pd.DataFrame, predictor: Any, answers: list[dict[str, Any]]) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(output.name + ".tmp")
     if fmt in ("csv", "tsv"):
         out = table.copy()
-        out["predicted"] = predicted
-        for j, name in enumerate(labels):
-            out[f"probability_{name}"] = [round(float(p), _DIGITS) for p in probs[:, j]]
+        for name, values in predictor.task.file_columns(answers, predictor.meta).items():
+            out[name] = values
         out.to_csv(tmp, sep="\t" if fmt == "tsv" else ",", index=False)
     else:
         with open(tmp, "w", encoding="utf-8") as f:
-            for record, name, row in zip(table.to_dict("records"), predicted, probs, strict=True):
+            for record, answer in zip(table.to_dict("records"), answers, strict=True):
                 out_row = {k: v for k, v in record.items() if not (isinstance(v, float) and v != v)}  # absent keys
-                out_row["predicted"] = name
-                out_row["probabilities"] = dict(zip(labels, (round(float(p), _DIGITS) for p in row), strict=True))
+                out_row.update(predictor.task.answer_json(answer))
                 f.write(json.dumps(out_row, ensure_ascii=False) + "\n")
     tmp.replace(output)

@@ -1,4 +1,5 @@
-"""A one-page PNG of a run: loss curves from events.jsonl and the confusion matrix of an evaluation.
+"""A one-page PNG of a run: loss curves from events.jsonl and the task's panel of an evaluation (e.g. the
+confusion matrix).
 
 Made for people who copy results off a GPU box without a display: matplotlib's Agg backend through the Figure API
 (no pyplot), so it needs no display and keeps no global state, and is safe from a worker thread.
@@ -11,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from core.evaluation import Evaluation
-
-ANNOTATE_LIMIT = 20  # classes up to which each cell of the matrix shows its count
 
 
 def _number(value: Any) -> float | None:
@@ -50,7 +49,9 @@ def write_report(path: str | Path, events: list[dict[str, Any]], evaluation: Eva
     loss_ax, matrix_ax = fig.subplots(1, 2, width_ratios=[6.0, side])
     _plot_losses(loss_ax, events)
     if evaluation is not None:
-        _plot_matrix(fig, matrix_ax, evaluation)
+        from core.tasks import get_task
+
+        get_task(evaluation.task).plot_report(fig, matrix_ax, evaluation)
     else:
         matrix_ax.set_axis_off()
         matrix_ax.text(0.5, 0.5, "no evaluation", ha="center", va="center")
@@ -81,27 +82,3 @@ def _plot_losses(ax: Any, events: list[dict[str, Any]]) -> None:
     ax.set_ylabel("loss")
     ax.set_title("Loss")
     ax.grid(alpha=0.3)
-
-
-def _plot_matrix(fig: Any, ax: Any, ev: Evaluation) -> None:
-    import numpy as np
-
-    counts = np.asarray(ev.confusion, dtype=float)
-    totals = counts.sum(axis=1, keepdims=True)
-    share = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
-    image = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
-    ticks = range(len(ev.labels))
-    names = [name if len(name) <= 18 else name[:17] + "…" for name in ev.labels]
-    ax.set_xticks(ticks, names, rotation=45 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center",
-                  fontsize=8)
-    ax.set_yticks(ticks, names, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if len(ev.labels) <= ANNOTATE_LIMIT:
-        for i in ticks:
-            for j in ticks:
-                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=8,
-                        color="white" if share[i, j] > 0.5 else "black")
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
-    ax.set_title(f"{ev.split} ({ev.size}): {shown}", fontsize=9)

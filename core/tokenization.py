@@ -124,8 +124,12 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
     10 s to tokenize, a fraction of a second to reopen; bench/data.py)."""
     from datasets import DatasetDict
 
+    from core.tasks import get_task
+
     pair = prepared.text_pair_column is not None
     padding = _padding(tok)
+    task = get_task(prepared.task)
+    transform = task.label_transform(prepared)  # e.g. text-regression's label_scaling
 
     def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
         enc = tokenizer(
@@ -133,10 +137,10 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
             truncation=tok.truncation, max_length=tok.max_length, padding=padding, verbose=False,
         )
         out = dict(enc)
-        out["labels"] = batch["label"]
+        out["labels"] = batch["label"] if transform is None else transform(batch["label"])
         return out
 
-    identity = _tokenizer_identity(tokenizer)
+    identity = _tokenizer_identity(tokenizer) + "|" + task.cache_key(prepared)
     cache = _writable_cache_dir()
     result = {}
     for split, ds in prepared.dataset.items():

@@ -116,6 +116,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     from core.engines import get_engine
     from core.launch import check_data, check_model
     from core.models import check_max_length, count_parameters, load_model_config
+    from core.tasks import get_task
     from core.tokenization import check_lengths, load_tokenizer, tokenize_dataset
 
     _quiet_progress_bars()
@@ -142,7 +143,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
     # Under torchrun only rank 0 reads and tokenizes; the others map its tokenized splits (core.data.handoff).
     prepared, tokenized = prepare_and_tokenize(
-        config.data, run_dir.path, lambda p: tokenize_dataset(p, tokenizer, config.tokenizer), prepared_here)
+        config.data, run_dir.path, lambda p: tokenize_dataset(p, tokenizer, config.tokenizer), prepared_here,
+        config.task)
     check_lengths(tokenized, limit, config.tokenizer)  # with truncation off, before a long row crashes the run
     device = torch_device()
     warnings = _resume_warnings(run_dir, config) if resume is not None else []
@@ -152,7 +154,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         print(f"warning: {warning}", flush=True)
     events.emit(
         "run_started", run_id=run_dir.path.name, engine=config.engine, model=config.model.name_or_path,
-        dataset=_dataset_name(run_dir), labels=prepared.label_names, sizes=prepared.sizes,
+        dataset=_dataset_name(run_dir), task=config.task, labels=prepared.label_names,
+        label_summary=get_task(config.task).summary(prepared), sizes=prepared.sizes,
         total_steps=total_steps(config, prepared.sizes["train"]), num_train_epochs=config.training.num_train_epochs,
         primary_metric=config.training.metric_for_best_model or config.metrics[0], metrics=config.metrics,
         text_column=prepared.text_column, text_pair_column=prepared.text_pair_column,
@@ -170,9 +173,24 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     result = engine(ctx)
     evaluations: list[Any] = []
     if main and not result.stopped:
+        result.extra.update(_after_training(run_dir, config, prepared, result))
         extra, evaluations = _evaluate(run_dir, config, prepared, result)
         result.extra.update(extra)
     return result, evaluations
+
+
+def _after_training(run_dir: RunDir, config: RunConfig, prepared: Any, result: EngineResult) -> dict[str, Any]:
+    """What the task settles about the saved model from its final validation outputs (Task.after_training, e.g.
+    multi-label's tuned thresholds), merged into the model's task.json before the evaluation reads it; the fields go
+    into the `finished` event too."""
+    from core.tasks import get_task
+    from core.tasks.model_meta import read_meta, write_meta
+
+    fields = get_task(config.task).after_training(result.predictions.get("validation"), prepared, config)
+    if fields:
+        meta = read_meta(run_dir.model_dir, list(prepared.label_names))
+        write_meta(run_dir.model_dir, {**meta, **fields})
+    return fields
 
 
 def _evaluate(run_dir: RunDir, config: RunConfig, prepared: Any, result: EngineResult) -> tuple[dict[str, Any], list]:

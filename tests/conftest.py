@@ -122,7 +122,7 @@ def engine_context(engine: str, raw: dict, stop_after: int | None = None, resume
 
     config = resolve_config(parse_config({**raw, "engine": engine}))
     run_dir = run_dir or create_run(config)
-    prepared = prepare_data(config.data)
+    prepared = prepare_data(config.data, config.task)
     tokenizer = load_tokenizer(config.model)
     polls = [0]
 

@@ -159,6 +159,7 @@ def _trainer_loss(logits: Any, labels: Any, weights: list[float] | None, tmp_pat
     from transformers.modeling_outputs import SequenceClassifierOutput
 
     from core.engines.trainer import _trainer_class
+    from core.tasks import get_task
 
     class FixedLogits(torch.nn.Module):
         def __init__(self) -> None:
@@ -173,7 +174,8 @@ def _trainer_loss(logits: Any, labels: Any, weights: list[float] | None, tmp_pat
 
     model = FixedLogits()
     args = TrainingArguments(output_dir=str(tmp_path / "trainer"), use_cpu=True, report_to="none")
-    trainer = _trainer_class(Trainer)(model=model, args=args, class_weights=weights)
+    trainer = _trainer_class(Trainer)(model=model, args=args, class_weights=weights,
+                                      weighted_loss=get_task("text-classification").torch_loss)
     model.train(training)
     inputs = {"input_ids": torch.zeros(len(labels), 1, dtype=torch.long), "labels": labels}
     return float(trainer.compute_loss(model, inputs).detach())
@@ -182,12 +184,12 @@ def _trainer_loss(logits: Any, labels: Any, weights: list[float] | None, tmp_pat
 def _keras_losses(logits: Any, labels: Any, weights: list[float]) -> tuple[float, float]:
     """The keras engine's compiled loss (through Keras's own compute_loss) and its logged per-batch loss."""
     from core.engines import keras_callbacks as kc
-    from core.engines.keras import training_loss
     from core.engines.keras_convert import import_keras
+    from core.tasks import get_task
 
     keras = import_keras()
     model = keras.Sequential([keras.Input((logits.shape[1],)), keras.layers.Identity()])
-    model.compile(optimizer="sgd", loss=training_loss(keras, kc, weights), jit_compile=False)
+    model.compile(optimizer="sgd", loss=get_task("text-classification").keras_loss(keras, weights), jit_compile=False)
     y, y_pred = labels.numpy().astype("int32"), logits.numpy()
     compiled = float(model.compute_loss(x=None, y=y, y_pred=y_pred))
     logged = kc.BatchLoss(class_weights=weights)
@@ -200,6 +202,7 @@ def test_the_three_engines_weigh_one_batch_alike(tmp_path: Path) -> None:
     import torch
 
     from core.engines.torch_loop import training_loss
+    from core.tasks import get_task
 
     logits, labels, weights = _batch()
     reference = float(torch.nn.CrossEntropyLoss(weight=torch.tensor(weights))(logits, labels))
@@ -212,7 +215,8 @@ def test_the_three_engines_weigh_one_batch_alike(tmp_path: Path) -> None:
     keras_compiled, keras_logged = _keras_losses(logits, labels, weights)
     losses = {
         "trainer": _trainer_loss(logits, labels, weights, tmp_path, training=True),
-        "torch-loop": float(training_loss(outputs, labels, torch.tensor(weights))),
+        "torch-loop": float(training_loss(outputs, labels, torch.tensor(weights),
+                                          get_task("text-classification").torch_loss)),
         "keras": keras_compiled,
         "keras (logged)": keras_logged,
     }

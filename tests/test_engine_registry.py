@@ -106,7 +106,8 @@ def test_check_model_runs_the_precheck_and_the_head_check_the_registry_names(mon
     bert = SimpleNamespace(model_type="bert")
     config = _config("trainer")
     check_model(config, bert)
-    with pytest.raises(ModelError, match="no text-classification head"):
+    with pytest.raises(ModelError, match="no sequence-classification head in transformers, which "
+                                         "text-classification trains"):
         check_model(config, no_head)
 
     CALLS.clear()

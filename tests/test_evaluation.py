@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.evaluation import evaluate_run, format_evaluation, load_evaluation, most_wrong, score
+from core.evaluation import evaluate_run, format_evaluation, load_evaluation, score
 from core.rundir import RunDir
+from core.tasks import get_task
 from tests.conftest import tiny_config, tiny_rows, write_tsv
 from tests.test_trainer_run import _run_in_process
 
@@ -58,13 +59,14 @@ def test_score_tables_add_up() -> None:
 def test_most_wrong_is_sorted_by_wrong_confidence(case: tuple[int, list[int], int]) -> None:
     k, refs, seed = case
     probs = np.random.default_rng(seed).dirichlet(np.ones(k), size=len(refs))
-    found = most_wrong(refs, probs, limit=len(refs))
+    most_wrong = get_task("text-classification").most_wrong
+    found = most_wrong(np.asarray(refs), probs, limit=len(refs))
     preds = probs.argmax(axis=1)
-    assert {i for i, _, _ in found} == {i for i in range(len(refs)) if preds[i] != refs[i]}
-    confidences = [c for _, _, c in found]
+    assert {i for i, _ in found} == {i for i in range(len(refs)) if preds[i] != refs[i]}
+    confidences = [extra["confidence"] for _, extra in found]
     assert confidences == sorted(confidences, reverse=True)
-    assert all(p == preds[i] and c == probs[i].max() for i, p, c in found)
-    assert len(most_wrong(refs, probs, limit=2)) == min(2, len(found))
+    assert all(extra["confidence"] == pytest.approx(probs[i].max(), abs=1e-6) for i, extra in found)
+    assert len(most_wrong(np.asarray(refs), probs, limit=2)) == min(2, len(found))
 
 
 # --- a trained run ---------------------------------------------------------------------------------------------
@@ -148,8 +150,9 @@ def test_evaluate_with_a_given_predictor_writes_everything(tiny_model: Path, tin
 
     class Always:
         labels = ("pos", "neg")  # another order than the run's: columns must be matched by name
+        task = get_task("text-classification")
 
-        def predict_proba(self, texts: list[str], pairs: Any = None, batch_size: int = 32) -> np.ndarray:
+        def scores(self, texts: list[str], pairs: Any = None, batch_size: int = 32) -> np.ndarray:
             return np.tile([0.8, 0.2], (len(texts), 1))
 
     ev = evaluate_run(run, "validation", predictor=Always(), report=False)

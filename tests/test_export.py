@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from core.config import load_config, parse_config
 from core.engines import ENGINES
 from core.export import FORMATS, export_config, redact, to_command
-from tests.conftest import tiny_config
+from tests.conftest import tiny_config, write_tsv
 from tests.fixtures_data import data_dir_fixture  # noqa: F401
+from tests.test_task_regression import ratings
 from tests.test_trainer_run import _run_in_process
 
 OFFLINE = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
@@ -311,6 +312,122 @@ def test_script_loads_float32_master_weights_from_a_bf16_checkpoint(engine: str,
     assert {p.dtype for p in model.parameters()} == {torch.float32}
 
 
+# --- scripts: tasks ------------------------------------------------------------------------------------------------
+
+def _regression_config(model: Path, root: Path, engine: str = "trainer", rows: int = 80, **training: Any) -> dict:
+    """A text-regression config on 1-5 star ratings (tests/test_task_regression.py), its default metrics."""
+    train = write_tsv(root / "ratings_train.tsv", ratings(rows, seed=1), header=("review", "stars"))
+    test = write_tsv(root / "ratings_test.tsv", ratings(20, seed=2), header=("review", "stars"))
+    raw = tiny_config(model, {"train": train, "test": test}, root / f"run-{engine}", **training)
+    raw["data"].update(text_column="review", label_column="stars", label_scaling="standard")
+    del raw["metrics"]  # the task's own: pearson, spearman, mse, rmse, mae, r2
+    return {**raw, "task": "text-regression", "engine": engine}
+
+
+def _engine_param(engine: str) -> Any:
+    return pytest.param(engine, marks=[KERAS]) if engine == "keras" else engine
+
+
+@pytest.mark.parametrize("task", ["text-classification", "text-regression"])
+@pytest.mark.parametrize("engine", [_engine_param(name) for name in ENGINES])
+def test_every_task_renders_a_standalone_script_for_every_engine(task: str, engine: str, tiny_model: Path,
+                                                                 tiny_data: dict, tmp_path: Path) -> None:
+    """Each (task, engine) script compiles and imports nothing of finetune-tui (_render); its task-specific code
+    comes from the task's export/ fragments, its engine code from the engine's template."""
+    if task == "text-regression":
+        raw = _regression_config(tiny_model, tmp_path, engine)
+    else:
+        raw = {**tiny_config(tiny_model, tiny_data, tmp_path / "run"), "engine": engine}
+    text = _render(raw)
+    tree = ast.parse(text)
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    assert {"load_data", "label_values", "validation_strata", "compute_metrics", "finish", "write_task_file"} <= defined
+    assert f"for {task.replace('-', ' ')} with" in text.splitlines()[0]
+    keras = ENGINES[engine].model_format == "keras"
+    if task == "text-regression":
+        # shared.py is inlined as it is, not copied into a template
+        from core.tasks.text_regression import shared
+
+        assert {"quantile_strata", "standard_scaling", "regression_metrics", "fold_scaling", "unscale"} <= defined
+        assert 'def unscale(outputs: "np.ndarray | torch.Tensor"' in text and shared.__doc__.strip()[:40] not in text
+        assert "labels_for_training(tokenized" in text and "sklearn.metrics import accuracy" not in text
+        assert ("MeanSquaredError()" in text) if keras else ('problem_type="regression"' in text)
+        assert "ClassLabel" not in text and "np.argmax(outputs" not in text and "LABEL2ID" not in text
+    else:
+        assert "np.argmax(outputs, axis=-1)" in text and "labels_for_training" not in text
+        assert ("SparseCategoricalCrossentropy" in text) if keras else ("num_labels=len(LABELS)" in text)
+        assert "quantile_strata" not in text and "scipy" not in text
+
+
+def test_a_task_without_export_fragments_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import ConfigError
+    from core.tasks import get_task
+
+    task = get_task("text-regression")
+    monkeypatch.setattr(type(task), "export_dir", lambda self: tmp_path / "export")
+    config = parse_config({"task": "text-regression", "data": {"train_file": str(tmp_path / "unread.csv")}})
+    with pytest.raises(ConfigError, match="no script export for task 'text-regression'"):
+        export_config(config, "script")
+
+
+@pytest.mark.parametrize(("train", "extra"), [
+    ("held-out", {"max_train_samples": 50, "max_eval_samples": 5}),  # validation stratified by score quantiles
+    ("decimals", {"label_scaling": "none"}),  # scores as text with spaces and decimals, validation and test files
+])
+def test_regression_script_loads_and_scales_exactly_the_scores_finetune_tui_trains_on(
+    tiny_model: Path, tmp_path: Path, train: str, extra: dict[str, Any]
+) -> None:
+    from core.data import prepare_data
+    from core.tasks import get_task
+
+    raw = _regression_config(tiny_model, tmp_path)
+    if train == "decimals":
+        rows = [(text, f" {int(stars) / 2 + 0.1 * (i % 3)} ") for i, (text, stars) in enumerate(ratings(60, seed=5))]
+        raw["data"]["train_file"] = str(write_tsv(tmp_path / "decimals.tsv", rows, header=("review", "stars")))
+        raw["data"]["validation_file"] = str(write_tsv(tmp_path / "valid.tsv", rows[:9], header=("review", "stars")))
+    raw["data"].update(extra)
+    config = parse_config(raw)
+    prepared = prepare_data(config.data, config.task)
+    ns = _script_namespace(_render(raw), tmp_path)
+    assert ns["LABELS"] == prepared.label_names == ["stars"]
+    loaded = ns["load_data"]()
+    assert set(loaded) == set(prepared.dataset)
+    for split, ds in prepared.dataset.items():
+        assert loaded[split]["text"] == ds["text"], split
+        assert loaded[split]["label"] == ds["label"], split  # float32 scores, bit for bit
+    # What the model trains on: z-scored with the training split's numbers, as the tokenized splits hold them.
+    trained = ns["labels_for_training"](loaded, loaded["train"])
+    stats = prepared.label_stats
+    assert ns["TRAINING_SCORES"]["range"] == [stats["min"], stats["max"]]
+    assert ns["TRAINING_SCORES"]["whole"] == stats["whole"]
+    scaling = stats["scaling"]
+    assert ns["TRAINING_SCORES"]["scaling"] == ((scaling["mean"], scaling["std"]) if scaling else None)
+    transform = get_task("text-regression").label_transform(prepared) or (lambda values: values)
+    for split, ds in prepared.dataset.items():
+        assert trained[split].features["label"].dtype == "float64"
+        assert trained[split]["label"] == transform(ds["label"]), split
+
+
+@settings(max_examples=60, deadline=None)
+@given(scores=st.lists(st.sampled_from([1.0, 1.5, 2.0, 3.0, 4.25, 5.0, 7.5]) | st.floats(-10, 10), min_size=2,
+                       max_size=80),
+       frac=st.floats(0.05, 0.9), seed=st.integers(0, 99))
+def test_script_regression_split_is_core_split(scores: list[float], frac: float, seed: int) -> None:
+    """The script stratifies on quantile_strata (shared.py, inlined as it is) with its own split_indices."""
+    import math
+
+    from core.data import split_indices
+    from core.tasks import get_task
+    from core.tasks.text_regression.shared import quantile_strata
+
+    labels = np.asarray(scores, dtype=np.float32)
+    n_val = math.ceil(frac * len(labels))
+    if len(labels) - n_val < 1:
+        return
+    ours = split_indices(get_task("text-regression").strata(labels), n_val, seed)[:2]
+    assert _split_function()(quantile_strata(np.array(labels.tolist())), n_val, seed) == ours
+
+
 # --- scripts: they reproduce the run -------------------------------------------------------------------------------
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -374,6 +491,48 @@ def test_exported_script_reproduces_the_run(engine: str, training: dict[str, Any
     table = pd.read_csv(result.output)
     assert result.rows == 2 and set(table["predicted"]) <= {"neg", "pos"}
     assert np.allclose(table["probability_neg"] + table["probability_pos"], 1, atol=1e-4)
+
+
+@pytest.mark.parametrize(("engine", "training"), [
+    ("trainer", {}),
+    # rmse picks the best model, lowest first; early stopping brings it back at the end
+    ("torch-loop", {"group_by_length": False, "max_steps": 24, "eval_strategy": "steps", "eval_steps": 4,
+                    "early_stopping_patience": 1, "metric_for_best_model": "rmse"}),
+    pytest.param("keras", {}, marks=[KERAS, pytest.mark.slow]),
+])
+def test_exported_regression_script_reproduces_the_run(engine: str, training: dict[str, Any], tiny_model: Path,
+                                                       tmp_path: Path) -> None:
+    """label_scaling standard: the script z-scores the scores, trains with the mean squared error, reports the
+    metrics in the score's units, folds the scaling into the head and writes task.json, as finetune-tui does."""
+    from core.predict import load_predictor
+
+    raw = _regression_config(tiny_model, tmp_path, engine, **{"num_train_epochs": 3, "eval_strategy": "epoch",
+                                                                **training})
+    run = _run_in_process(raw)
+    reported = json.loads(run.metrics_path.read_text())
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    script = tmp_path / "train.py"
+    exported = _cli("export", str(config_path), "--to", "script", "-o", str(script))
+    assert exported.returncode == 0, exported.stderr
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    result = _run_script(script, tmp_path / "script-out", workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
+    wanted = {"loss", "pearson", "spearman", "mse", "rmse", "mae", "r2"}
+    assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
+    for split in ("validation", "test"):
+        assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
+
+    # The saved models: the same task.json (scaling folded) and the same raw scores through predict.
+    model_dir = tmp_path / "script-out" / "model"
+    assert json.loads((model_dir / "task.json").read_text()) == json.loads((run.model_dir / "task.json").read_text())
+    texts = [text for text, _ in ratings(6, seed=9)]
+    script_scores = load_predictor(model_dir).scores(texts)
+    assert np.allclose(script_scores, load_predictor(run.path).scores(texts), atol=1e-4)
+    assert 0.0 < float(np.mean(script_scores)) < 6.0
 
 
 def test_exported_scripts_carry_the_launcher_for_several_processes(tmp_path: Path) -> None:

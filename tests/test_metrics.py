@@ -67,7 +67,7 @@ def test_the_evaluation_report_averages_over_every_class() -> None:
 def test_exported_scripts_compute_the_same_numbers(num_labels: int, refs: list[int], preds: list[int]) -> None:
     import sklearn.metrics
 
-    from core.export_templates import scorers
+    from core.tasks.text_classification.script import scorers
 
     names = [*ALL, "recall_macro"]
     namespace = {**vars(sklearn.metrics), "labels": np.asarray(refs), "predictions": np.asarray(preds)}

@@ -100,7 +100,9 @@ def test_one_pass_per_split_at_the_end(engine: str, tiny_model: Path, tmp_path: 
         for mine, theirs in zip(run_rows, again_rows, strict=True):
             assert mine["predicted"] == theirs["predicted"]
             for name, p in mine["probabilities"].items():
-                assert p == pytest.approx(theirs["probabilities"][name], abs=2e-4)
+                # Tight: the tiny models give rows probabilities within 1e-4 of each other, so a row order
+                # mixed up would pass a looser check.
+                assert p == pytest.approx(theirs["probabilities"][name], abs=1e-5)
         assert again.metrics["accuracy"] == pytest.approx(reported["accuracy"], abs=1e-6)
 
 

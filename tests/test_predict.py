@@ -97,12 +97,16 @@ def test_predict_needs_something_to_predict(trained_run: RunDir, capsys: pytest.
 
 class _FakePairs:
     def __init__(self) -> None:
+        from core.tasks import get_task
+
         self.labels = ["no", "yes"]
+        self.task = get_task("text-classification")
+        self.meta = {"task": self.task.name, "labels": self.labels}
         self.seen: tuple[list[str], list[str] | None] | None = None
 
-    def predict_proba(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
+    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> list[dict]:
         self.seen = (texts, pairs)
-        return np.array([[0.25, 0.75]] * len(texts))
+        return self.task.answers(np.array([[0.25, 0.75]] * len(texts)), self.meta)
 
 
 def test_pair_columns_come_from_the_run(tiny_model: Path, tiny_data: dict, tmp_path: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -13,6 +13,7 @@ from textual.widgets import Input, Static
 
 from core.config import parse_config, save_config
 from core.rundir import RunDir
+from core.tasks import get_task
 from tests.conftest import tiny_config, tiny_rows, write_tsv
 from tests.test_trainer_run import _run_in_process
 from tui.screens.try_model import TryModelScreen, probability_bars
@@ -52,18 +53,18 @@ async def test_type_a_text_and_see_probabilities(trained_run: RunDir) -> None:
         assert screen.labels == ["neg", "pos"]
         await pilot.press(*"great lovely superb film")
         await _until(pilot, lambda: screen.shown_for == ("great lovely superb film", None))
-        assert set(screen.probabilities) == {"neg", "pos"}
-        assert sum(screen.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
-        assert screen.probabilities["pos"] > screen.probabilities["neg"]
+        assert set(screen.answer["probabilities"]) == {"neg", "pos"}
+        assert sum(screen.answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert screen.answer["probabilities"]["pos"] > screen.answer["probabilities"]["neg"]
         shown = str(screen.query_one("#try-bars", Static).render())
-        assert "neg" in shown and "pos" in shown and f"{screen.probabilities['pos']:.1%}" in shown
+        assert "neg" in shown and "pos" in shown and f"{screen.answer['probabilities']['pos']:.1%}" in shown
 
         # Editing the text predicts again for the new text.
         field = screen.query_one("#try-text", Input)
         field.value = ""
         await pilot.press(*"awful terrible broken", "enter")
         await _until(pilot, lambda: screen.shown_for == ("awful terrible broken", None))
-        assert screen.probabilities["neg"] > screen.probabilities["pos"]
+        assert screen.answer["probabilities"]["neg"] > screen.answer["probabilities"]["pos"]
         await pilot.press("escape")  # back to the screen beneath (here the host's empty one); the app stays
         await _until(pilot, lambda: not isinstance(app.screen, TryModelScreen))
         assert screen not in app.screen_stack and app.return_code is None
@@ -80,10 +81,12 @@ async def test_pair_model_asks_for_both_texts(tiny_model: Path, tiny_data: dict,
 
     class Fake:
         labels = ("no", "yes", "maybe")
+        task = get_task("text-classification")
+        meta: ClassVar[dict[str, Any]] = {"task": "text-classification", "labels": list(labels)}
 
-        def predict_proba(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> Any:
+        def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> Any:
             seen.append((texts, pairs))
-            return np.array([[0.2, 0.5, 0.3]])
+            return self.task.answers(np.array([[0.2, 0.5, 0.3]]), self.meta)
 
     monkeypatch.setattr(core.predict, "load_predictor", lambda path: Fake())
     app = Host(tmp_path / "run")
@@ -96,7 +99,7 @@ async def test_pair_model_asks_for_both_texts(tiny_model: Path, tiny_data: dict,
         await pilot.press(*"me", "enter")
         await _until(pilot, lambda: screen.shown_for == ("who", "me"))
         assert seen[-1] == (["who"], ["me"])
-        assert screen.probabilities == {"no": 0.2, "yes": 0.5, "maybe": 0.3}
+        assert screen.answer["probabilities"] == {"no": 0.2, "yes": 0.5, "maybe": 0.3}
 
 
 async def test_a_run_without_a_model_says_so(tmp_path: Path, tiny_model: Path, tiny_data: dict) -> None:

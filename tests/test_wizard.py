@@ -236,6 +236,54 @@ async def test_glue_file_shows_its_quoting_pairs_and_label_names(in_workdir: Pat
         assert screen.draft.build().data.label_names == ["not_equivalent", "equivalent"]
 
 
+async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir: Path) -> None:
+    """Choosing text-regression on the first step: the dataset step shows the scores' spread and the label scaling
+    (not label names), the training step offers the regression metrics, and the saved config is a regression one."""
+    from textual.widgets import Select, SelectionList
+
+    from tests.test_task_regression import ratings
+
+    rows = "\n".join(["review\tstars", *("\t".join(r) for r in ratings(40))]) + "\n"
+    (in_workdir / "ratings.tsv").write_text(rows, encoding="utf-8")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = wizard(pilot)
+        screen.query_one("#task-select", Select).value = "text-regression"
+        await pilot.pause()
+        assert screen.draft.get("task") == "text-regression"
+        assert screen.draft.get("metrics") == ["pearson", "spearman", "mse", "rmse", "mae", "r2"]
+        assert "rating" in str(screen.query_one("#task-when", Static).render())
+        await next_step(pilot)
+        await type_into(pilot, "model.name_or_path", "tiny-bert")
+        await next_step(pilot)
+        assert current(pilot) == "dataset", problems(pilot)
+        await type_into(pilot, "data.train_file", "ratings.tsv")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert row(pilot, "data.label_column").raw_value() == "stars"
+        assert screen.query_one("#balance").counts == {"1": 8, "2": 8, "3": 8, "4": 8, "5": 8}
+        assert str(screen.query_one("#labels-title", Static).render()) == "Scores"
+        assert "scores 1 to 5, median 3" in str(screen.query_one("#balance-caption", Static).render())
+        assert not row(pilot, "data.label_scaling").has_class("-inactive")
+        assert row(pilot, "data.label_names").has_class("-inactive")
+        await type_into(pilot, "data.validation_fraction", "0.25")
+        await next_step(pilot)
+        assert current(pilot) == "tokenizer", problems(pilot)
+        assert screen.findings.prepared.task == "text-regression"
+        assert "scores 1 to 5 (median 3) in 'stars'" in str(screen.query_one("#data-status", Static).render())
+        await type_into(pilot, "tokenizer.max_length", "16")
+        await next_step(pilot)
+        assert current(pilot) == "training", problems(pilot)
+        metrics = screen.query_one("#metrics", SelectionList)
+        assert [metrics.get_option_at_index(i).value for i in range(metrics.option_count)][:2] == ["pearson",
+                                                                                                   "spearman"]
+        assert row(pilot, "training.class_weights").has_class("-inactive")
+        config = screen.draft.build()
+        assert config.task == "text-regression" and config.metrics[0] == "pearson"
+        assert config.training.class_weights is None and config.data.label_column == "stars"
+
+
 async def test_tokenizer_view_follows_max_length(in_workdir: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -528,7 +576,7 @@ async def test_start_runs_for_real_and_the_monitor_follows_it_to_finished(in_wor
             assert trying.labels == ["neg", "pos"]
             await pilot.press(*"i loved it")
             await wait_until(pilot, lambda: trying.shown_for == ("i loved it", None), timeout=60)
-            assert sum(trying.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+            assert sum(trying.answer["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
             await pilot.press("escape")
             await wait_until(pilot, lambda: app.screen is monitor)
     finally:

@@ -63,6 +63,17 @@ def arrow_column(ds: Dataset, name: str) -> pa.ChunkedArray:
     return column if indices is None else column.take(indices.column(0))
 
 
+def column_array(column: pa.ChunkedArray) -> np.ndarray:
+    """A column as NumPy: one value per row, or for a fixed-size list column (multi-label's multi-hot labels) a
+    (rows, size) matrix, without a Python object per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_fixed_size_list(column.type):
+        return pc.list_flatten(column).to_numpy().reshape(-1, column.type.list_size)
+    return column.to_numpy()
+
+
 def column_kind(ds: Dataset, name: str) -> str:
     """"string", "class_label", "list", "bool", "int64", "float64", ... for one column of a Dataset."""
     from datasets import ClassLabel, Value

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.data.prepare import PreparedData, prepare_data
+from core.tasks import DEFAULT_TASK
 
 if TYPE_CHECKING:
     from datasets import DatasetDict
@@ -35,7 +36,7 @@ def _launch_id() -> str:
 
 def prepare_and_tokenize(
     data: DataConfig, run_path: Path, tokenize: Callable[[PreparedData], DatasetDict],
-    on_prepared: Callable[[PreparedData], None] = lambda _: None,
+    on_prepared: Callable[[PreparedData], None] = lambda _: None, task: str = DEFAULT_TASK,
 ) -> tuple[PreparedData, DatasetDict]:
     """PreparedData (validation and test texts only) and the tokenized splits for this process; `on_prepared`
     runs on rank 0 between preparing and tokenizing."""
@@ -45,10 +46,10 @@ def prepare_and_tokenize(
         received = receive(handoff)
         if received is not None:
             return received
-        prepared = prepare_data(data)
+        prepared = prepare_data(data, task)
         tokenized = tokenize(prepared)
         return _without_train_texts(prepared), tokenized
-    prepared = prepare_data(data)
+    prepared = prepare_data(data, task)
     on_prepared(prepared)
     tokenized = tokenize(prepared)
     if world > 1:

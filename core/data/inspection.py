@@ -1,5 +1,6 @@
 """What the wizard and `finetune-tui inspect` show about data before anything is trained: rows per split, each
-column's kind and examples, the suggested text / pair / label columns, and the class balance."""
+column's kind and examples, the suggested text / pair / label columns, and the task's overview of the labels (the
+class balance, or the scores' spread)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.data.arrow import arrow_column, column_kind
+from core.tasks import DEFAULT_TASK, get_task
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
+
+    from core.tasks.base import LabelOverview
 
 # Names people give columns, most specific first. Pairs are matched before single texts.
 PAIR_NAMES = [
@@ -25,7 +29,7 @@ TEXT_NAMES = [
 ]
 LABEL_NAMES = [
     "label", "labels", "class", "category", "target", "sentiment", "gold_label", "intent", "topic", "emotion",
-    "y", "class_label", "stars", "rating",
+    "y", "class_label", "stars", "rating", "score", "similarity",
 ]
 
 
@@ -60,9 +64,14 @@ class DatasetInfo:
     columns: list[ColumnInfo]
     sample_rows: list[dict[str, Any]]
     suggestion: ColumnSuggestion
-    class_balance: dict[str, int]
+    labels: LabelOverview | None  # the task's view of the label column (class balance, scores)
     label_column: str | None = None
     notes: list[str] = field(default_factory=list)  # how the files were read, e.g. with no quote processing
+
+    @property
+    def class_balance(self) -> dict[str, int]:
+        """Rows per bar of the label overview: per class for text-classification."""
+        return dict(self.labels.counts) if self.labels is not None else {}
 
     def column(self, name: str) -> ColumnInfo | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -172,17 +181,19 @@ def _can_be_label(c: ColumnInfo) -> bool:
 
 
 def inspect_dataset(ds: DatasetDict, label_column: str | None = None, sample: int = 5, *,
-                    label_names: list[str] | None = None, notes: list[str] | None = None) -> DatasetInfo:
-    """What the wizard shows about the data: rows per split, columns, first rows, suggested columns, class balance
-    (integer labels by their `label_names`, where given), and `notes` on how the files were read."""
+                    label_names: list[str] | None = None, notes: list[str] | None = None,
+                    task: str = DEFAULT_TASK) -> DatasetInfo:
+    """What the wizard shows about the data: rows per split, columns, first rows, suggested columns, the task's
+    overview of the labels (text-classification: class balance, integer labels by their `label_names` where
+    given), and `notes` on how the files were read."""
     train = _train(ds)
     infos = {name: _column_info(train, name) for name in train.column_names}
     suggestion = _suggest(infos, len(train))
     label = label_column if label_column in infos else suggestion.label
     splits = {name: len(split) for name, split in ds.items()} if not hasattr(ds, "features") else {"train": len(ds)}
     rows = train.select(range(min(sample, len(train)))).to_list() if len(train) else []
-    return DatasetInfo(splits, list(infos.values()), rows, suggestion,
-                       class_balance(train, label, label_names) if label else {}, label, list(notes or []))
+    overview = get_task(task).label_overview(train, label, label_names) if label else None
+    return DatasetInfo(splits, list(infos.values()), rows, suggestion, overview, label, list(notes or []))
 
 
 def class_balance(ds: Dataset, column: str, label_names: list[str] | None = None) -> dict[str, int]:

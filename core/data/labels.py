@@ -83,8 +83,13 @@ def _label_values(ds: Dataset, label: str, split: str, src: SplitSource) -> pa.C
 
     kind = column_kind(ds, label)
     if kind not in ("string", "class_label", "bool") and not kind.startswith(("int", "uint", "float", "double")):
+        if kind == "list":
+            raise DataError(f"label column '{label}' in {src.desc} holds lists of labels; text-classification needs "
+                            "one class per example",
+                            "set task: multi-label-classification to learn several labels per example, or give one "
+                            "label per example")
         raise DataError(f"label column '{label}' in {src.desc} holds {kind} values; each example needs one class",
-                        "give one label per example (multi-label data is not supported)")
+                        "give one label per example, or set task: multi-label-classification for several")
     col = arrow_column(ds, label)
     if kind == "string":
         col = pc.utf8_trim_whitespace(col)
@@ -112,9 +117,10 @@ def _label_values(ds: Dataset, label: str, split: str, src: SplitSource) -> pa.C
         whole = pc.equal(col, pc.floor(col))
         if not pc.all(whole).as_py():
             bad = col.filter(pc.invert(whole))[0].as_py()
-            raise DataError(f"label column '{label}' in {src.desc} holds fractional numbers (e.g. {bad}); "
-                            "finetune-tui trains classifiers, not regressors",
-                            "give class labels (words or whole numbers), or choose another data.label_column")
+            raise DataError(f"label column '{label}' in {src.desc} holds fractional numbers (e.g. {bad}), and "
+                            "text-classification needs a class per row",
+                            "set task: text-regression to predict the numbers, or give class labels (words or whole "
+                            "numbers), or choose another data.label_column")
         col = pc.cast(col, pa.int64())  # 1.0 from a column with a missing value somewhere else
     elif kind.startswith(("int", "uint")):
         col = pc.cast(col, pa.int64())

@@ -6,33 +6,37 @@ from __future__ import annotations
 import difflib
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.config import DataConfig
-from core.data.arrow import SplitSource, arrow_column, column_kind, make_dataset, true_rows, where
+from core.data.arrow import SplitSource, arrow_column, column_array, column_kind, make_dataset, true_rows, where
 from core.data.files import load_file
-from core.data.inspection import suggest_columns
-from core.data.labels import encode_labels, read_label_names
+from core.data.inspection import LABEL_NAMES, suggest_columns
 from core.data.splitting import split_and_subset
 from core.errors import DataError
+from core.tasks import DEFAULT_TASK, get_task
 
 if TYPE_CHECKING:
     import numpy as np
     from datasets import Dataset, DatasetDict
 
+    from core.tasks.base import LabelEncoding
+
 
 @dataclass
 class PreparedData:
-    dataset: DatasetDict  # train, validation[, test]; columns text[, text_pair], label (ClassLabel)
-    label_names: list[str]
+    dataset: DatasetDict  # train, validation[, test]; columns text[, text_pair], label (as the task encodes it)
+    label_names: list[str]  # the task's outputs: class names, or the score column's name
     text_column: str
     text_pair_column: str | None
-    label_column: str
+    label_column: str | None  # None where several columns hold the labels (the task's label_columns)
     sizes: dict[str, int]
     source: str = ""  # "train.csv" or "hub glue/mrpc"
     validation_source: str = ""  # where validation came from, e.g. "10% of train (stratified)"
     notes: list[str] = field(default_factory=list)  # things the user may want to know (e.g. how a file was read)
-    class_counts: list[int] = field(default_factory=list)  # training examples per class id
+    class_counts: list[int] = field(default_factory=list)  # training examples per class id (tasks with classes)
+    task: str = DEFAULT_TASK
+    label_stats: dict[str, Any] = field(default_factory=dict)  # the task's facts about the training labels
 
     @property
     def is_pair(self) -> bool:
@@ -70,8 +74,9 @@ def source_notes(sources: dict[str, SplitSource]) -> list[str]:
     return list(dict.fromkeys(note for src in sources.values() for note in src.notes))
 
 
-def prepare_data(cfg: DataConfig) -> PreparedData:
-    """Load, check and standardise: splits train/validation[/test], columns text[, text_pair], label (ClassLabel).
+def prepare_data(cfg: DataConfig, task: str = DEFAULT_TASK) -> PreparedData:
+    """Load, check and standardise: splits train/validation[/test], columns text[, text_pair], label (the task's
+    encoding: class ids, scores).
 
     Columns left null in the config are detected; a detected text column brings its detected pair along
     (sentence1 + sentence2), while a configured text_column with no text_pair_column means single texts."""
@@ -79,29 +84,34 @@ def prepare_data(cfg: DataConfig) -> PreparedData:
     for split, ds in raw.items():
         if len(ds) == 0:
             raise DataError(f"the {split} data {sources[split].desc} has no rows", f"give {split} data with examples")
-    text, pair, label = _resolve_columns(cfg, raw, sources)
-    label_names, label_ids, notes = encode_labels(raw, sources, label, read_label_names(cfg.label_names))
+    the_task = get_task(task)
+    text, pair, label = _resolve_columns(cfg, raw, sources, the_task.label_columns(cfg))
+    labels = the_task.encode_labels(raw, sources, label, cfg)
 
-    standard = {split: _standardise(ds, text, pair, label_ids[split], label_names) for split, ds in raw.items()}
+    standard = {split: _standardise(ds, text, pair, labels.arrays[split], labels, task) for split, ds in raw.items()}
     del raw  # the file's other columns are not needed any more
-    dataset, validation_source = split_and_subset(cfg, standard, sources, label_names)
+    dataset, validation_source = split_and_subset(cfg, standard, sources, the_task.strata)
     if cfg.hub is not None:
         source = cfg.hub.name + (f"/{cfg.hub.config}" if cfg.hub.config else "")
     else:
         source = str(cfg.train_file)
-    import numpy as np
-
-    counts = np.bincount(arrow_column(dataset["train"], "label").to_numpy(), minlength=len(label_names)).tolist()
-    return PreparedData(
-        dataset=dataset, label_names=label_names, text_column=text, text_pair_column=pair, label_column=label,
+    stats = the_task.label_stats(column_array(arrow_column(dataset["train"], "label")), labels.names, cfg)
+    prepared = PreparedData(
+        dataset=dataset, label_names=labels.names, text_column=text, text_pair_column=pair, label_column=label,
         sizes={k: len(v) for k, v in dataset.items()}, source=source, validation_source=validation_source,
-        notes=source_notes(sources) + notes, class_counts=counts,
+        notes=source_notes(sources) + labels.notes, task=task, label_stats=stats,
     )
+    prepared.class_counts = the_task.class_counts(prepared)
+    return prepared
 
 
-def _resolve_columns(cfg: DataConfig, raw: DatasetDict, sources: dict[str, SplitSource]) -> tuple[str, str | None, str]:
+def _resolve_columns(cfg: DataConfig, raw: DatasetDict, sources: dict[str, SplitSource],
+                     label_columns: list[str] | None = None) -> tuple[str, str | None, str | None]:
+    """The text, pair and label columns, configured or detected; with `label_columns` (the task's, e.g.
+    data.label_columns) those hold the labels and the label column is None."""
     train = raw["train"]
-    suggestion = suggest_columns(train) if cfg.text_column is None or cfg.label_column is None else None
+    label_needed = cfg.label_column is None and not label_columns
+    suggestion = suggest_columns(train) if cfg.text_column is None or label_needed else None
     columns = ", ".join(train.column_names)
     if cfg.text_column is not None:
         text, pair = cfg.text_column, cfg.text_pair_column
@@ -111,20 +121,28 @@ def _resolve_columns(cfg: DataConfig, raw: DatasetDict, sources: dict[str, Split
         if text is None:
             raise DataError(f"cannot tell which column of {sources['train'].desc} holds the text (columns: {columns})",
                             "set data.text_column to the column with the text")
-    if cfg.label_column is not None:
+    label: str | None
+    if label_columns:
+        label = None
+    elif cfg.label_column is not None:
         label = cfg.label_column
     else:
         assert suggestion is not None
         label = suggestion.label
+        if label is None:  # a list of labels per row, under a label's name (multi-label data)
+            label = next((c for c in train.column_names
+                          if c.lower() in LABEL_NAMES and column_kind(train, c) == "list"), None)
         if label is None or label in (text, pair):
             raise DataError(
                 f"cannot tell which column of {sources['train'].desc} holds the labels (columns: {columns})",
                 "set data.label_column to the column with the labels",
             )
     roles = [("data.text_column", text), ("data.text_pair_column", pair), ("data.label_column", label)]
+    roles += [("data.label_columns", c) for c in label_columns or []]
     used = [c for _, c in roles if c is not None]
     if len(set(used)) < len(used):
-        raise DataError(f"the same column is used twice: text={text}, text_pair={pair}, label={label}",
+        shown = f"label={label}" if label is not None else f"label_columns={', '.join(label_columns or [])}"
+        raise DataError(f"the same column is used twice: text={text}, text_pair={pair}, {shown}",
                         "choose a different column for each role")
     for split, ds in raw.items():
         for key, col in roles:
@@ -163,16 +181,21 @@ def _check_text_column(ds: Dataset, col: str, key: str, split: str, src: SplitSo
         )
 
 
-def _standardise(ds: Dataset, text: str, pair: str | None, ids: np.ndarray, names: list[str]) -> Dataset:
+def _standardise(ds: Dataset, text: str, pair: str | None, ids: np.ndarray, labels: LabelEncoding,
+                 task: str) -> Dataset:
     import pyarrow as pa
-    from datasets import ClassLabel, Features, Value
+    from datasets import Features, Value
 
     columns = {"text": arrow_column(ds, text).cast(pa.string())}
     features = {"text": Value("string")}
     if pair is not None:
         columns["text_pair"] = arrow_column(ds, pair).cast(pa.string())
         features["text_pair"] = Value("string")
-    columns["label"] = pa.chunked_array([pa.array(ids, type=pa.int64())])
-    features["label"] = ClassLabel(names=names)
-    key = f"{ds._fingerprint}|{text}|{pair}|{names}|{hashlib.sha256(ids.tobytes()).hexdigest()}"
+    if ids.ndim == 2:  # a vector per row (multi-label's multi-hot labels): a fixed-size list, no object per row
+        columns["label"] = pa.chunked_array([pa.FixedSizeListArray.from_arrays(pa.array(ids.reshape(-1)),
+                                                                               ids.shape[1])])
+    else:
+        columns["label"] = pa.chunked_array([pa.array(ids)])
+    features["label"] = labels.feature
+    key = f"{ds._fingerprint}|{text}|{pair}|{task}|{labels.names}|{hashlib.sha256(ids.tobytes()).hexdigest()}"
     return make_dataset(pa.table(columns), key, Features(features))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core.config import DataConfig
-from core.data.arrow import SplitSource, arrow_column, take_rows
+from core.data.arrow import SplitSource, arrow_column, column_array, take_rows
 from core.errors import DataError
 
 if TYPE_CHECKING:
@@ -15,8 +16,11 @@ if TYPE_CHECKING:
 
 
 def split_and_subset(
-    cfg: DataConfig, splits: dict[str, Dataset], sources: dict[str, SplitSource], names: list[str]
+    cfg: DataConfig, splits: dict[str, Dataset], sources: dict[str, SplitSource],
+    strata: Callable[[np.ndarray], np.ndarray | None] = lambda labels: labels,
 ) -> tuple[DatasetDict, str]:
+    """Validation held out of train unless given (stratified on the task's strata of the labels, where it has
+    some), then the max_*_samples subsets."""
     from datasets import DatasetDict
 
     train = splits["train"]
@@ -32,8 +36,14 @@ def split_and_subset(
                 f"hold out {cfg.validation_fraction:.0%} for validation",
                 "add examples, or give a validation file (data.validation_file)",
             )
-        labels = arrow_column(train, "label").to_numpy()
-        train_idx, val_idx, stratified = split_arrays(labels, n_val, cfg.shuffle_seed)
+        groups = strata(column_array(arrow_column(train, "label")))
+        if groups is None:  # the task has nothing to stratify on: a seeded shuffle
+            import numpy as np
+
+            order = np.random.default_rng(cfg.shuffle_seed).permutation(n)
+            train_idx, val_idx, stratified = order[n_val:], order[:n_val], False
+        else:
+            train_idx, val_idx, stratified = split_arrays(groups, n_val, cfg.shuffle_seed)
         train, validation = take_rows(train, train_idx), take_rows(train, val_idx)
         how = f"{cfg.validation_fraction:.0%} of the training data" + (" (stratified)" if stratified else "")
     out = {"train": train, "validation": validation}

@@ -129,12 +129,13 @@ class StepTimer:
 
 
 def class_weights(ctx: RunContext) -> list[float] | None:
-    """training.class_weights as one weight per class id (None for none), said once in the run log."""
-    from core.class_weights import describe_weights, run_class_weights
+    """training.class_weights as the task resolves them for this data (None for none), said once in the run log."""
+    from core.tasks import get_task
 
-    weights = run_class_weights(ctx.config, ctx.prepared)
+    task = get_task(ctx.config.task)
+    weights = task.training_weights(ctx.config, ctx.prepared)
     if weights is not None and is_main_process():
-        print(f"class weights: {describe_weights(weights, ctx.prepared.label_names)}", flush=True)
+        print(f"class weights: {task.describe_weights(weights, ctx.prepared)}", flush=True)
     return weights
 
 

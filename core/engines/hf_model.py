@@ -1,4 +1,4 @@
-"""Building and saving the PyTorch classification model; shared by the PyTorch engines."""
+"""Building and saving the PyTorch model with the task's head; shared by the PyTorch engines."""
 
 from __future__ import annotations
 
@@ -11,12 +11,15 @@ from core.models import load_error, resolve_model
 
 
 def build_model(config: RunConfig, label_names: list[str]) -> Any:
+    """The task's transformers model (config.task) with a head for `label_names`, frozen or with LoRA as asked."""
     import torch
-    from transformers import AutoModelForSequenceClassification
+    import transformers
 
-    id2label = dict(enumerate(label_names))
+    from core.tasks import get_task
+
+    task = get_task(config.task)
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
+        model = getattr(transformers, task.auto_model_class).from_pretrained(
             resolve_model(config.model.name_or_path),
             revision=config.model.revision,
             trust_remote_code=config.model.trust_remote_code,
@@ -24,14 +27,12 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
             # checkpoint as it is, and AdamW would then update bf16 weights, or fp16's GradScaler refuse them.
             # training.mixed_precision stays autocast over these float32 weights.
             dtype=torch.float32,
-            num_labels=len(label_names),
-            id2label=id2label,
-            label2id={name: i for i, name in id2label.items()},
+            **task.head_config(label_names),
         )
     except ValueError as err:
         if "trust_remote_code" in str(err):
             raise load_error(err, "model", config.model.name_or_path, "") from None
-        raise ModelError(f"{config.model.name_or_path} cannot be used for text classification: {err}",
+        raise ModelError(f"{config.model.name_or_path} cannot be used for {task.name}: {err}",
                          "choose an encoder model such as BERT, DistilBERT or RoBERTa") from None
     except OSError as err:
         raise load_error(err, "the weights of", config.model.name_or_path,
@@ -40,11 +41,11 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
         for param in model.base_model.parameters():
             param.requires_grad = False
     if config.training.lora is not None:
-        model = _with_lora(model, config)
+        model = _with_lora(model, config, task.peft_task_type)
     return model
 
 
-def _with_lora(model: Any, config: RunConfig) -> Any:
+def _with_lora(model: Any, config: RunConfig, task_type: str) -> Any:
     from peft import LoraConfig, TaskType, get_peft_model
 
     lora = config.training.lora
@@ -52,8 +53,8 @@ def _with_lora(model: Any, config: RunConfig) -> Any:
     try:
         return get_peft_model(
             model,
-            LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                       target_modules=lora.target_modules),
+            LoraConfig(task_type=getattr(TaskType, task_type), r=lora.r, lora_alpha=lora.alpha,
+                       lora_dropout=lora.dropout, target_modules=lora.target_modules),
         )
     except ValueError as err:
         raise ModelError(
@@ -68,11 +69,18 @@ def count_trainable(model: Any) -> tuple[int, int]:
     return trainable, total
 
 
-def save_final_model(model: Any, tokenizer: Any, out_dir: Path) -> Path:
-    """save_pretrained (safetensors) so `pipeline("text-classification", model=out_dir)` loads it."""
+def save_final_model(model: Any, tokenizer: Any, out_dir: Path, prepared: Any) -> Path:
+    """save_pretrained (safetensors) so `pipeline("text-classification", model=out_dir)` loads it, with the task's
+    last changes (Task.finalize_model) and task.json, which tells predict what the outputs mean."""
+    from core.tasks import get_task
+    from core.tasks.model_meta import write_meta
+
+    task = get_task(prepared.task)
     if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in, so the result is a plain model
         model = model.merge_and_unload()
+    task.finalize_model(model, prepared)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
+    write_meta(out_dir, task.model_meta(prepared))
     return out_dir

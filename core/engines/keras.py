@@ -9,7 +9,8 @@ the same metrics code, checkpoints named checkpoint-<step>, early stopping that 
 grad_norm is not reported (null), and under gradient accumulation Keras carries an incomplete group of batches over
 into the next epoch instead of updating at the epoch's end, so the last step may fall a little short of total_steps.
 
-The result directory holds model.keras, the tokenizer, labels.json and keras_model.json (see core.predict).
+The result directory holds model.keras, the tokenizer, labels.json, task.json and keras_model.json (see
+core.predict).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from core.engines.torch_loop import (
 )
 from core.errors import ConfigError, RunDirError
 from core.predict import KERAS_FORMAT, KERAS_FORMAT_FILE, KERAS_MODEL_FILE, LABELS_FILE
+from core.tasks.model_meta import write_meta
 
 POLICIES = {"no": "float32", "fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
 LORA_FILE = "lora.npz"  # a checkpoint's LoRA adapters and unmerged kernels, which the .keras file does not keep
@@ -163,7 +165,7 @@ class _KerasRun:
 
         from core.engines import keras_callbacks as kc
         from core.engines.keras_data import Batches, TrainPlan, eval_dataset
-        from core.metrics import Metrics
+        from core.tasks import get_task
 
         ctx, t = self.ctx, self.t
         for gpu in tf.config.list_physical_devices("GPU"):
@@ -171,6 +173,7 @@ class _KerasRun:
         if ctx.device == "cuda" and not tf.config.list_physical_devices("GPU"):
             print('warning: PyTorch sees a GPU but TensorFlow does not; the keras engine trains on the CPU. '
                   'Install TensorFlow\'s CUDA build: pip install "tensorflow[and-cuda]"', flush=True)
+        self.task = get_task(self.cfg.task).for_run(self.cfg)
         self.class_weights = class_weights(ctx)
         self.replicas = data_parallel_size(self.cfg)
         self.strategy = _distribution(self.replicas)
@@ -188,15 +191,14 @@ class _KerasRun:
             if ctx.resume_from is not None:
                 self._load_checkpoint(Path(ctx.resume_from))
         self.inputs = input_names(self.model)
-        train = Batches(ctx.tokenized["train"], ctx.tokenizer, self.cfg.tokenizer, self.inputs)
+        train = Batches(ctx.tokenized["train"], ctx.tokenizer, self.cfg.tokenizer, self.inputs, self.task)
         self.plan = TrainPlan(train, batch, t.seed, t.group_by_length, batch * self.accumulation)
         self.eval_sets = {}
         for split in ("validation", "test"):
             if split in ctx.tokenized:
-                batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.cfg.tokenizer, self.inputs)
+                batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.cfg.tokenizer, self.inputs, self.task)
                 self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size * self.replicas),
                                          np.asarray(ctx.tokenized[split]["labels"]))
-        self.metrics = Metrics(self.cfg.metrics, len(ctx.prepared.label_names))
         self.timer = StepTimer(batch * self.accumulation)
         if ctx.resume_from is not None:
             self.timer.sample(self.state.global_step)
@@ -204,7 +206,7 @@ class _KerasRun:
 
     def _build(self, keras: Any, kc: Any) -> Any:
         t = self.t
-        model, backbone = build_classifier(checkpoint_dir(self.cfg), len(self.ctx.prepared.label_names))
+        model, backbone = build_classifier(checkpoint_dir(self.cfg), self.task.num_outputs(self.ctx.prepared))
         if t.freeze_encoder:
             backbone.trainable = False
         if t.lora is not None:
@@ -219,8 +221,8 @@ class _KerasRun:
         )
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])  # LayerNorm's are gamma/beta
         # No XLA: batches padded per batch change shape, and XLA would recompile for each shape.
-        model.compile(optimizer=optimizer, loss=training_loss(keras, kc, self.class_weights),
-                      metrics=[kc.BatchLoss(class_weights=self.class_weights)], jit_compile=False)
+        model.compile(optimizer=optimizer, loss=self.task.keras_loss(keras, self.class_weights),
+                      metrics=[kc.BatchLoss(task=self.task.name, class_weights=self.class_weights)], jit_compile=False)
         return model
 
     def _load_checkpoint(self, path: Path) -> None:
@@ -350,14 +352,12 @@ class _KerasRun:
                 self._write_state(path)
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """Mean loss per example and the configured metrics, from the logits of the whole split."""
+        """Mean loss per example and the configured metrics, from the outputs of the whole split (the task's)."""
         dataset, labels = self.eval_sets[split]
         logits = np.asarray(self.model.predict(dataset, verbose=0), dtype=np.float64)
         self.logits[split] = (self.state.global_step, logits)  # for the evaluation report: the split's own order
-        shifted = logits - logits.max(axis=-1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-        loss = float(-log_probs[np.arange(len(labels)), labels].mean()) if len(labels) else 0.0
-        return {"loss": loss, **self.metrics.compute(predictions=logits.argmax(axis=-1), references=labels)}
+        return {"loss": self.task.eval_loss(logits, labels),
+                **self.task.compute_metrics(logits, labels, self.cfg.metrics, self.ctx.prepared)}
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def _save(self) -> Path:
@@ -415,6 +415,7 @@ class _KerasRun:
         with warnings.catch_warnings():  # "Skipping variable loading for optimizer": dropping it is the point
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             final = keras.saving.load_model(str(full), compile=False)
+        self.task.finalize_keras_model(final, self.ctx.prepared)
         final.save(str(out / KERAS_MODEL_FILE))
         full.unlink()
         self.ctx.tokenizer.save_pretrained(out)
@@ -423,6 +424,7 @@ class _KerasRun:
             "id2label": {str(i): name for i, name in enumerate(names)},
             "label2id": {name: i for i, name in enumerate(names)},
         }, indent=1), encoding="utf-8")
+        write_meta(out, self.task.model_meta(self.ctx.prepared))
         versions = {}
         for package in ("tensorflow", "keras", "keras-hub"):
             with contextlib.suppress(md.PackageNotFoundError):
@@ -433,14 +435,6 @@ class _KerasRun:
             "source_model": self.cfg.model.name_or_path, "backbone": type(self.model.backbone).__name__,
             "versions": versions,
         }, indent=1), encoding="utf-8")
-
-
-def training_loss(keras: Any, kc: Any, weights: list[float] | None) -> Any:
-    """The loss model.fit minimises: mean cross-entropy from logits, or with class weights the weighted mean that
-    the PyTorch engines use (keras_callbacks.WeightedCrossEntropy)."""
-    if weights is None:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    return kc.WeightedCrossEntropy(weights)
 
 
 def _seed_generators(model: Any) -> list[Any]:

@@ -61,26 +61,51 @@ class WeightedCrossEntropy(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="finetune_tui")
-class BatchLoss(keras.metrics.Metric):
-    """The mean loss of the last batch only. Keras's logs["loss"] is the running mean of the epoch so far; the
-    events need each logging window's own mean, which the engine averages from these. With class weights it is the
-    weighted loss that trains, as the PyTorch engines log it."""
+class WeightedBinaryCrossEntropy(keras.losses.Loss):
+    """Binary cross-entropy from logits with a positive weight per label (multi-label-classification), as torch's
+    BCEWithLogitsLoss(pos_weight=w) computes it: -(w_j y log s(x) + (1 - y) log(1 - s(x))) averaged over every
+    (row, label) cell. call() returns each row's mean over its labels, so Keras's own mean over the batch (and its
+    division by the replicas under MirroredStrategy) gives that value."""
 
-    def __init__(self, name: str = "batch_loss", class_weights: list[float] | None = None, **kwargs: Any) -> None:
+    def __init__(self, pos_weights: list[float], name: str = "weighted_binary_cross_entropy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.pos_weights = [float(w) for w in pos_weights]
+        self._weights = ops.convert_to_tensor(self.pos_weights, dtype="float32")
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        x = ops.cast(y_pred, "float32")
+        y = ops.cast(ops.reshape(y_true, ops.shape(x)), "float32")
+        # torch's stable form: (1 - y) x + (1 + (w - 1) y) (log(1 + exp(-|x|)) + max(-x, 0))
+        log_weight = 1.0 + (self._weights - 1.0) * y
+        terms = (1.0 - y) * x + log_weight * (ops.log1p(ops.exp(-ops.abs(x))) + ops.relu(-x))
+        return ops.mean(terms, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pos_weights": self.pos_weights}
+
+
+@keras.saving.register_keras_serializable(package="finetune_tui")
+class BatchLoss(keras.metrics.Metric):
+    """The mean training loss of the last batch only. Keras's logs["loss"] is the running mean of the epoch so far;
+    the events need each logging window's own mean, which the engine averages from these. It is the task's loss
+    that trains (Task.keras_loss), with class weights where they are set, as the PyTorch engines log it."""
+
+    def __init__(self, name: str = "batch_loss", class_weights: list[float] | None = None,
+                 task: str = "text-classification", **kwargs: Any) -> None:
+        from core.tasks import get_task
+
         super().__init__(name=name, **kwargs)
         self.class_weights = class_weights
-        self._loss = WeightedCrossEntropy(class_weights) if class_weights is not None else None
+        self.task = task
+        self._loss = get_task(task).keras_loss(keras, class_weights)
         # Under MirroredStrategy each replica holds its part of the batch's mean; reading averages them (the
         # default, "sum", would report the loss times the number of replicas).
         self.value = self.add_variable(shape=(), initializer="zeros", name="value", dtype="float32",
                                        aggregation="mean")
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
-        if self._loss is not None:
-            self.value.assign(ops.mean(self._loss.call(y_true, y_pred)))
-            return
-        loss = keras.losses.sparse_categorical_crossentropy(y_true, ops.cast(y_pred, "float32"), from_logits=True)
-        self.value.assign(ops.mean(loss))
+        # call() gives the per-example terms whose mean the loss is (float32 under mixed precision too).
+        self.value.assign(ops.mean(self._loss.call(y_true, ops.cast(y_pred, "float32"))))
 
     def result(self) -> Any:
         return self.value
@@ -89,7 +114,7 @@ class BatchLoss(keras.metrics.Metric):
         self.value.assign(0.0)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "class_weights": self.class_weights}
+        return {**super().get_config(), "class_weights": self.class_weights, "task": self.task}
 
 
 class EventsCallback(keras.callbacks.Callback):

@@ -21,11 +21,12 @@ from core.engines.sampling import epoch_order, input_lengths, row_sums
 class Batches:
     """Makes (features, labels) batches of a tokenized split for a model with the given inputs."""
 
-    def __init__(self, ds: Any, tokenizer: Any, tok_config: Any, inputs: list[str]) -> None:
+    def __init__(self, ds: Any, tokenizer: Any, tok_config: Any, inputs: list[str], task: Any) -> None:
         from core.tokenization import make_collator
 
         self.ds = ds
         self.inputs = inputs
+        self.task = task  # labels in the shape and dtype the task's Keras loss takes
         self.collator = make_collator(tokenizer, tok_config, return_tensors="np")
         self.columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
 
@@ -40,13 +41,13 @@ class Batches:
         for name in self.inputs:
             column = batch.get(INPUT_COLUMNS[name])
             features[name] = (np.zeros_like(ids) if column is None else column).astype("int32")
-        return features, np.asarray(batch["labels"], dtype="int32")
+        return features, self.task.keras_labels(np.asarray(batch["labels"]))
 
     def signature(self) -> Any:
         import tensorflow as tf
 
-        return ({name: tf.TensorSpec((None, None), tf.int32) for name in self.inputs},
-                tf.TensorSpec((None,), tf.int32))
+        shape, dtype = self.task.keras_label_spec()
+        return ({name: tf.TensorSpec((None, None), tf.int32) for name in self.inputs}, tf.TensorSpec(shape, dtype))
 
 
 class TrainPlan:

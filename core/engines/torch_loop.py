@@ -67,14 +67,12 @@ def group_scale(index: int, n_batches: int, accumulation: int) -> float:
     return accumulation / min(accumulation, n_batches - start)
 
 
-def training_loss(outputs: Any, labels: Any, weight: Any = None) -> Any:
-    """The batch's training loss: the model's own mean cross-entropy, or with class weights (a tensor, one per class)
-    torch's weighted mean, sum(weight[y] * nll) / sum(weight[y]), in float32 as the models compute their own."""
+def training_loss(outputs: Any, labels: Any, weight: Any = None, weighted_loss: Any = None) -> Any:
+    """The batch's training loss: the model's own (its problem_type's mean loss), or with class weights (a tensor)
+    the task's weighted loss, `weighted_loss(logits, labels, weight)` (Task.torch_loss)."""
     if weight is None:
         return outputs.loss
-    import torch.nn.functional as F
-
-    return F.cross_entropy(outputs.logits.float(), labels, weight=weight)
+    return weighted_loss(outputs.logits, labels, weight)
 
 
 # --- the loop ------------------------------------------------------------------------------------------------------
@@ -142,7 +140,7 @@ class _Loop:
         from accelerate.utils import set_seed
         from torch.utils.data import DataLoader
 
-        from core.metrics import Metrics
+        from core.tasks import get_task
         from core.tokenization import make_collator
 
         ctx, t = self.ctx, self.t
@@ -187,7 +185,7 @@ class _Loop:
         self.eval_loaders = dict(zip(eval_loaders, prepared[4:], strict=True))
         # This process's batches (Accelerate shards them over processes); total counts all processes' data too.
         self.per_epoch = math.ceil(len(self.train_loader) / t.gradient_accumulation_steps)
-        self.metrics = Metrics(self.cfg.metrics, len(ctx.prepared.label_names))
+        self.task = get_task(self.cfg.task).for_run(self.cfg)
         self.step_lr = 0.0
         self.timer = StepTimer(effective * self.accelerator.num_processes)
         weights = class_weights(ctx)
@@ -210,7 +208,8 @@ class _Loop:
             self.model.train()
             for batch in loader:
                 with acc.accumulate(self.model):
-                    loss = training_loss(self.model(**batch), batch["labels"], self.class_weight)
+                    loss = training_loss(self.model(**batch), batch["labels"], self.class_weight,
+                                         self.task.torch_loss)
                     scale = group_scale(s.batches_done, n_batches, self.t.gradient_accumulation_steps)
                     acc.backward(loss * scale if scale != 1 else loss)  # the logged loss stays the batch's own
                     grad_norm = None
@@ -293,28 +292,30 @@ class _Loop:
                 self._write_state(path)  # the checkpoint records that it is the best so far
 
     def evaluate(self, split: str) -> dict[str, float]:
-        """Mean loss per example and the configured metrics, accumulated batch by batch."""
+        """Mean loss per example and the configured metrics of the whole split, from its outputs (the task's)."""
         import numpy as np
         import torch
 
         acc = self.accelerator
         self.model.eval()
-        metrics = self.metrics
         loss_sum, count = 0.0, 0
-        chunks = []
+        chunks, references = [], []
         for batch in self.eval_loaders[split]:
             with torch.no_grad():
                 out = self.model(**batch)
             logits, refs, losses = acc.gather_for_metrics(
                 (out.logits.detach().float(), batch["labels"], out.loss.detach().float().repeat(len(batch["labels"]))))
             chunks.append(logits.cpu().numpy())
-            metrics.add_batch(chunks[-1].argmax(axis=-1), refs.cpu().numpy())
+            references.append(refs.cpu().numpy())
             loss_sum += float(losses.sum())
             count += len(losses)
         self.model.train()
         # Kept for the evaluation report: the loader is sequential, so the rows are in the split's order.
-        self.logits[split] = (self.state.global_step, np.concatenate(chunks) if chunks else np.zeros((0, 0)))
-        return {"loss": loss_sum / max(count, 1), **metrics.compute()}
+        outputs = np.concatenate(chunks) if chunks else np.zeros((0, 0))
+        self.logits[split] = (self.state.global_step, outputs)
+        labels = np.concatenate(references) if references else np.zeros((0,))
+        return {"loss": loss_sum / max(count, 1),
+                **self.task.compute_metrics(outputs, labels, self.cfg.metrics, self.ctx.prepared)}
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def _save(self) -> Path:
@@ -361,7 +362,8 @@ class _Loop:
                        metrics=test_metrics)
         self.accelerator.wait_for_everyone()
         if self.accelerator.is_main_process:
-            save_final_model(self.accelerator.unwrap_model(self.model), self.ctx.tokenizer, self.ctx.run_dir.model_dir)
+            save_final_model(self.accelerator.unwrap_model(self.model), self.ctx.tokenizer, self.ctx.run_dir.model_dir,
+                             self.ctx.prepared)
         last = max(checkpoints(self.ctx.run_dir.checkpoints_dir), key=step_of, default=None)
         if (self.t.save_total_limit == 1 and s.best_checkpoint and last is not None
                 and last != Path(s.best_checkpoint) and self.accelerator.is_main_process):

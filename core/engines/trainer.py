@@ -16,7 +16,8 @@ from core.engines.base import (
 )
 from core.engines.hf_model import build_model, save_final_model
 from core.engines.sampling import input_lengths, seeded_length_grouped_sampler
-from core.metrics import compute_metrics_fn, greater_is_better
+from core.metrics import greater_is_better
+from core.tasks import get_task
 from core.tokenization import make_collator
 
 
@@ -131,7 +132,9 @@ def train(ctx: RunContext) -> EngineResult:
     if cfg.training.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
     has_eval = "validation" in ctx.tokenized
-    events_cb.keeper = _LogitsKeeper(compute_metrics_fn(cfg.metrics, len(ctx.prepared.label_names)))
+    task = get_task(cfg.task).for_run(cfg)  # e.g. multi-label's decision threshold in its metrics
+    events_cb.keeper = _LogitsKeeper(
+        lambda p: task.compute_metrics(_logits(p.predictions), p.label_ids, cfg.metrics, ctx.prepared))
     trainer = _trainer_class(Trainer)(
         model=model,
         args=args,
@@ -142,6 +145,7 @@ def train(ctx: RunContext) -> EngineResult:
         compute_metrics=events_cb.keeper,
         callbacks=callbacks,
         class_weights=class_weights(ctx),
+        weighted_loss=task.torch_loss,
         watch=watch,
     )
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
@@ -168,7 +172,7 @@ def train(ctx: RunContext) -> EngineResult:
         ctx.events.emit("eval", step=trainer.state.global_step, epoch=round(trainer.state.epoch or 0, 4),
                         split="test", metrics=test_metrics)
     if is_main_process():
-        save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir)
+        save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir, ctx.prepared)
     return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx),
                         predictions=predictions)
 
@@ -190,6 +194,11 @@ class _LogitsKeeper:
         self._latest = _logits(eval_pred.predictions)
         return self.compute(eval_pred)
 
+    def reorder(self, rows: Any) -> None:
+        """The logits just kept were in evaluation order: put them in the split's row order."""
+        if self._latest is not None and len(self._latest) == len(rows):
+            self._latest = self._latest[rows]
+
     def take(self) -> Any:
         latest, self._latest = self._latest, None
         return latest
@@ -198,14 +207,15 @@ class _LogitsKeeper:
 def _trainer_class(base: type) -> type:
     """Trainer whose length grouping is seeded per epoch, so a resumed run sees the same order (see sampling.py),
     whose loss is the mean over the combined batch however it is split into accumulation steps and processes,
-    whose training loss takes training.class_weights (core.class_weights says what the weighted loss is), and which
+    whose training loss takes training.class_weights (the task's weighted loss), and which
     hands each step's raw loss and gradient norm to a DivergenceWatch."""
 
     class SeededTrainer(base):  # type: ignore[misc, valid-type]
-        def __init__(self, *args: Any, class_weights: list[float] | None = None,
+        def __init__(self, *args: Any, class_weights: list[float] | None = None, weighted_loss: Any = None,
                      watch: DivergenceWatch | None = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.class_weights = class_weights
+            self.weighted_loss = weighted_loss
             self.watch = watch
             self._weight_tensor: Any = None
             # Trainer takes a forward(**kwargs) as a sign that the model divides its loss by num_items_in_batch, and
@@ -220,14 +230,12 @@ def _trainer_class(base: type) -> type:
             if self.class_weights is None or not model.training:
                 return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
             import torch
-            import torch.nn.functional as F
 
             outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})  # a copy: Trainer reads labels later
             logits = outputs["logits"]
             if self._weight_tensor is None or self._weight_tensor.device != logits.device:
                 self._weight_tensor = torch.tensor(self.class_weights, dtype=torch.float32, device=logits.device)
-            # float32, as the models compute their own loss; mean = sum(w[y] * nll) / sum(w[y]), torch's definition.
-            loss = F.cross_entropy(logits.float(), inputs["labels"], weight=self._weight_tensor)
+            loss = self.weighted_loss(logits, inputs["labels"], self._weight_tensor)
             return (loss, outputs) if return_outputs else loss
 
         def training_step(self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None) -> Any:
@@ -245,6 +253,40 @@ def _trainer_class(base: type) -> type:
                 if self.control.should_log or self.control.should_evaluate or self.control.should_save:
                     self.watch.check(self.args.device)
             super()._maybe_log_save_evaluate(tr_loss, grad_norm, *args, **kwargs)
+
+        def _get_eval_sampler(self, eval_dataset: Any) -> Any:
+            # With group_by_length Trainer also evaluates in a length-grouped order, so the outputs it hands
+            # compute_metrics (and predict() returns) are not in the split's row order, which the evaluation report
+            # and the kept logits need. Longest first pads as little (each batch's rows are alike in length); the
+            # order is undone in evaluation_loop.
+            self._eval_order = None
+            if self.args.train_sampling_strategy != "group_by_length" or eval_dataset is None:
+                return super()._get_eval_sampler(eval_dataset)
+            import numpy as np
+
+            self._eval_order = np.argsort(-input_lengths(eval_dataset), kind="stable")
+            return self._eval_order.tolist()
+
+        def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
+            order = getattr(self, "_eval_order", None)  # set as the dataloader was made, just before this
+            output = super().evaluation_loop(*args, **kwargs)
+            if order is None or output.predictions is None:
+                return output
+            import numpy as np
+
+            rows = np.empty_like(order)
+            rows[order] = np.arange(len(order))  # row i of the split was evaluated at position rows[i]
+
+            def in_row_order(value: Any) -> Any:
+                if isinstance(value, tuple | list):
+                    return type(value)(in_row_order(v) for v in value)
+                return value[rows] if value is not None and len(value) == len(rows) else value
+
+            if isinstance(self.compute_metrics, _LogitsKeeper):
+                self.compute_metrics.reorder(rows)
+            return type(output)(predictions=in_row_order(output.predictions),
+                                label_ids=in_row_order(output.label_ids), metrics=output.metrics,
+                                num_samples=output.num_samples)
 
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
             dataset = train_dataset if train_dataset is not None else self.train_dataset

@@ -1,5 +1,10 @@
 """Standalone training scripts: one Jinja template per engine, filled with every resolved option of a config.
 
+The engine templates here hold the engine-shaped code (optimizer, schedule, loop, checkpoints, sampler); what a task
+adds (its labels, metrics, head, loss, the last changes before saving) are fragments in the task's own folder
+(core/tasks/<task>/export/, Task.export_dir), which the templates include as "task/<file>", with values the task
+decides at export time (Task.script_context) as `task.<key>`.
+
 The script needs only the libraries (transformers/datasets/torch, or keras/keras-hub), never finetune-tui. To
 reproduce a run it must do what the engine does, so everything finetune-tui decides from the data is decided here,
 at export time, and written out: the columns, the class names and their order, whether a csv has a header row, and
@@ -12,36 +17,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from core.config import RunConfig
 from core.engines import ENGINES
 from core.errors import ConfigError
-from core.metrics import greater_is_better, reported_names
+from core.metrics import greater_is_better
+from core.tasks import TASKS, get_task
 
 if TYPE_CHECKING:
     from core.data import SplitSource
 
 TEMPLATE_DIR = Path(__file__).parent
 BUNDLED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def scorers(names: list[str], num_labels: int) -> dict[str, str]:
-    """The expression that computes each reported metric in a script: the numbers of core.metrics (see
-    core/metric_modules/classification), positive class with two labels, macro over every class id otherwise."""
-    macro = f'labels=list(range({num_labels})), average="macro", zero_division=0'
-    field = 'average="binary", pos_label=1, zero_division=0' if num_labels == 2 else macro
-    expressions = {
-        "accuracy": "accuracy_score(labels, predictions)",
-        "f1": f"f1_score(labels, predictions, {field})",
-        "precision": f"precision_score(labels, predictions, {field})",
-        "recall": f"recall_score(labels, predictions, {field})",
-        "matthews_correlation": "matthews_corrcoef(labels, predictions)",
-        "f1_macro": f"f1_score(labels, predictions, {macro})",
-        "precision_macro": f"precision_score(labels, predictions, {macro})",
-        "recall_macro": f"recall_score(labels, predictions, {macro})",
-    }
-    return {name: expressions[name] for name in reported_names(list(names), num_labels)}
 
 
 @dataclass
@@ -65,7 +54,8 @@ class ScriptContext:
     hub: dict[str, Any] | None = None  # name, config, splits {ours: theirs}
     class_label: bool = False
     training_args: list[tuple[str, Any, str]] = field(default_factory=list)  # name, value, comment
-    scorers: dict[str, str] = field(default_factory=dict)
+    task_title: str = ""  # "text classification": what the script trains, in its docstring
+    task: dict[str, Any] = field(default_factory=dict)  # Task.script_context: `task.<key>` in the templates
     output_dir: str = ""
     keras_classifier: str = ""  # KerasHub's TextClassifier class for the checkpoint's backbone (keras engine)
     keras_dropout: tuple[float | None, float | None] = (None, None)  # the checkpoint's (encoder, head) rates
@@ -81,9 +71,13 @@ class ScriptContext:
         return any(f.reader.startswith("read_delimited") for f in self.files)
 
     @property
-    def sklearn_imports(self) -> str:
-        used = {"accuracy_score", "f1_score", "precision_score", "recall_score", "matthews_corrcoef"}
-        return ", ".join(sorted(n for n in used if any(n + "(" in e for e in self.scorers.values())))
+    def datasets_imports(self) -> str:
+        """What the script imports from datasets: the data's, the task's (Value, ...) and the Hub loader."""
+        names = {"Dataset", "DatasetDict", *self.task.get("datasets_imports", [])}
+        if self.class_label:
+            names.add("ClassLabel")
+        classes = sorted(n for n in names if n[:1].isupper())
+        return ", ".join(classes + (["load_dataset"] if self.hub else []))
 
 
 def render_script(config: RunConfig) -> str:
@@ -95,20 +89,30 @@ def render_script(config: RunConfig) -> str:
     if template_name is None or not (TEMPLATE_DIR / template_name).exists():
         raise ConfigError(f"there is no script export for engine {config.engine!r} yet",
                           "export the yaml or the command instead, or choose engine: trainer")
+    # "task/<file>" is the task's fragment (core/tasks/<task>/export/<file>); any other name, a template here.
+    task_dir = get_task(config.task).export_dir()
+    if not (task_dir / "labels.py.j2").is_file():
+        raise ConfigError(f"there is no script export for task {config.task!r} yet",
+                          "export the yaml or the command instead")
+    loader = jinja2.ChoiceLoader([
+        jinja2.PrefixLoader({"task": jinja2.FileSystemLoader(str(task_dir))}),
+        jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
+    ])
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), undefined=jinja2.StrictUndefined,
+        loader=loader, undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, autoescape=False,
     )
     env.filters["py"] = _py
     ctx = build_context(config)
     return env.get_template(template_name).render(c=ctx, cfg=config, t=config.training, tok=config.tokenizer,
-                                                  d=config.data, engine=config.engine)
+                                                  d=config.data, engine=config.engine,
+                                                  task=SimpleNamespace(**ctx.task))
 
 
 def build_context(config: RunConfig) -> ScriptContext:
     from core.data import prepare_data
 
-    prepared = prepare_data(config.data)
+    prepared = prepare_data(config.data, config.task)
     model_path, model_note = model_location(config)
     ctx = ScriptContext(
         config=config, model_path=model_path, model_note=model_note, text_column=prepared.text_column,
@@ -128,7 +132,8 @@ def build_context(config: RunConfig) -> ScriptContext:
         ctx.keras_dropout = checkpoint_dropouts(Path(ctx.model_path))
     ctx.training_args = trainer_arguments(config)
     ctx.greater_is_better = greater_is_better(config.training.metric_for_best_model or config.metrics[0])
-    ctx.scorers = scorers(config.metrics, len(ctx.labels))
+    ctx.task_title = TASKS[config.task].title.lower()
+    ctx.task = get_task(config.task).script_context(config, prepared)
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
     return ctx
 

@@ -1,0 +1,350 @@
+"""What a task is to the rest of finetune-tui: the one interface engines, the worker, evaluation, predict and export
+ask, so that none of them branches on a task's name.
+
+`Task` holds the members every task must define and defaults that fit a task taking one text (or a text pair) to
+one output vector through a transformers *ForSequenceClassification head (text-classification, text-regression).
+A task whose shape differs (token classification, generation) overrides those defaults in its own folder.
+Nothing here imports torch, numpy or datasets at module level: the config and the wizard read task attributes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import numpy as np
+
+    from core.config import DataConfig, RunConfig
+    from core.data.arrow import SplitSource
+    from core.data.prepare import PreparedData
+    from core.evaluation import Evaluation
+
+TASK_FILE = "task.json"  # beside a saved model: {"task", "labels", ...} (Task.model_meta), read by predict
+
+
+@dataclass
+class LabelEncoding:
+    """A task's labels for every split, as the training data stores them."""
+
+    names: list[str]  # what the outputs are called: class names, or the score column's name
+    arrays: dict[str, np.ndarray]  # split -> one label per row (class ids, or float scores)
+    feature: Any  # the datasets feature of the standardised `label` column
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LabelOverview:
+    """What the wizard's dataset step, plain mode and `inspect` show about a label column before training: rows
+    per bar (classes, or ranges of scores), a caption, and a warning worth acting on."""
+
+    title: str
+    counts: dict[str, int]
+    caption: str = ""
+    warning: str | None = None
+    answered_by: str | None = None  # a config path that, once set, acts on the warning (it is then not shown)
+
+
+@dataclass
+class Grid:
+    """Counts in a grid of true (rows) against predicted (columns), the diagonal being right: the confusion matrix,
+    or true against predicted scores in ranges. The monitor draws it, colouring cells by their share of the row."""
+
+    title: str
+    row_labels: list[str]
+    col_labels: list[str]
+    cells: list[list[int]]
+    subtitle: str = ""
+
+
+@dataclass
+class TryView:
+    """The Try-the-model screen's answer for one text: bars (name, value 0 to 1, highlighted) and/or a line."""
+
+    title: str
+    bars: list[tuple[str, float, bool]] = field(default_factory=list)
+    line: str = ""
+
+
+@dataclass(frozen=True)
+class WizardField:
+    """A config field only some tasks use, as the wizard's dataset or training step shows it for those tasks."""
+
+    path: str
+    label: str
+    step: str  # "dataset" or "training"
+    editor: str = "input"  # "input" or "select" (the choices come from the config schema)
+    placeholder: str = ""
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """Part of an evaluation's terminal text, as (text, role) lines; role: "strong", "ok", "warning" or "dim"."""
+
+    title: str
+    lines: list[tuple[str, str]]
+
+
+class Task(ABC):
+    name: ClassVar[str]
+    metric_names: ClassVar[tuple[str, ...]]  # every metric this task can report
+    default_metrics: ClassVar[tuple[str, ...]]  # `metrics:` when a config leaves it out; the first is the primary
+    problem_type: ClassVar[str]  # transformers' config.problem_type: picks the head's loss
+    auto_model_class: ClassVar[str] = "AutoModelForSequenceClassification"
+    peft_task_type: ClassVar[str] = "SEQ_CLS"  # peft.TaskType member for LoRA
+    # pipeline("text-classification", model=DIR, **pipeline_kwargs) gives this task's answers (README, tests)
+    pipeline_kwargs: ClassVar[dict[str, Any]] = {}
+    label_dtype: ClassVar[str] = "int64"  # of the tokenized `labels` column, as the loss wants it
+
+    title: ClassVar[str]
+    wizard_fields: ClassVar[tuple[WizardField, ...]] = ()  # shown in the wizard for this task only
+    # Settings that mean nothing for this task: dotted config path -> (the value that leaves it unused, why). A config
+    # that sets one otherwise is refused (check_config), and the wizard puts it back when the task changes.
+    unused_settings: ClassVar[dict[str, tuple[Any, str]]] = {}
+
+    # --- config --------------------------------------------------------------------------------------------------
+    def check_config(self, config: RunConfig) -> None:
+        """Refuse settings that mean nothing for this task, with the fix (a ValueError, shown under the config)."""
+        for path, (neutral, why) in self.unused_settings.items():
+            node: Any = config
+            for part in path.split("."):
+                node = getattr(node, part)
+            if node != neutral:
+                shown = "null" if neutral is None else neutral
+                raise ValueError(f"{path} {why}, and this config's task is {self.name}; set {path}: {shown}, or "
+                                 "choose the task it belongs to")
+
+    def reported_names(self, metrics: list[str], num_outputs: int) -> list[str]:
+        """The metric names a run reports for the configured ones (some bring companions along)."""
+        return list(metrics)
+
+    def for_run(self, config: RunConfig) -> Task:
+        """This task as a run's settings shape how its outputs are read during training (multi-label: the
+        decision threshold, training.threshold); the engines ask it for their metrics. The task itself by default."""
+        return self
+
+    def for_model(self, meta: dict[str, Any]) -> Task:
+        """This task as a saved model's task.json (Task.model_meta, after_training) shapes how its outputs are read
+        (multi-label: the thresholds per label); evaluation asks it. The task itself by default."""
+        return self
+
+    # --- data ----------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def encode_labels(self, raw: Any, sources: dict[str, SplitSource], label: str, cfg: DataConfig) -> LabelEncoding:
+        """Every split's label column checked and encoded (vectorised); errors name file, row and fix. `label` is
+        None only for a task whose label_columns() names the columns instead."""
+
+    def label_columns(self, cfg: DataConfig) -> list[str] | None:
+        """Columns that together hold each row's labels, where the config names several (multi-label's
+        data.label_columns); then data.label_column is neither needed nor detected. None: one label column."""
+        return None
+
+    @abstractmethod
+    def strata(self, labels: np.ndarray) -> np.ndarray | None:
+        """What the held-out validation split is stratified on (None: a plain shuffle)."""
+
+    @abstractmethod
+    def label_stats(self, train_labels: np.ndarray, names: list[str], cfg: DataConfig) -> dict[str, Any]:
+        """Plain-JSON facts about the training labels (counts, or a score's distribution and its scaling), kept in
+        PreparedData (and so in the handoff to other processes)."""
+
+    @abstractmethod
+    def summary(self, prepared: PreparedData) -> str:
+        """One line on the labels for logs and screens: "3 labels", "scores 1 to 5 (median 4) in 'stars'"."""
+
+    @abstractmethod
+    def label_overview(self, ds: Any, column: str, label_names: list[str] | None) -> LabelOverview:
+        """The label column of raw training data (before prepare_data), for the dataset step and `inspect`."""
+
+    def check_prepared(self, config: RunConfig, prepared: PreparedData) -> list[str]:
+        """Warnings about the prepared data for these settings; raises for settings the data rules out."""
+        return []
+
+    def class_counts(self, prepared: PreparedData) -> list[int]:
+        """Training examples per output, where that means something (class weights, the wizard's balance bars)."""
+        return []
+
+    # --- tokens --------------------------------------------------------------------------------------------------
+    def label_transform(self, prepared: PreparedData) -> Any:
+        """A function applied to each batch of labels as they are tokenized (None: stored as they are)."""
+        return None
+
+    def cache_key(self, prepared: PreparedData) -> str:
+        """What the tokenized labels depend on besides the data, for the tokenized-split cache's name."""
+        return self.name
+
+    # --- model ---------------------------------------------------------------------------------------------------
+    def num_outputs(self, prepared: PreparedData) -> int:
+        return len(prepared.label_names)
+
+    def head_config(self, names: list[str]) -> dict[str, Any]:
+        """Keyword arguments for from_pretrained that shape the head: size, label names and problem_type."""
+        id2label = dict(enumerate(names))
+        return {"num_labels": len(names), "id2label": id2label, "label2id": {n: i for i, n in id2label.items()},
+                "problem_type": self.problem_type}
+
+    def check_hf_model(self, model_config: Any, name: str) -> None:
+        """Refuse, before any work, a model type transformers has no head for this task for."""
+        from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES
+
+        from core.errors import ModelError
+
+        model_type = getattr(model_config, "model_type", None)
+        if model_type not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES:
+            raise ModelError(
+                f"model {name} ({model_type}) has no sequence-classification head in transformers, which "
+                f"{self.name} trains",
+                "choose a text encoder such as bert, distilbert, roberta, deberta-v2 or xlm-roberta",
+            )
+
+    def training_weights(self, config: RunConfig, prepared: PreparedData) -> list[float] | None:
+        """training.class_weights resolved for this data (None: the loss weighs every example alike)."""
+        return None
+
+    def describe_weights(self, weights: list[float], prepared: PreparedData) -> str:
+        return ", ".join(f"{w:.3g}" for w in weights)
+
+    def torch_loss(self, logits: Any, labels: Any, weight: Any) -> Any:
+        """The weighted training loss in float32 (only called with weights; the model's own loss otherwise)."""
+        raise NotImplementedError(f"{self.name} has no weighted loss")
+
+    def finalize_model(self, model: Any, prepared: PreparedData) -> None:  # noqa: B027
+        """Last changes to the trained torch model before it is saved (after LoRA is merged)."""
+
+    def outputs_as_saved(self, outputs: np.ndarray, prepared: PreparedData) -> np.ndarray:
+        """Outputs of the model as it trains, as the saved model gives them (text-regression folds its label
+        scaling into the head only when saving)."""
+        return outputs
+
+    def model_meta(self, prepared: PreparedData) -> dict[str, Any]:
+        """What predict needs to know about a saved model beyond its weights: written as task.json."""
+        return {"task": self.name, "labels": list(prepared.label_names)}
+
+    def after_training(self, outputs: np.ndarray | None, prepared: PreparedData, config: RunConfig) -> dict[str, Any]:
+        """What the final model's validation outputs settle about it (multi-label: thresholds tuned per label).
+        The run process calls it once the model is saved, with the raw outputs (logits) of the engine's final
+        validation in the split's row order (None when there are none), and merges the plain-JSON result into the
+        model's task.json and into the `finished` event, before the evaluation report is made. Nothing by default."""
+        return {}
+
+    # --- keras ---------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def keras_loss(self, keras: Any, weights: list[float] | None) -> Any:
+        """The Keras training loss (weighted where weights are given)."""
+
+    def keras_labels(self, labels: np.ndarray) -> np.ndarray:
+        """Labels as Keras fit wants them next to the model's outputs (see keras_label_spec)."""
+        return labels.astype("int32")
+
+    def keras_label_spec(self) -> tuple[tuple[int | None, ...], str]:
+        """The shape and dtype of a batch of keras_labels."""
+        return (None,), "int32"
+
+    def finalize_keras_model(self, model: Any, prepared: PreparedData) -> None:  # noqa: B027
+        """Last changes to the trained Keras model before it is saved."""
+
+    # --- outputs -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def compute_metrics(self, outputs: np.ndarray, labels: np.ndarray, metrics: list[str],
+                        prepared: PreparedData) -> dict[str, float]:
+        """The configured metrics of a whole split from the model's raw outputs (logits) and the stored labels."""
+
+    @abstractmethod
+    def eval_loss(self, outputs: np.ndarray, labels: np.ndarray) -> float:
+        """The mean evaluation loss from raw outputs, as the torch models compute it (for Keras' evaluation)."""
+
+    @abstractmethod
+    def scores(self, outputs: np.ndarray) -> np.ndarray:
+        """Raw outputs as people read them: probabilities, or scores."""
+
+    @abstractmethod
+    def answers(self, scores: np.ndarray, meta: dict[str, Any]) -> list[dict[str, Any]]:
+        """One answer per row from scores(), e.g. {label, score, probabilities} or {score}."""
+
+    @abstractmethod
+    def format_answer(self, answer: dict[str, Any], text: str) -> str:
+        """One line of `finetune-tui predict` output for a text (tab-separated, the answer first)."""
+
+    @abstractmethod
+    def answer_json(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """The answer's keys in `finetune-tui predict --json` and in `predict --input` JSONL rows."""
+
+    @abstractmethod
+    def file_columns(self, answers: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, list[Any]]:
+        """Columns `predict --input` adds to a csv/tsv file."""
+
+    @abstractmethod
+    def answers_summary(self, answers: list[dict[str, Any]]) -> str:
+        """One line on a file's answers: "pos=12, neg=30", "scores 1.2 to 4.9 (mean 3.1)"."""
+
+    # --- evaluation ----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def evaluate(self, names: list[str], metrics: list[str], labels: np.ndarray, scores: np.ndarray) -> Evaluation:
+        """Metrics and the task's report details for one split (Evaluation without rows, split or model)."""
+
+    @abstractmethod
+    def example(self, names: list[str], label: Any, scores: np.ndarray) -> dict[str, Any]:
+        """One row's label, prediction and confidence for predictions.jsonl (beside index and text)."""
+
+    @abstractmethod
+    def most_wrong(self, labels: np.ndarray, scores: np.ndarray, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        """(row, extra fields) of the worst predictions, worst first."""
+
+    @abstractmethod
+    def report_sections(self, ev: Evaluation) -> list[ReportSection]:
+        """The task's part of `finetune-tui evaluate`'s text (after the metrics)."""
+
+    def mistakes_title(self) -> str:
+        return "worst predictions"
+
+    @abstractmethod
+    def mistake_line(self, row: dict[str, Any]) -> str:
+        """How one most_wrong row is introduced in the text report, before its text."""
+
+    @abstractmethod
+    def plot_report(self, fig: Any, ax: Any, ev: Evaluation) -> None:
+        """The report.png panel beside the loss curves."""
+
+    # --- screens -------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def results_grid(self, ev: Evaluation) -> Grid | None:
+        """The monitor's view of a finished run's evaluation."""
+
+    @abstractmethod
+    def try_intro(self, meta: dict[str, Any]) -> str:
+        """The Try-the-model screen's line once the model is loaded."""
+
+    @abstractmethod
+    def try_view(self, answer: dict[str, Any], meta: dict[str, Any]) -> TryView:
+        """The Try-the-model screen's view of one answer."""
+
+    # --- exported scripts ----------------------------------------------------------------------------------------
+    def export_dir(self) -> Path:
+        """The task's Jinja fragments for `finetune-tui export --to script`: the export/ folder beside its module.
+
+        The engine templates (core/export_templates) include them as "task/<file>", so a script's task-specific
+        code comes from here and its engine-shaped code (optimizer, schedule, loop, checkpoints) from there:
+        labels.py.j2   module constants after LABEL_COLUMN: LABELS (what the outputs are called) and the task's own
+        data.py.j2     module functions: label_values(table) (a split's label column as the task stores it),
+                       validation_strata(labels), write_task_file(directory) (task.json, as model_meta)
+        metrics.py.j2  METRICS and compute_metrics(outputs, labels) (raw outputs, labels as the model trains on them)
+        head.py.j2     the head's from_pretrained keyword lines (the transformers engines)
+        torch.py.j2    finish(model, directory) before the model is saved; weighted_loss(logits, labels, weight)
+                       where training.class_weights applies (the transformers engines)
+        keras.py.j2    NUM_CLASSES, LABEL_SPEC, keras_labels(labels), training_loss(train), eval_loss(outputs,
+                       labels) and finish(model, directory) (the keras engine)
+        and, where the task needs them, imports.py.j2 (import lines) and tokenized.py.j2 (lines of main() right
+        after tokenization, with `data` and `tokenized` in scope)."""
+        import sys
+        from pathlib import Path
+
+        module = sys.modules[type(self).__module__]
+        return Path(str(module.__file__)).parent / "export"
+
+    def script_context(self, config: RunConfig, prepared: PreparedData) -> dict[str, Any]:
+        """What the task's fragments read as `task.<key>`, decided at export time: at least `libraries` (what the
+        script needs beyond the engine's) and `datasets_imports` (names the script imports from datasets)."""
+        return {"libraries": [], "datasets_imports": []}
