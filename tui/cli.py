@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import UserError
+from core.tasks import DEFAULT_TASK, TASKS
 
 EXIT_USER_ERROR = 2
 
@@ -47,8 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check a config, its data and its model without training")
     val.add_argument("config", type=Path)
 
-    ins = sub.add_parser("inspect", help="show a data file's columns, suggested mapping and class balance")
+    ins = sub.add_parser("inspect", help="show a data file's columns, suggested mapping and labels (class balance, "
+                                        "or the scores' spread)")
     ins.add_argument("data_file", type=Path)
+    ins.add_argument("--task", choices=list(TASKS), default=DEFAULT_TASK,
+                     help=f"what the labels are for (default: {DEFAULT_TASK})")
 
     demo = sub.add_parser("demo", help="write the demo data and config (works offline)")
     demo.add_argument("directory", type=Path, nargs="?", default=Path("examples"))
@@ -159,7 +163,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from core.data import inspect_dataset, load_sources, source_notes
 
     raw, sources = load_sources(DataConfig(train_file=args.data_file))
-    info = inspect_dataset(raw, notes=source_notes(sources))
+    info = inspect_dataset(raw, notes=source_notes(sources), task=args.task)
     print(f"splits: {info.splits}")
     for note in info.notes:
         print(f"note: {note}")
@@ -167,8 +171,12 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  {col.name}: {col.dtype}, {col.unique} distinct, {col.missing} missing")
     s = info.suggestion
     print(f"suggested: text_column={s.text} text_pair_column={s.text_pair} label_column={s.label}")
-    if info.class_balance:
-        print("class balance: " + ", ".join(f"{k}={v}" for k, v in info.class_balance.items()))
+    if info.labels is not None:
+        overview = info.labels
+        print(f"{overview.title.lower()}: " + ", ".join(f"{k}={v}" for k, v in overview.counts.items())
+              + (f" ({overview.caption})" if overview.caption else ""))
+        if overview.warning:
+            print(f"warning: {overview.warning}")
     return 0
 
 
@@ -176,7 +184,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from core.demo import write_demo
 
     config = write_demo(args.directory, overwrite=args.force)
-    print(f"wrote demo data and {config}\nrun it with: finetune-tui run {config}")
+    print(f"wrote demo data and {config}\nrun it with: finetune-tui run {config}\n"
+          f"(text-regression on star ratings: finetune-tui run {config.with_name('demo-regression.yaml')})")
     return 0
 
 
@@ -213,35 +222,30 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         result = predict_file(args.model, args.input, args.output, predictor=predictor,
                               text_column=args.text_column, text_pair_column=args.pair_column,
                               batch_size=args.batch_size, overwrite=args.overwrite)
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
         print(f"wrote {result.rows} predictions to {result.output} (text column: {result.text_column}"
-              + (f", pair column: {result.text_pair_column}" if result.text_pair_column else "") + f"): {counts}")
+              + (f", pair column: {result.text_pair_column}" if result.text_pair_column else "")
+              + f"): {result.summary}")
         return 0
     pairs = args.pair
     if pairs is not None and len(pairs) != len(args.texts):
         raise UserError(f"{len(args.texts)} texts but {len(pairs)} --pair values", "give one --pair per text")
     if pairs is None and training_columns(args.model, predictor)[1] is not None:
-        raise UserError("this model classifies text pairs", 'give the second text with --pair, e.g. "a" --pair "b"')
-    _print_predictions(args.texts, pairs, list(predictor.labels),
-                       predictor.predict_proba(args.texts, pairs, batch_size=args.batch_size), as_json=args.json)
+        raise UserError("this model was trained on text pairs", 'give the second text with --pair, e.g. "a" --pair "b"')
+    answers = predictor.predict(args.texts, pairs, batch_size=args.batch_size)
+    _print_predictions(args.texts, pairs, predictor.task, answers, as_json=args.json)
     return 0
 
 
-def _print_predictions(texts: list[str], pairs: list[str] | None, labels: list[str], probs: object,
+def _print_predictions(texts: list[str], pairs: list[str] | None, task: Any, answers: list[dict[str, Any]],
                        *, as_json: bool) -> None:
     import json
 
-    for i, (text, row) in enumerate(zip(texts, probs, strict=True)):  # type: ignore[call-overload]
-        scores = {name: round(float(p), 6) for name, p in zip(labels, row, strict=True)}
-        best = max(scores, key=lambda name: scores[name])
+    for i, (text, answer) in enumerate(zip(texts, answers, strict=True)):
         if as_json:
-            record = {"text": text, **({"text_pair": pairs[i]} if pairs else {}), "predicted": best,
-                      "probabilities": scores}
+            record = {"text": text, **({"text_pair": pairs[i]} if pairs else {}), **task.answer_json(answer)}
             print(json.dumps(record, ensure_ascii=False))
             continue
-        others = ", ".join(f"{name} {p:.4f}" for name, p in sorted(scores.items(), key=lambda kv: -kv[1])[1:])
-        shown = text + (f" || {pairs[i]}" if pairs else "")
-        print(f"{best}\t{scores[best]:.4f}\t{shown}" + (f"\t({others})" if others else ""))
+        print(task.format_answer(answer, text + (f" || {pairs[i]}" if pairs else "")))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:

@@ -157,6 +157,29 @@ class Draft:
     def copy(self) -> Draft:
         return Draft(copy.deepcopy(self.values))
 
+    def set_task(self, name: str) -> None:
+        """Switch the draft to another task: its metrics become the new task's defaults unless the person chose
+        some the new task also reports, a best-model metric it does not report is cleared, and settings the new task
+        has no use for go back to their neutral values (Task.unused_settings)."""
+        from core.tasks import DEFAULT_TASK, get_task
+
+        old, new = get_task(self.get("task") or DEFAULT_TASK), get_task(name)
+        self.set("task", name)
+        chosen = [m for m in self.get("metrics") or [] if m in new.metric_names]
+        if not chosen or list(self.get("metrics") or []) == list(old.default_metrics):
+            chosen = list(new.default_metrics)
+        self.set("metrics", chosen)
+        if self.get("training.metric_for_best_model") not in (None, "loss", *chosen):
+            self.set("training.metric_for_best_model", None)
+        for path, (neutral, _) in new.unused_settings.items():
+            self.set(path, neutral)
+
+    def metric_choices(self) -> list[str]:
+        """The metrics the draft's task can report, in the task's order (its primary first)."""
+        from core.tasks import DEFAULT_TASK, get_task
+
+        return list(get_task(self.get("task") or DEFAULT_TASK).metric_names)
+
     def get(self, path: str) -> Any:
         node: Any = self.values
         for part in path.split("."):

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from core.class_weights import imbalance_warning
 from core.config import BUNDLED_MODEL, save_config
 from core.errors import ConfigError, UserError
 from tui.draft import (
@@ -108,7 +107,7 @@ class PlainWizard:
         self.draft = draft or Draft()
         self.model_info: Any = None
         self.prepared: Any = None
-        self.imbalanced = False  # the dataset step warned: the training step then offers class weights
+        self.answer_later: str | None = None  # a setting that acts on the dataset step's warning (class weights)
 
     def ask(self, question: Question) -> Any:
         while True:
@@ -134,6 +133,12 @@ class PlainWizard:
 
     # --- the steps -----------------------------------------------------------------------------
     def framework(self) -> None:
+        from core.tasks import TASKS
+
+        tasks = [Option(t.title, t.name, None, t.when) for t in TASKS.values()]
+        value = self.ask(Question("task", "Task", "select", default=self.draft.get("task"), choices=tasks,
+                                  help=help_for("task")))
+        self.draft.set_task(value)
         options = [Option(e.title, e.name, None if e.available() else f"not installed: {e.install_hint}", e.when)
                    for e in ENGINES]
         self.select("engine", "Framework", options)
@@ -179,12 +184,15 @@ class PlainWizard:
                     self.draft.set(path, suggested)
                 options = ([Option(NONE, None)] if optional else []) + [Option(n, n) for n in names]
                 self.select(path, message, options)
-            balance = inspect_dataset(raw, label_column=self.draft.get("data.label_column")).class_balance
-            self.echo("  labels: " + ", ".join(f"{k} {v}" for k, v in balance.items()))
-            warning = imbalance_warning(balance)
-            self.imbalanced = warning is not None
-            if warning:
-                self.echo(f"  ⚠ {warning}")
+            overview = inspect_dataset(raw, label_column=self.draft.get("data.label_column"),
+                                       task=self.draft.get("task")).labels
+            if overview is not None:
+                self.echo(f"  {overview.title.lower()}: " + ", ".join(f"{k} {v}" for k, v in overview.counts.items())
+                          + (f" ({overview.caption})" if overview.caption else ""))
+                if overview.warning:
+                    self.echo(f"  ⚠ {overview.warning}")
+                # The training step then asks for the setting that acts on the warning (e.g. class weights).
+                self.answer_later = overview.answered_by if overview.warning else None
             self.text("data.validation_file", "Validation data file (empty: split it off the training data)",
                       kind="path")
             if self.draft.get("data.validation_file") is None:
@@ -192,12 +200,14 @@ class PlainWizard:
             self.text("data.max_train_samples", "Train on at most this many examples (empty: all)")
             self.echo("  checking the data…")
             try:
-                self.prepared = prepare_data(DataConfig.model_validate(self.draft.get("data")))
+                self.prepared = prepare_data(DataConfig.model_validate(self.draft.get("data")), self.draft.get("task"))
             except UserError as err:
                 self.echo(f"  ✗ {err.message}")
                 continue
+            from core.tasks import get_task
+
             sizes = ", ".join(f"{k} {v:,}" for k, v in self.prepared.sizes.items())
-            self.echo(f"  ✓ {len(self.prepared.label_names)} labels; {sizes}")
+            self.echo(f"  ✓ {get_task(self.prepared.task).summary(self.prepared)}; {sizes}")
             return
 
     def tokenizer(self) -> None:
@@ -231,8 +241,12 @@ class PlainWizard:
         self.select("training.eval_strategy", "Evaluate")
         if self.draft.get("training.eval_strategy") == "steps":
             self.text("training.eval_steps", "Evaluate every how many steps")
-        if self.imbalanced or self.draft.get("training.class_weights") is not None:
-            self.text("training.class_weights", "Class weights (auto, one weight per class, or empty for none)")
+        from core.tasks import get_task
+
+        for f in get_task(self.draft.get("task")).wizard_fields:
+            # A task's extra training setting is asked when the data called for it, or it is already set.
+            if f.step == "training" and (f.path == self.answer_later or self.draft.get(f.path) is not None):
+                self.text(f.path, f.label + (f" ({f.placeholder})" if f.placeholder else ""))
 
     def run(self, output: Path) -> Path:
         self.framework()

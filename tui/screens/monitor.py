@@ -183,10 +183,13 @@ class MonitorScreen(Screen[None]):
             self.app.call_from_thread(self._show_evaluation, evaluation)
 
     def _show_evaluation(self, evaluation: Any) -> None:
+        from core.tasks import get_task
+
+        grid = get_task(evaluation.task).results_grid(evaluation)
+        if grid is None:
+            return
         matrix = self.query_one(ConfusionMatrix)
-        matrix.set_matrix(evaluation.labels, evaluation.confusion)
-        matrix.border_title = f"Confusion · {evaluation.split} ({evaluation.size})"
-        matrix.border_subtitle = "F1 " + " · ".join(f"{c.label} {c.f1:.2f}" for c in evaluation.per_class[:6])
+        matrix.set_grid(grid)
         matrix.display = True
         self.add_class("-evaluated")
 

@@ -25,19 +25,28 @@ BAR_WIDTH = 30
 
 def probability_bars(labels: list[str], probabilities: list[float], width: int = BAR_WIDTH) -> Text:
     """One line per label: name, a bar as long as its probability, the number; the most likely label in green."""
-    out = Text(no_wrap=True, overflow="ellipsis")
     if not labels:
-        return out
-    name_width = min(24, max(len(name) for name in labels))
+        return Text(no_wrap=True, overflow="ellipsis")
     best = max(range(len(labels)), key=lambda i: probabilities[i])
-    for i, (name, p) in enumerate(zip(labels, probabilities, strict=True)):
+    return view_bars([(name, p, i == best) for i, (name, p) in enumerate(zip(labels, probabilities, strict=True))],
+                     width)
+
+
+def view_bars(bars: list[tuple[str, float, bool]], width: int = BAR_WIDTH, percent: bool = True) -> Text:
+    """One line per (name, value 0 to 1, highlighted): the name, a bar as long as the value, the number; the
+    highlighted ones in green (a task's TryView)."""
+    out = Text(no_wrap=True, overflow="ellipsis")
+    if not bars:
+        return out
+    name_width = min(24, max(len(name) for name, _, _ in bars))
+    for name, value, strong in bars:
         shown = name if len(name) <= name_width else name[: name_width - 1] + "…"
-        filled = round(p * width)
-        style = "bold green" if i == best else "cyan"
-        out.append(f"{shown:<{name_width}} ", style="bold" if i == best else "")
+        filled = round(value * width)
+        style = "bold green" if strong else "cyan"
+        out.append(f"{shown:<{name_width}} ", style="bold" if strong else "")
         out.append("█" * filled, style=style)
         out.append("░" * (width - filled), style="dim")
-        out.append(f" {p:6.1%}\n", style=style)
+        out.append(f" {value:6.1%}\n" if percent else "\n", style=style)
     out.rstrip()
     return out
 
@@ -84,7 +93,7 @@ class TryModelScreen(Screen[None]):
         self.text_column, self.pair_column = run_task(self.run_dir)
         self.predictor: Any = None
         self.labels: list[str] = []
-        self.probabilities: dict[str, float] = {}  # of the last prediction shown
+        self.answer: dict[str, Any] = {}  # the last prediction shown (the task's answer)
         self.shown_for: tuple[str, str | None] | None = None  # the input that prediction was made for
         self._timer: Timer | None = None
 
@@ -95,7 +104,7 @@ class TryModelScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(f"Try the model · {self.run_dir.name}", id="try-title")
-            first = f"Text ({self.text_column})" if self.is_pair and self.text_column else "Text to classify"
+            first = f"Text ({self.text_column})" if self.is_pair and self.text_column else "Text to try"
             yield Input(placeholder=first, id="try-text")
             if self.is_pair:
                 yield Input(placeholder=f"Second text ({self.pair_column})", id="try-pair")
@@ -104,7 +113,6 @@ class TryModelScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#try-bars", Static).border_title = "Probabilities"
         self.query_one("#try-text", Input).focus()
         self._load()
 
@@ -127,7 +135,7 @@ class TryModelScreen(Screen[None]):
     def _loaded(self, predictor: Any) -> None:
         self.predictor = predictor
         self.labels = list(predictor.labels)
-        self._status(f"{len(self.labels)} labels: {', '.join(self.labels)}. Type, and the probabilities follow.")
+        self._status(predictor.task.try_intro(predictor.meta))
         self._schedule(0)
 
     def _failed(self, message: str) -> None:
@@ -165,18 +173,24 @@ class TryModelScreen(Screen[None]):
     def _predict(self, text: str, pair: str | None) -> None:
         worker = get_current_worker()
         try:
-            probs = self.predictor.predict_proba([text], [pair] if pair is not None else None, batch_size=1)[0]
+            answer = self.predictor.predict([text], [pair] if pair is not None else None, batch_size=1)[0]
         except Exception as err:  # e.g. a text the tokenizer refuses: say so, keep the screen
             if not worker.is_cancelled:
                 self.app.call_from_thread(self._status, Text(f"Prediction failed: {err}", style="bold red"))
             return
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._show, text, pair, [float(p) for p in probs])
+            self.app.call_from_thread(self._show, text, pair, answer)
 
-    def _show(self, text: str, pair: str | None, probs: list[float]) -> None:
-        self.probabilities = dict(zip(self.labels, probs, strict=True))
+    def _show(self, text: str, pair: str | None, answer: dict[str, Any]) -> None:
+        self.answer = answer
         self.shown_for = (text, pair)
-        self.query_one("#try-bars", Static).update(probability_bars(self.labels, probs))
+        view = self.predictor.task.try_view(answer, self.predictor.meta)
+        panel = self.query_one("#try-bars", Static)
+        panel.border_title = view.title
+        shown = view_bars(view.bars, percent=not view.line)
+        if view.line:
+            shown = Text(view.line, style="bold green") + (Text("\n") + shown if view.bars else Text())
+        panel.update(shown)
 
     def _status(self, message: str | Text) -> None:
         self.query_one("#try-status", Static).update(message)

@@ -77,6 +77,7 @@ class Findings:
     raw_dataset: Any = None  # DatasetDict from core.data.load_raw
     raw_key: str | None = None
     dataset_info: Any = None  # DatasetInfo
+    dataset_task: str | None = None  # the task dataset_info's label overview was made for
     prepared: Any = None  # PreparedData that passed step 3
     prepared_key: str | None = None
     length_stats: Any = None  # LengthStats for (model, prepared data)

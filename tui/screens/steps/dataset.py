@@ -11,8 +11,9 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, DataTable, Input, RadioButton, RadioSet, Static
 
-from core.class_weights import imbalance_warning
 from core.errors import UserError
+from core.tasks import DEFAULT_TASK, TASKS, get_task
+from tui.draft import choices
 from tui.screens.steps.base import Step, heavy, say
 from tui.widgets.balance_bar import BalanceBar
 from tui.widgets.field_row import FieldRow
@@ -27,7 +28,7 @@ HUB_DEFAULTS: dict[str, Any] = {"name": "", "config": None, "train_split": "trai
                                 "test_split": None}
 
 
-def _load(data: dict[str, Any], label_column: str | None) -> tuple[Any, Any]:
+def _load(data: dict[str, Any], label_column: str | None, task: str) -> tuple[Any, Any]:
     from core.config import DataConfig
     from core.data import load_sources, source_notes
 
@@ -35,26 +36,38 @@ def _load(data: dict[str, Any], label_column: str | None) -> tuple[Any, Any]:
     raw, sources = heavy(load_sources, config)
     notes = source_notes(sources)
     try:
-        return raw, _reinspect(raw, label_column, config.label_names, notes)
+        return raw, _reinspect(raw, label_column, config.label_names, notes, task)
     except UserError:
         if label_column is None:
             raise
         # The label column chosen for an earlier file may not exist in this one: describe it afresh.
-        return raw, _reinspect(raw, None, config.label_names, notes)
+        return raw, _reinspect(raw, None, config.label_names, notes, task)
 
 
-def _reinspect(raw: Any, label_column: str | None, label_names: Any, notes: list[str]) -> Any:
+def _reinspect(raw: Any, label_column: str | None, label_names: Any, notes: list[str], task: str) -> Any:
     from core.data import inspect_dataset
     from core.data.labels import read_label_names
 
-    return heavy(inspect_dataset, raw, label_column, label_names=read_label_names(label_names), notes=notes)
+    return heavy(inspect_dataset, raw, label_column, label_names=read_label_names(label_names), notes=notes,
+                 task=task)
 
 
-def _prepare(data: dict[str, Any]) -> Any:
+def _prepare(data: dict[str, Any], task: str) -> Any:
     from core.config import DataConfig
     from core.data import prepare_data
 
-    return heavy(prepare_data, DataConfig.model_validate(data))
+    return heavy(prepare_data, DataConfig.model_validate(data), task)
+
+
+def task_fields(step: str) -> dict[str, Any]:
+    """Every task's fields for a wizard step ("dataset", "training"), by config path: the step shows the current
+    task's and hides the others'."""
+    fields: dict[str, Any] = {}
+    for name in TASKS:
+        for f in get_task(name).wizard_fields:
+            if f.step == step:
+                fields.setdefault(f.path, f)
+    return fields
 
 
 def _cell(value: Any) -> str:
@@ -103,9 +116,13 @@ class DatasetStep(Step):
             yield FieldRow(d, "data.text_pair_column", label="Second text (pairs)", editor="select",
                            options=[("none (single texts)", None)])
             yield FieldRow(d, "data.label_column", label="Label", editor="select", options=[("detect", None)])
-            yield Static("Labels", classes="section-title")
-            yield FieldRow(d, "data.label_names", label="Label names", placeholder="e.g. negative, positive",
-                           suggester=PathSuggester())
+            yield Static("Labels", classes="section-title", id="labels-title")
+            for f in task_fields("dataset").values():
+                options = {"options": [(c, c) for c in choices(f.path)]} if f.editor == "select" else {}
+                yield FieldRow(d, f.path, label=f.label, placeholder=f.placeholder, editor=f.editor,
+                               id=f"field-{f.path.replace('.', '-')}",
+                               suggester=PathSuggester() if f.editor == "input" else None, **options)
+            yield Static("", id="balance-caption", classes="field-help", markup=False)
             yield BalanceBar(id="balance")
             yield Static("", id="balance-warning", markup=False)
         yield Static("Validation and subsets", classes="section-title")
@@ -113,7 +130,16 @@ class DatasetStep(Step):
         yield FieldRow(d, "data.max_train_samples", label="Max train samples", placeholder="all")
         yield FieldRow(d, "data.max_eval_samples", label="Max eval samples", placeholder="all")
 
+    def task_name(self) -> str:
+        return str(self.draft.get("task") or DEFAULT_TASK)
+
+    def _show_task_fields(self) -> None:
+        mine = {f.path for f in get_task(self.task_name()).wizard_fields}
+        for path in task_fields("dataset"):
+            self.query_one(f"#field-{path.replace('.', '-')}", FieldRow).set_class(path not in mine, "-inactive")
+
     def on_mount(self) -> None:
+        self._show_task_fields()
         self.query_one("#data-status").display = False
         self.query_one("#balance-warning").display = False
         self.query_one("#data-preview").display = False
@@ -161,6 +187,10 @@ class DatasetStep(Step):
         return json.dumps({k: d.get(k) for k in keys}, sort_keys=True, default=str)
 
     def on_enter(self) -> None:
+        self._show_task_fields()
+        if self.findings.raw_dataset is not None and self.findings.dataset_info is not None and \
+                self.findings.dataset_task != self.task_name():  # the task changed on the first step
+            self.reinspect(self.draft.get("data.label_column"), self.draft.get("data.label_names"))
         self._sync_source()
         has_source = self.draft.get("data.train_file") or (self.draft.get("data.hub.name") or "")
         if has_source and self.findings.raw_key != self.source_key():
@@ -200,12 +230,13 @@ class DatasetStep(Step):
         if self.field_problems():
             return
         self._busy(True, "Reading the data…")
-        self._load_worker(self.draft.get("data"), self.draft.get("data.label_column"), self.source_key())
+        self._load_worker(self.draft.get("data"), self.draft.get("data.label_column"), self.source_key(),
+                          self.task_name())
 
     @work(thread=True, exclusive=True, group="dataset-load", exit_on_error=False)
-    def _load_worker(self, data: dict[str, Any], label_column: str | None, key: str) -> None:
+    def _load_worker(self, data: dict[str, Any], label_column: str | None, key: str, task: str) -> None:
         try:
-            raw, info = _load(data, label_column)
+            raw, info = _load(data, label_column, task)
         except UserError as err:
             self.app.call_from_thread(self._load_failed, err.message)
             return
@@ -213,16 +244,18 @@ class DatasetStep(Step):
             self.app.call_from_thread(self._load_failed, f"cannot read the data: {type(err).__name__}: {err}")
             return
         self.findings.raw_dataset, self.findings.raw_key, self.findings.dataset_info = raw, key, info
+        self.findings.dataset_task = task
         self.app.call_from_thread(self._show_preview, info)
 
     @work(thread=True, exclusive=True, group="dataset-inspect", exit_on_error=False)
     def reinspect(self, label_column: str | None, label_names: Any) -> None:
         notes = self.findings.dataset_info.notes if self.findings.dataset_info is not None else []
+        task = self.task_name()
         try:
             from core.config import DataConfig
 
             names = DataConfig.model_validate({"train_file": "-", "label_names": label_names}).label_names
-            info = _reinspect(self.findings.raw_dataset, label_column, names, notes)
+            info = _reinspect(self.findings.raw_dataset, label_column, names, notes, task)
         except UserError as err:
             self.app.call_from_thread(self._status, f"✗ {err.message}", "-error")
             return
@@ -230,8 +263,8 @@ class DatasetStep(Step):
             self.app.call_from_thread(self._status, f"✗ cannot count the labels: {type(err).__name__}: {err}",
                                       "-error")
             return
-        self.findings.dataset_info = info
-        self.app.call_from_thread(self._show_balance, dict(info.class_balance))
+        self.findings.dataset_info, self.findings.dataset_task = info, task
+        self.app.call_from_thread(self._show_balance, info.labels)
 
     def _load_failed(self, message: str) -> None:
         self._busy(False)
@@ -272,12 +305,17 @@ class DatasetStep(Step):
                 value = picks[row.path] if picks[row.path] in names else None
                 self.draft.set(row.path, value)
                 row.set_options([(blanks[row.path], None), *options], value)
-        self._show_balance(dict(info.class_balance))
+        self._show_balance(info.labels)
 
-    def _show_balance(self, counts: dict[str, int]) -> None:
-        self.query_one(BalanceBar).show(counts)
-        # Once class weights are set (a loaded config, or Back from the training step) the advice is taken.
-        warning = imbalance_warning(counts) if self.draft.get("training.class_weights") is None else None
+    def _show_balance(self, overview: Any) -> None:
+        """The task's overview of the label column: bars (classes, or scores), a caption and a warning."""
+        self.query_one(BalanceBar).show(overview.counts if overview is not None else {})
+        self.query_one("#labels-title", Static).update(overview.title if overview is not None else "Labels")
+        say(self.query_one("#balance-caption", Static), overview.caption if overview is not None else "")
+        warning = overview.warning if overview is not None else None
+        # Advice already taken (e.g. class weights set in a loaded config, or on Back from the training step).
+        if warning and overview.answered_by and self.draft.get(overview.answered_by) is not None:
+            warning = None
         say(self.query_one("#balance-warning", Static), f"⚠ {warning}" if warning else "", "-warning")
 
     # --- checks --------------------------------------------------------------------------------
@@ -289,12 +327,12 @@ class DatasetStep(Step):
         return problems or self.section_problems("data")
 
     async def slow_problems(self) -> list[str]:
-        key = json.dumps(self.draft.get("data"), sort_keys=True, default=str)
+        key = json.dumps([self.task_name(), self.draft.get("data")], sort_keys=True, default=str)
         if self.findings.prepared_key == key:
             return []
         self._busy(True, "Checking the data: reading every split, mapping the columns and labels…")
         try:
-            prepared = await asyncio.to_thread(_prepare, self.draft.get("data"))
+            prepared = await asyncio.to_thread(_prepare, self.draft.get("data"), self.task_name())
         except UserError as err:
             self._busy(False)
             self._status(f"✗ {err.message}", "-error")
@@ -302,5 +340,5 @@ class DatasetStep(Step):
         self._busy(False)
         self.findings.prepared, self.findings.prepared_key = prepared, key
         sizes = ", ".join(f"{k} {v:,}" for k, v in prepared.sizes.items())
-        self._status(f"✓ {len(prepared.label_names)} labels; {sizes}", "-ok")
+        self._status(f"✓ {get_task(prepared.task).summary(prepared)}; {sizes}", "-ok")
         return []

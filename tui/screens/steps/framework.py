@@ -1,4 +1,4 @@
-"""Step 1: which training framework runs the fine-tuning."""
+"""Step 1: what the model learns (the task) and which training framework runs the fine-tuning."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from rich.console import Group
 from rich.padding import Padding
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.widgets import OptionList, Static
+from textual.containers import Horizontal
+from textual.widgets import Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from core.engines import DEFAULT_ENGINE, EngineInfo
+from core.tasks import DEFAULT_TASK, TASKS
 from tui.draft import ENGINES
 from tui.screens.steps.base import Step
 
@@ -29,6 +31,12 @@ class FrameworkStep(Step):
     NAME = "framework"
 
     def compose(self) -> ComposeResult:
+        task = self._task_name()
+        with Horizontal(classes="field-line", id="task-line"):
+            yield Label("Task", classes="field-label")
+            yield Select([(info.title, info.name) for info in TASKS.values()], value=task, allow_blank=False,
+                         compact=True, id="task-select")
+        yield Static(TASKS[task].when, id="task-when", classes="field-help", markup=False)
         yield Static("Which framework should train the model?", classes="step-title")
         yield Static("↑/↓ and Enter to choose. All three write the same run directory and metrics.",
                      classes="step-intro")
@@ -40,6 +48,20 @@ class FrameworkStep(Step):
 
     def on_mount(self) -> None:
         self._highlight(self._engine())
+
+    def focus_first(self) -> None:
+        # The framework list, as before tasks existed: most runs keep the default task, which is a Shift+Tab away.
+        self.query_one("#engine-list", OptionList).focus()
+
+    def _task_name(self) -> str:
+        return str(self.draft.get("task")) if self.draft.loaded and self.draft.get("task") in TASKS else DEFAULT_TASK
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "task-select" or event.value == self._task_name() or event.value not in TASKS:
+            return
+        event.stop()
+        self.draft.set_task(str(event.value))
+        self.query_one("#task-when", Static).update(TASKS[str(event.value)].when)
 
     def _engine(self) -> str:
         # A new draft holds the config's defaults; reading it loads the config schema, which the first frame

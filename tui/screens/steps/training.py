@@ -9,8 +9,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Collapsible, Label, SelectionList, Static
 
+from core.tasks import DEFAULT_TASK, get_task
 from tui.draft import choices, help_for
 from tui.screens.steps.base import Step, say
+from tui.screens.steps.dataset import task_fields
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
 
@@ -52,7 +54,7 @@ class TrainingStep(Step):
             yield row("training.mixed_precision", "Mixed precision", editor="select",
                       options=self._precision_options(["no"]))
             yield row("training.early_stopping_patience", "Early stopping patience", placeholder="off")
-            metrics = choices("metrics")
+            metrics = d.metric_choices()
             with Vertical(classes="field-row"):
                 with Horizontal(classes="field-line"):
                     yield Label("Metrics", classes="field-label")
@@ -61,7 +63,8 @@ class TrainingStep(Step):
                 yield Static(help_for("metrics"), classes="field-help", markup=False)
             yield row("training.metric_for_best_model", "Best-model metric", editor="select",
                       options=[("first metric", None), ("loss", "loss"), *[(m, m) for m in metrics]])
-            yield row("training.class_weights", "Class weights", placeholder="none: every example counts the same")
+            for f in task_fields("training").values():  # the current task's are shown (on_mount, on_enter)
+                yield row(f.path, f.label, editor=f.editor, placeholder=f.placeholder)
             yield row("training.freeze_encoder", "Freeze encoder", editor="checkbox")
             with Vertical(classes="field-row"):
                 yield Checkbox("Use LoRA adapters (peft)", d.lora_enabled(), id="use-lora", compact=True)
@@ -85,10 +88,28 @@ class TrainingStep(Step):
 
     def on_mount(self) -> None:
         self._show_lora(self.draft.lora_enabled())
+        self._sync_task()
 
     def on_enter(self) -> None:
+        self._sync_task()
         if self.findings.precisions is None:
             self.load_precisions()
+
+    def _sync_task(self) -> None:
+        """Show the current task's fields and offer its metrics (the task may change on the first step)."""
+        task = get_task(self.draft.get("task") or DEFAULT_TASK)
+        mine = {f.path for f in task.wizard_fields}
+        for path in task_fields("training"):
+            self.query_one(f"#field-{path.replace('.', '-')}", FieldRow).set_class(path not in mine, "-inactive")
+        metrics = self.query_one("#metrics", SelectionList)
+        offered = [metrics.get_option_at_index(i).value for i in range(metrics.option_count)]
+        if offered != list(task.metric_names):
+            chosen = self.draft.get("metrics") or []
+            metrics.clear_options()
+            metrics.add_options([(m, m, m in chosen) for m in task.metric_names])
+            best = self.query_one("#field-training-metric_for_best_model", FieldRow)
+            best.set_options([("first metric", None), ("loss", "loss"), *[(m, m) for m in task.metric_names]],
+                             self.draft.get("training.metric_for_best_model"))
 
     def _precision_options(self, supported: list[str]) -> list[tuple[str, Any]]:
         current = self.draft.get("training.mixed_precision")
@@ -178,7 +199,7 @@ class TrainingStep(Step):
         event.stop()
         # Keep the schema's order so the YAML (and the first metric, the default best one) stay stable.
         picked = set(event.selection_list.selected)
-        self.draft.set("metrics", [m for m in choices("metrics") if m in picked])
+        self.draft.set("metrics", [m for m in self.draft.metric_choices() if m in picked])
 
     def quick_problems(self) -> list[str]:
         problems = self.field_problems()
