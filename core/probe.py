@@ -67,7 +67,11 @@ def probe(config: RunConfig, *, headroom: float = HEADROOM, step_budget_s: float
     model_config = load_model_config(config.model)
     vocab = int(getattr(model_config, "vocab_size", 1000))
     length = config.tokenizer.max_length
-    model = build_model(config, ["a", "b"]).to(device)
+    from core.tasks import get_task
+
+    task = get_task(config.task)
+    names = ["a", "b"]  # the head's size barely matters next to the encoder
+    model = build_model(config, names).to(device)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=t.learning_rate)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(t.mixed_precision)
@@ -82,7 +86,7 @@ def probe(config: RunConfig, *, headroom: float = HEADROOM, step_budget_s: float
         row = ProbeRow(batch)
         try:
             inputs = torch.randint(5, max(6, vocab), (batch, length), generator=generator).to(device)
-            labels = torch.zeros(batch, dtype=torch.long, device=device)
+            labels = torch.zeros(task.label_shape(batch, names), dtype=getattr(torch, task.label_dtype), device=device)
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             started = time.perf_counter()

@@ -79,3 +79,15 @@ def test_resume_cli_refuses_a_finished_run(tmp_path: Path, capsys: pytest.Captur
     assert main(["resume", str(run_dir.path)]) == 2
     err = capsys.readouterr().err
     assert "nothing to resume" in err and "fix:" in err
+
+
+@pytest.mark.parametrize("task", ["text-regression", "multi-label-classification"])
+def test_probe_trains_each_tasks_head_on_labels_of_its_shape(task: str, tiny_model: Path, tiny_data: dict,
+                                                              tmp_path: Path) -> None:
+    """A regression head's MSE wants float labels and a multi-label head's BCE a 0/1 row per example: the probe
+    asks the task, where long class ids failed with a dtype error."""
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / "r", per_device_train_batch_size=2)
+    del raw["metrics"]
+    config = parse_config({**raw, "task": task})
+    result = probe(config)
+    assert [r.batch_size for r in result.rows] == [1, 2] and all(r.fits for r in result.rows)

@@ -180,6 +180,10 @@ class Task(ABC):
     def num_outputs(self, prepared: PreparedData) -> int:
         return len(prepared.label_names)
 
+    def label_shape(self, batch: int, names: list[str]) -> tuple[int, ...]:
+        """The shape of a batch of labels as the model takes them (of dtype label_dtype), e.g. for the batch probe."""
+        return (batch,)
+
     def head_config(self, names: list[str]) -> dict[str, Any]:
         """Keyword arguments for from_pretrained that shape the head: size, label names and problem_type."""
         id2label = dict(enumerate(names))

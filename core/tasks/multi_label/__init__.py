@@ -95,6 +95,9 @@ class MultiLabelClassification(Task):
         names, matrices, notes = read_multi_labels(raw, sources, label, cfg, read_label_names(cfg.label_names))
         return LabelEncoding(names, matrices, _feature(len(names)), notes)
 
+    def label_shape(self, batch: int, names: list[str]) -> tuple[int, ...]:
+        return (batch, len(names))  # one 0/1 target per label
+
     def strata(self, labels: np.ndarray) -> np.ndarray | None:
         """Each row's rarest label (rows without one in a stratum of their own), so rare labels reach validation."""
         import numpy as np
