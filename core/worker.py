@@ -72,7 +72,10 @@ class DeviceSampler(threading.Thread):
             self._done.wait(self.interval)
 
     def stop(self) -> None:
+        """Stop sampling and wait for a reading in flight: the run's terminal event must be its last."""
         self._done.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=30)
 
 
 def _versions() -> dict[str, str]:
@@ -283,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     try:
         result, evaluations = execute(run_dir, events, stop, sampler, args.resume)
+        sampler.stop()  # before the terminal event, which readers take as the run's last
         if result.stopped:
             events.emit("stopped", step=_last_step(run_dir), checkpoint=result.last_checkpoint)
             print(f"stopped; resume with: finetune-tui resume {run_dir.path}", flush=True)
@@ -295,7 +299,6 @@ def main(argv: list[str] | None = None) -> int:
                     runtime_s=round(time.monotonic() - started, 1), checkpoint=result.last_checkpoint,
                     **result.extra)
         print(f"finished: {metrics}; model in {run_dir.model_dir}", flush=True)
-        sampler.stop()
         _write_reports(run_dir, evaluations)
         return 0
     except BaseException as err:  # every way out must leave a terminal event behind
@@ -304,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
         # Bad input found before training (the data, the model, the settings): `finetune-tui run` reports it as
         # the error it is, exit 2, as if it had checked it itself.
         bad_input = isinstance(err, UserError) and "run_started" not in events.written
+        sampler.stop()
         events.emit("failed", error=problem, hint=hint, error_type=type(err).__name__, traceback_tail=tail,
                     bad_input=bad_input)
         print(f"failed: {problem}" + (f"\n  fix: {hint}" if hint else ""), file=sys.stderr, flush=True)
