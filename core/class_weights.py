@@ -59,14 +59,21 @@ def describe_weights(weights: Sequence[float], label_names: Sequence[str]) -> st
     return ", ".join(f"{name} {w:.4g}" for name, w in zip(label_names, weights, strict=True))
 
 
-def imbalance_warning(counts: Mapping[str, int]) -> str | None:
-    """A warning when the smallest class has fewer than a tenth of the largest class's examples, else None."""
+def imbalanced(counts: Mapping[str, int]) -> tuple[str, str] | None:
+    """(rarest, commonest) when the rarest has fewer than a tenth of the commonest's examples, else None."""
     if len(counts) < 2:
         return None
     small = min(counts, key=lambda name: counts[name])
     large = max(counts, key=lambda name: counts[name])
-    if counts[small] * IMBALANCE_RATIO >= counts[large]:
+    return None if counts[small] * IMBALANCE_RATIO >= counts[large] else (small, large)
+
+
+def imbalance_warning(counts: Mapping[str, int]) -> str | None:
+    """A warning when the smallest class has fewer than a tenth of the largest class's examples, else None."""
+    pair = imbalanced(counts)
+    if pair is None:
         return None
+    small, large = pair
     return (f"the classes are imbalanced: {small!r} has {counts[small]:,} examples and {large!r} {counts[large]:,} "
             "(fewer than a tenth as many), so the model may learn to ignore the rare classes; "
             "set training.class_weights: auto to weigh each class by its inverse frequency")

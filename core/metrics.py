@@ -74,17 +74,3 @@ class Metrics:
             self.add_batch(predictions, references)
         # combine() hands compute's keyword arguments to every module; the classification module takes labels.
         return {k: float(v) for k, v in self._combined.compute(labels=self.label_ids).items()}
-
-
-def compute_metrics_fn(names: list[str], num_labels: int):  # type: ignore[no-untyped-def]
-    """A Trainer `compute_metrics` callable: logits -> the configured metrics."""
-    import numpy as np
-
-    metrics = Metrics(names, num_labels)
-
-    def compute(eval_pred: Any) -> dict[str, float]:
-        logits, labels = eval_pred
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        return metrics.compute(predictions=np.argmax(logits, axis=-1), references=labels)
-
-    return compute

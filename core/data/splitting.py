@@ -37,11 +37,8 @@ def split_and_subset(
                 "add examples, or give a validation file (data.validation_file)",
             )
         groups = strata(column_array(arrow_column(train, "label")))
-        if groups is None:  # the task has nothing to stratify on: a seeded shuffle
-            import numpy as np
-
-            order = np.random.default_rng(cfg.shuffle_seed).permutation(n)
-            train_idx, val_idx, stratified = order[n_val:], order[:n_val], False
+        if groups is None:  # the task has nothing to stratify on
+            train_idx, val_idx, stratified = shuffle_split(n, n_val, cfg.shuffle_seed)
         else:
             train_idx, val_idx, stratified = split_arrays(groups, n_val, cfg.shuffle_seed)
         train, validation = take_rows(train, train_idx), take_rows(train, val_idx)
@@ -64,6 +61,14 @@ def split_indices(labels: Any, n_val: int, seed: int) -> tuple[list[int], list[i
     return train.tolist(), val.tolist(), stratified
 
 
+def shuffle_split(n: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A seeded shuffle of n rows, n_val of them for validation: the split when there is nothing to stratify on."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(n)
+    return order[n_val:], order[:n_val], False
+
+
 def split_arrays(labels: Any, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """Shuffled train and validation row indices, n_val of them for validation; stratified (every class in both, in
     proportion) when each class has two or more examples. Our own ~20 lines because datasets' stratified
@@ -75,8 +80,7 @@ def split_arrays(labels: Any, n_val: int, seed: int) -> tuple[np.ndarray, np.nda
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(labels, return_counts=True)
     if counts.min() < 2 or n_val < len(classes) or n - n_val < len(classes):
-        order = rng.permutation(n)
-        return order[n_val:], order[:n_val], False
+        return shuffle_split(n, n_val, seed)
     exact = counts * n_val / n
     take = np.clip(np.floor(exact).astype(int), 1, counts - 1)
     while take.sum() != n_val:  # largest remainders get the rows left over (or give up the rows too many)

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from core.evaluation import Evaluation
 
 _DIGITS = 6
-_IMBALANCE_RATIO = 10  # warn when a label is on fewer than a tenth of the most common label's rows
 _NAMES_SHOWN = 20
 
 
@@ -400,12 +399,12 @@ def _feature(size: int) -> Any:
 
 
 def _imbalance_warning(counts: dict[str, int]) -> str | None:
-    if len(counts) < 2:
+    from core.class_weights import imbalanced
+
+    pair = imbalanced(counts)
+    if pair is None:
         return None
-    small = min(counts, key=lambda name: counts[name])
-    large = max(counts, key=lambda name: counts[name])
-    if counts[small] * _IMBALANCE_RATIO >= counts[large]:
-        return None
+    small, large = pair
     return (f"the labels are imbalanced: {small!r} is on {counts[small]:,} rows and {large!r} on {counts[large]:,} "
             "(fewer than a tenth as many), so the model may learn to leave the rare labels out; set "
             "training.class_weights: auto to weigh each label's positives by its negatives / positives")
