@@ -23,8 +23,10 @@ from hypothesis import strategies as st
 from core.config import load_config, parse_config
 from core.engines import ENGINES
 from core.export import FORMATS, export_config, redact, to_command
+from core.tasks import TASKS
 from tests.conftest import tiny_config, write_tsv
 from tests.fixtures_data import data_dir_fixture  # noqa: F401
+from tests.test_task_multilabel import TAGS, comments, write_columns, write_joined, write_jsonl
 from tests.test_task_regression import ratings
 from tests.test_trainer_run import _run_in_process
 
@@ -324,11 +326,22 @@ def _regression_config(model: Path, root: Path, engine: str = "trainer", rows: i
     return {**raw, "task": "text-regression", "engine": engine}
 
 
+def _multi_label_config(model: Path, root: Path, engine: str = "trainer", rows: int = 48, **training: Any) -> dict:
+    """A multi-label-classification config on tagged comments (tests/test_task_multilabel.py): the training tags as
+    text joined by | (the separator found automatically), the test tags as JSON lists; the task's default metrics."""
+    train = write_joined(root / "comments_train.tsv", comments(rows, seed=11))
+    test = write_jsonl(root / "comments_test.jsonl", comments(16, seed=12), column="tags")
+    raw = tiny_config(model, {"train": train, "test": test}, root / f"run-{engine}", **training)
+    raw["data"].update(label_column="tags")
+    del raw["metrics"]  # f1_micro, f1_macro, precision_micro, recall_micro, exact_match, hamming_loss
+    return {**raw, "task": "multi-label-classification", "engine": engine}
+
+
 def _engine_param(engine: str) -> Any:
     return pytest.param(engine, marks=[KERAS]) if engine == "keras" else engine
 
 
-@pytest.mark.parametrize("task", ["text-classification", "text-regression"])
+@pytest.mark.parametrize("task", ["text-classification", "text-regression", "multi-label-classification"])
 @pytest.mark.parametrize("engine", [_engine_param(name) for name in ENGINES])
 def test_every_task_renders_a_standalone_script_for_every_engine(task: str, engine: str, tiny_model: Path,
                                                                  tiny_data: dict, tmp_path: Path) -> None:
@@ -336,13 +349,15 @@ def test_every_task_renders_a_standalone_script_for_every_engine(task: str, engi
     comes from the task's export/ fragments, its engine code from the engine's template."""
     if task == "text-regression":
         raw = _regression_config(tiny_model, tmp_path, engine)
+    elif task == "multi-label-classification":
+        raw = _multi_label_config(tiny_model, tmp_path, engine, threshold="auto", class_weights="auto")
     else:
         raw = {**tiny_config(tiny_model, tiny_data, tmp_path / "run"), "engine": engine}
     text = _render(raw)
     tree = ast.parse(text)
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
     assert {"load_data", "label_values", "validation_strata", "compute_metrics", "finish", "write_task_file"} <= defined
-    assert f"for {task.replace('-', ' ')} with" in text.splitlines()[0]
+    assert f"for {TASKS[task].title.lower()} with" in text.splitlines()[0]
     keras = ENGINES[engine].model_format == "keras"
     if task == "text-regression":
         # shared.py is inlined as it is, not copied into a template
@@ -353,6 +368,16 @@ def test_every_task_renders_a_standalone_script_for_every_engine(task: str, engi
         assert "labels_for_training(tokenized" in text and "sklearn.metrics import accuracy" not in text
         assert ("MeanSquaredError()" in text) if keras else ('problem_type="regression"' in text)
         assert "ClassLabel" not in text and "np.argmax(outputs" not in text and "LABEL2ID" not in text
+    elif task == "multi-label-classification":
+        from core.tasks.multi_label import shared
+
+        assert {"rarest_label_strata", "multi_label_metrics", "positive_weights", "tune_thresholds", "label_id",
+                "class_weights", "tuned_thresholds", "validation_outputs"} <= defined
+        assert shared.__doc__.strip()[:40] not in text and 'LABEL_SEPARATOR = "|"' in text
+        assert "THRESHOLD_TUNING.update(validation=tokenized" in text
+        assert ("WeightedBinaryCrossEntropy(weights)" in text) if keras else \
+            ('problem_type="multi_label_classification"' in text and "pos_weight=weight" in text)
+        assert "np.argmax(outputs" not in text and "quantile_strata" not in text and "scipy" not in text
     else:
         assert "np.argmax(outputs, axis=-1)" in text and "labels_for_training" not in text
         assert ("SparseCategoricalCrossentropy" in text) if keras else ("num_labels=len(LABELS)" in text)
@@ -426,6 +451,63 @@ def test_script_regression_split_is_core_split(scores: list[float], frac: float,
         return
     ours = split_indices(get_task("text-regression").strata(labels), n_val, seed)[:2]
     assert _split_function()(quantile_strata(np.array(labels.tolist())), n_val, seed) == ours
+
+
+@pytest.mark.parametrize("variant", ["joined", "semicolons", "columns", "ids", "numbers"])
+def test_multi_label_script_loads_exactly_the_labels_finetune_tui_trains_on(tiny_model: Path, tmp_path: Path,
+                                                                           variant: str) -> None:
+    """Every way of giving the tags reads into the same multi-hot rows, label order, validation rows and positive
+    weights as finetune-tui's, with what the run decides from the data (the separator, ids or names) written out."""
+    from core.data import prepare_data
+    from core.tasks import get_task
+
+    rows, valid = comments(40, seed=3), comments(12, seed=4)
+    raw = _multi_label_config(tiny_model, tmp_path, class_weights="auto")
+    data, names = raw["data"], list(TAGS)
+    if variant == "joined":  # a|b, validation held out (stratified on the rarest tag), subsets of both
+        data.update(max_train_samples=25, max_eval_samples=7)
+    elif variant == "semicolons":  # a configured separator; validation cells as JSON lists, "a; b" or empty
+        data.update(train_file=str(write_joined(tmp_path / "semi.tsv", rows, "; ")), label_separator=";",
+                    validation_file=str(write_tsv(tmp_path / "semi_valid.tsv", [
+                        (text, json.dumps(tags) if i % 2 else " ; ".join(tags)) for i, (text, tags) in
+                        enumerate(valid)], header=("text", "tags"))))
+    elif variant == "columns":  # 0/1 columns, one of them true/false; weights given per label
+        yes = {"cast": ("1", "0"), "complaint": ("true", "false"), "praise": ("1", "0")}
+        train = write_tsv(tmp_path / "cols.tsv", [(text, *(yes[t][t not in tags] for t in TAGS)) for text, tags in
+                                                 rows], header=("text", *TAGS))
+        data.update(train_file=str(train), validation_file=str(write_columns(tmp_path / "cols_valid.tsv", valid)),
+                    test_file=str(write_columns(tmp_path / "cols_test.tsv", comments(10, seed=5))),
+                    label_column=None, label_columns=list(TAGS))
+        raw["training"]["class_weights"] = [1.0, 2.5, 0.5]
+    elif variant == "ids":  # lists of ids named by data.label_names, in Parquet and JSON lines
+        pd.DataFrame({"text": [t for t, _ in rows], "tags": [[TAGS.index(t) for t in tags] for _, tags in rows]}
+                     ).to_parquet(tmp_path / "ids.parquet")
+        valid_ids = [(text, [TAGS.index(t) for t in tags]) for text, tags in valid]
+        data.update(train_file=str(tmp_path / "ids.parquet"), label_names=list(TAGS),
+                    validation_file=str(write_jsonl(tmp_path / "ids_valid.jsonl", valid_ids, column="tags")))
+    else:  # whole numbers without names: the names are the numbers in numeric order, "02" is 2, and so is [2]
+        number = {"cast": "1", "complaint": "2", "praise": "10"}
+        test = [(text, [int(number[t]) for t in tags]) for text, tags in comments(10, seed=5)]
+        data.update(train_file=str(write_joined(tmp_path / "numbers.tsv", [
+            (text, [number[t] for t in tags]) for text, tags in rows])), validation_file=str(write_joined(
+                tmp_path / "numbers_valid.tsv", [(text, ["0" + number[t] for t in tags]) for text, tags in valid])),
+                    test_file=str(write_jsonl(tmp_path / "numbers_test.jsonl", test, column="tags")))
+        names = ["1", "2", "10"]
+    config = parse_config(raw)
+    prepared = prepare_data(config.data, config.task)
+    ns = _script_namespace(_render(raw), tmp_path)
+    assert ns["LABELS"] == prepared.label_names == names
+    decided = {"joined": ("|", False, None), "semicolons": (";", False, None), "columns": (None, None, list(TAGS)),
+               "ids": (None, True, None), "numbers": ("|", False, None)}[variant]
+    assert (ns.get("LABEL_SEPARATOR"), ns.get("LABELS_ARE_IDS"), ns.get("LABEL_COLUMNS")) == decided
+    loaded = ns["load_data"]()
+    assert set(loaded) == set(prepared.dataset) == {"train", "validation", "test"}
+    for split, ds in prepared.dataset.items():
+        assert list(loaded[split]["text"]) == list(ds["text"]), split
+        assert list(loaded[split]["label"]) == list(ds["label"]), split
+    assert np.asarray(loaded["train"]["label"]).sum(axis=0).min() > 0
+    weights = get_task("multi-label-classification").training_weights(config, prepared)
+    assert ns["class_weights"](loaded["train"]["label"]) == weights
 
 
 # --- scripts: they reproduce the run -------------------------------------------------------------------------------
@@ -533,6 +615,72 @@ def test_exported_regression_script_reproduces_the_run(engine: str, training: di
     script_scores = load_predictor(model_dir).scores(texts)
     assert np.allclose(script_scores, load_predictor(run.path).scores(texts), atol=1e-4)
     assert 0.0 < float(np.mean(script_scores)) < 6.0
+
+
+@pytest.mark.parametrize(("engine", "labels", "training"), [
+    ("trainer", "joined", {"threshold": 0.4, "class_weights": "auto"}),
+    # the best model by hamming_loss (lowest first) comes back at the end, and its thresholds are tuned
+    ("torch-loop", "columns", {"threshold": "auto", "group_by_length": False, "max_steps": 6, "eval_strategy": "steps",
+                               "eval_steps": 2, "early_stopping_patience": 1, "metric_for_best_model": "hamming_loss"}),
+    pytest.param("keras", "joined", {"threshold": "auto", "class_weights": [1.0, 2.0, 3.0]},
+                 marks=[KERAS, pytest.mark.slow]),
+])
+def test_exported_multi_label_script_reproduces_the_run(engine: str, labels: str, training: dict[str, Any],
+                                                        tiny_model: Path, tmp_path: Path) -> None:
+    """The script reads the tags, trains with BCE (positive weights where set), reports the metrics at the training
+    threshold, tunes the thresholds on the final model's validation outputs with auto and saves them in task.json, as
+    finetune-tui does; its model answers through predict and transformers' pipeline with one sigmoid per label."""
+    from core.predict import load_predictor
+    from core.tasks.multi_label.shared import THRESHOLD_GRID
+
+    raw = _multi_label_config(tiny_model, tmp_path, engine, **{"num_train_epochs": 1, "eval_strategy": "epoch",
+                                                                **training})
+    if labels == "columns":
+        raw["data"].update(train_file=str(write_columns(tmp_path / "cols.tsv", comments(48, seed=11))),
+                           test_file=str(write_columns(tmp_path / "cols_test.tsv", comments(16, seed=12))),
+                           label_column=None, label_columns=list(TAGS))
+    run = _run_in_process(raw)
+    reported = json.loads(run.metrics_path.read_text())
+
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    script = tmp_path / "train.py"
+    exported = _cli("export", str(config_path), "--to", "script", "-o", str(script))
+    assert exported.returncode == 0, exported.stderr
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    result = _run_script(script, tmp_path / "script-out", workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
+    wanted = {"loss", "f1_micro", "f1_macro", "precision_micro", "recall_micro", "exact_match", "hamming_loss"}
+    assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
+    for split in ("validation", "test"):
+        assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
+
+    # The same task.json (thresholds included), and the same probabilities from both saved models.
+    model_dir = tmp_path / "script-out" / "model"
+    meta = json.loads((model_dir / "task.json").read_text())
+    assert meta == json.loads((run.model_dir / "task.json").read_text())
+    assert meta["labels"] == list(TAGS) and list(meta["thresholds"]) == list(TAGS)
+    if training["threshold"] == "auto":
+        assert meta["threshold"] == "auto" and set(meta["thresholds"].values()) <= set(THRESHOLD_GRID)
+        # What the script says of validation at the tuned thresholds is the run's evaluation report.
+        line = next(x for x in result.stdout.splitlines() if x.startswith("validation metrics at these thresholds:"))
+        tuned = ast.literal_eval(line.split(":", 1)[1].strip())
+        evaluated = reported["evaluation"]["validation"]["metrics"]
+        assert not _close({k: evaluated[k] for k in wanted - {"loss"}}, tuned, TOLERANCE)
+    else:
+        assert meta["thresholds"] == dict.fromkeys(TAGS, training["threshold"])
+    texts = [text for text, _ in comments(6, seed=9)]
+    probabilities = load_predictor(model_dir).scores(texts)
+    assert probabilities.shape == (6, 3)
+    assert np.allclose(probabilities, load_predictor(run.path).scores(texts), atol=1e-4)
+    if engine != "keras":
+        from transformers import pipeline
+
+        scorer = pipeline("text-classification", model=str(model_dir), function_to_apply="sigmoid", top_k=None)
+        for out, expected in zip(scorer(texts), probabilities, strict=True):
+            assert np.allclose([{o["label"]: o["score"] for o in out}[t] for t in TAGS], expected, atol=1e-4)
 
 
 def test_exported_scripts_carry_the_launcher_for_several_processes(tmp_path: Path) -> None:

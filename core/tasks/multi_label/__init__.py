@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from core.config import DataConfig, RunConfig
     from core.data.arrow import SplitSource
+    from core.data.inspection import ColumnInfo
     from core.data.prepare import PreparedData
     from core.evaluation import Evaluation
 
@@ -98,15 +99,7 @@ class MultiLabelClassification(Task):
         return (batch, len(names))  # one 0/1 target per label
 
     def strata(self, labels: np.ndarray) -> np.ndarray | None:
-        """Each row's rarest label (rows without one in a stratum of their own), so rare labels reach validation."""
-        import numpy as np
-
-        y = np.asarray(labels) > 0.5
-        if y.ndim != 2 or not len(y):
-            return None
-        counts = y.sum(axis=0).astype(np.float64)
-        rarest = np.where(y, counts[None, :], np.inf).argmin(axis=1)
-        return np.where(y.any(axis=1), rarest, y.shape[1]).astype(np.int64)
+        return shared.rarest_label_strata(labels)
 
     def label_stats(self, train_labels: np.ndarray, names: list[str], cfg: DataConfig) -> dict[str, Any]:
         import numpy as np
@@ -123,6 +116,18 @@ class MultiLabelClassification(Task):
         s = prepared.label_stats
         return (f"{len(prepared.label_names)} labels, {s.get('mean_labels', 0.0):.2g} per text on average"
                 + (f", {s['unlabelled']} texts with none" if s.get("unlabelled") else ""))
+
+    def claims_column(self, info: ColumnInfo) -> str | None:
+        if info.dtype == "list":
+            return f"'{info.name}' holds lists of labels"
+        from core.tasks.multi_label.labels import SEPARATORS
+
+        # A delimited string: short labels joined by one separator, in a column of a few words a row.
+        for sep in SEPARATORS:
+            joined = [e for e in info.examples if sep in e and all(0 < len(p.strip()) <= 30 for p in e.split(sep))]
+            if info.dtype == "string" and joined and (info.mean_words or 0) < 6:
+                return f"'{info.name}' holds labels joined by '{sep}', e.g. {joined[0]!r}"
+        return None
 
     def label_overview(self, ds: Any, column: str, label_names: list[str] | None) -> LabelOverview:
         """Rows per label of the raw training data (with the separator found automatically)."""
@@ -382,6 +387,28 @@ class MultiLabelClassification(Task):
         chosen = set(answer["labels"])
         return TryView("Labels: " + (", ".join(answer["labels"]) or "none"),
                        [(name, p, name in chosen) for name, p in answer["probabilities"].items()])
+
+    # --- exported scripts ----------------------------------------------------------------------------------------
+    def script_context(self, config: RunConfig, prepared: PreparedData) -> dict[str, Any]:
+        """shared_source: shared.py without its module docstring, inlined by export/data.py.j2 (so a script computes
+        strata, metrics, positive weights and tuned thresholds with this very code); label_columns, separator and
+        by_id: how its labels are read, which the run decides from the data (labels.script_label_format), so it is
+        decided here the same way. Reads the raw data once more unless the labels are 0/1 columns."""
+        import ast
+        from pathlib import Path
+
+        from core.data import load_sources
+        from core.data.labels import read_label_names
+        from core.tasks.multi_label.labels import script_label_format
+
+        source = Path(shared.__file__).read_text(encoding="utf-8")
+        body = ast.parse(source).body
+        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+            source = "\n".join(source.splitlines()[body[0].end_lineno or 0:])
+        data = config.data
+        raw, sources = ({}, {}) if data.label_columns else load_sources(data)
+        found = script_label_format(raw, sources, prepared.label_column, data, read_label_names(data.label_names))
+        return {"libraries": [], "datasets_imports": [], "shared_source": source.strip("\n"), **found}
 
 
 def _feature(size: int) -> Any:

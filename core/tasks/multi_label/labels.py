@@ -124,6 +124,29 @@ def _zero_one(ds: Any, column: str, src: SplitSource) -> np.ndarray:
 
 def _from_one_column(raw: Any, sources: dict[str, SplitSource], label: str, cfg: DataConfig,
                      label_names: list[str] | None) -> tuple[list[str], dict[str, np.ndarray], list[str]]:
+    splits, names, by_id, _, notes = _read_one_column(raw, sources, label, cfg, label_names)
+    matrices = {split: _multi_hot(parsed, names, by_id, split, label, sources[split], label_names)
+                for split, parsed in splits.items()}
+    return names, matrices, notes
+
+
+def script_label_format(raw: Any, sources: dict[str, SplitSource], label: str | None, cfg: DataConfig,
+                        label_names: list[str] | None) -> dict[str, Any]:
+    """What an exported script must know to read these labels as finetune-tui does, decided here from the data:
+    label_columns (the 0/1 columns, or None), separator (between the labels of a text cell: data.label_separator or
+    the one auto finds; None: one label per cell) and by_id (whole numbers are positions in the label names)."""
+    if cfg.label_columns:
+        return {"label_columns": list(cfg.label_columns), "separator": None, "by_id": False}
+    assert label is not None
+    _, _, by_id, separator, _ = _read_one_column(raw, sources, label, cfg, label_names)
+    return {"label_columns": None, "separator": separator, "by_id": by_id}
+
+
+def _read_one_column(raw: Any, sources: dict[str, SplitSource], label: str, cfg: DataConfig,
+                     label_names: list[str] | None
+                     ) -> tuple[dict[str, _Split], list[str], bool, str | None, list[str]]:
+    """Each split's (row, label) pairs, the label names, whether whole numbers are ids into them, the separator and
+    notes for the user."""
     import pyarrow as pa
 
     notes: list[str] = []
@@ -172,9 +195,7 @@ def _from_one_column(raw: Any, sources: dict[str, SplitSource], label: str, cfg:
             import pyarrow.compute as pc
 
             names = sorted(pc.unique(train.values).to_pylist())
-    matrices = {split: _multi_hot(parsed, names, by_id, split, label, sources[split], label_names)
-                for split, parsed in splits.items()}
-    return names, matrices, notes
+    return splits, names, by_id, separator, notes
 
 
 def _trimmed(ds: Any, label: str) -> pa.ChunkedArray:

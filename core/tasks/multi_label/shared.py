@@ -1,5 +1,6 @@
 """Numeric pieces of the multi-label-classification task: probabilities from logits, the metrics on multi-hot labels,
-per-label positive weights for the loss, and one decision threshold per label tuned on validation outputs.
+the strata of a held-out validation split, per-label positive weights for the loss, and one decision threshold per
+label tuned on validation outputs.
 
 This module is used at run time AND its source text is inlined verbatim into exported standalone training scripts.
 So it must import nothing from this project, and only numpy, sklearn and math: numpy at module top, sklearn inside
@@ -89,6 +90,17 @@ def multi_label_metrics(labels: npt.ArrayLike, predicted: npt.ArrayLike, names: 
             value = hamming_loss(y_true, y_pred)
         result[name] = float(value)
     return result
+
+
+def rarest_label_strata(labels: npt.ArrayLike) -> "np.ndarray | None":
+    """What a held-out validation split is stratified on: each row's rarest label (by its count in these rows),
+    rows without a label in a stratum of their own, so rare labels reach validation. None for no rows."""
+    y = np.asarray(labels) > 0.5
+    if y.ndim != 2 or not len(y):
+        return None
+    counts = y.sum(axis=0).astype(np.float64)
+    rarest = np.where(y, counts[None, :], np.inf).argmin(axis=1)
+    return np.where(y.any(axis=1), rarest, y.shape[1]).astype(np.int64)
 
 
 def per_label_scores(labels: npt.ArrayLike, predicted: npt.ArrayLike) -> dict[str, list[float]]:
