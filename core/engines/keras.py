@@ -260,7 +260,7 @@ class _KerasRun:
             s.epoch, s.batches_done, self.skip = s.epoch + 1, 0, 0
         # Enough epochs for total_steps optimizer steps; the callback stops at total_steps.
         epochs = math.ceil(self.total * self.accumulation / len(self.plan))
-        self.done = s.global_step >= self.total
+        self.done = s.global_step >= self.total or self._patience_spent()  # spent by the evaluation of a stop
         if self.skip and not self.done:  # the rest of the epoch the checkpoint was saved in, on its own
             self._fit(self.plan.dataset(self.skip), s.epoch + 1)
         if not self.done and s.epoch < epochs:
@@ -308,8 +308,10 @@ class _KerasRun:
     def epoch_end(self, epoch: int) -> bool:
         """After each epoch (also one cut short by a stop); True stops training."""
         s = self.state
-        if self.stopped:
-            return True
+        if self.stopped and s.batches_done < len(self.plan):
+            return True  # the resumed run ends this epoch, with its evaluation
+        # Stopped or not, a finished epoch is evaluated (early stopping counts it) and saved now: a resumed run
+        # starts with the next epoch.
         epoch_f = self._epoch_now()
         if s.batches_done >= len(self.plan):
             s.epoch, s.batches_done = epoch + 1, 0

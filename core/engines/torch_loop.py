@@ -200,7 +200,7 @@ class _Loop:
         s, acc = self.state, self.accelerator
         n_batches = len(self.train_loader)
         epochs = math.ceil(self.total / self.per_epoch)
-        done = s.global_step >= self.total
+        done = s.global_step >= self.total or self._patience_spent()  # spent by the evaluation of a stop
         micro_loss, micro = None, 0
         while s.epoch < epochs and not done:
             self.sampler.use_epoch(s.epoch)
@@ -243,6 +243,11 @@ class _Loop:
                                     grad_norm)
                 if agree_to_stop(self.ctx.stop_requested(), acc.device):
                     self.watch.check(acc.device)  # a stop checkpoint of a diverged run would resume NaN weights
+                    if s.batches_done == n_batches and not self._patience_spent():
+                        # The epoch's last step: the resumed run starts with the next epoch, so the evaluation (which
+                        # early stopping counts) and checkpoint of this epoch's end come now, as Trainer makes them.
+                        self._log_eval_save(False, self.t.eval_strategy == "epoch", self.save_strategy == "epoch",
+                                            s.epoch + 1)
                     return EngineResult(metrics={}, stopped=True, last_checkpoint=str(self._save()))
                 if at_end or self._patience_spent():
                     done = True

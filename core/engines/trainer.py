@@ -79,6 +79,7 @@ class _EventsCallback:
         self.ctx = ctx
         self.timer = StepTimer(examples_per_step)
         self.stopped_at: int | None = None
+        self.save_at_epoch_end = False
         self.keeper: _LogitsKeeper | None = None
         # step -> (metrics, logits) of the validation evaluations the final model may come from: the latest and
         # the best so far (load_best_model_at_end), so the end of the run needs no second pass over the data.
@@ -114,8 +115,18 @@ class _EventsCallback:
     def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         if self.stopped_at is None and agree_to_stop(self.ctx.stop_requested(), args.device):
             self.stopped_at = state.global_step
-            control.should_save = True
             control.should_training_stop = True
+            if float(state.epoch or 0).is_integer():
+                # The epoch's last step: its evaluation follows this step's save, and iterating the evaluation
+                # loader draws from the RNG that dropout draws from, so a checkpoint saved now would resume the next
+                # epoch with other dropout masks than an uninterrupted run. Saved after that evaluation instead.
+                self.save_at_epoch_end = True
+            else:
+                control.should_save = True
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if self.save_at_epoch_end:
+            control.should_save = True
 
 
 def train(ctx: RunContext) -> EngineResult:
@@ -313,6 +324,9 @@ def _as_trainer_callback(cb: _EventsCallback, base: type) -> Any:
 
         def on_step_end(self, *a: Any, **k: Any) -> None:
             cb.on_step_end(*a, **k)
+
+        def on_epoch_end(self, *a: Any, **k: Any) -> None:
+            cb.on_epoch_end(*a, **k)
 
     return Adapter()
 
