@@ -37,6 +37,7 @@ BENCHMARKS = {
     "data": "bench.data",
     "million_rows": "bench.million_rows",
     "end_to_end": "bench.end_to_end",
+    "task_defaults": "bench.task_defaults",
 }
 
 

@@ -354,10 +354,19 @@ class RunConfig(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _task_metrics(cls, data: Any) -> Any:
-        # A config that names no metrics gets its task's (pydantic's default_factory cannot see the task).
-        if isinstance(data, dict) and "metrics" not in data and data.get("task", DEFAULT_TASK) in TASKS:
-            data = {**data, "metrics": list(default_metrics(data.get("task", DEFAULT_TASK)))}
+    def _task_defaults(cls, data: Any) -> Any:
+        # Metrics and learning settings a config leaves out come from its task (TaskInfo.training_defaults): pydantic's
+        # field defaults cannot see the task.
+        if not isinstance(data, dict) or data.get("task", DEFAULT_TASK) not in TASKS:
+            return data
+        info = TASKS[data.get("task", DEFAULT_TASK)]
+        data = {"metrics": list(default_metrics(info.name)), **data}
+        training = data.get("training", {})
+        if isinstance(training, dict):
+            data["training"] = {**info.training_defaults, **training}
+        elif isinstance(training, TrainingConfig):
+            missing = {k: v for k, v in info.training_defaults.items() if k not in training.model_fields_set}
+            data["training"] = training.model_copy(update=missing)
         return data
 
     @field_validator("metrics")

@@ -98,6 +98,43 @@ def demo_ratings(n: int, seed: int) -> list[tuple[str, str]]:
     return rows
 
 
+# Support comments and the team tags each (multi-label-classification's demo): a comment raises one to three issues,
+# each in its own words, so a tag is in the text but never alone in one word. Tags differ in how often they come, as
+# they do in a real inbox: praise is rare.
+TAG_SENTENCES = {
+    "billing": ["I was charged twice for the {p}.", "The invoice shows the wrong amount.",
+                "My refund for the {p} has not arrived.", "Why did the price change after I paid?",
+                "The card payment failed but the money left my account."],
+    "shipping": ["The {p} arrived a week late.", "The parcel was left at the wrong address.",
+                 "Tracking has not updated in five days.", "The box was crushed when it came.",
+                 "Delivery was promised for Monday and nothing came."],
+    "bug": ["The app crashes when I open the {p} page.", "The website shows an error at checkout.",
+            "The {p} settings screen stays blank.", "Search returns nothing even for the {p}.",
+            "The page freezes after I log in."],
+    "account": ["I cannot reset my password.", "My account was locked without a reason.",
+                "I want to change the email on my account.", "Two-factor codes never reach my phone.",
+                "Please delete my account and my data."],
+    "praise": ["Your support team was wonderful.", "Thanks, the {p} is exactly what I wanted.",
+               "Great service, I will order again.", "The new design is much easier to use."],
+}
+TAG_WEIGHTS = {"billing": 0.35, "shipping": 0.3, "bug": 0.3, "account": 0.2, "praise": 0.08}
+_NEUTRAL = ["Order number 48213.", "I bought it last month.", "Hello,", "Regards, Sam.", "Sent from my phone."]
+
+
+def demo_tagged(n: int, seed: int) -> list[tuple[str, str]]:
+    """Support comments with their tags joined by "|" ("" for none: about one comment in five raises no issue)."""
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        tags = [t for t, w in TAG_WEIGHTS.items() if rng.random() < w][:3]
+        product = rng.choice(PRODUCTS)
+        parts = [rng.choice(TAG_SENTENCES[t]).format(p=product) for t in tags]
+        parts += rng.sample(_NEUTRAL, 1 + int(rng.random() < 0.3))
+        rng.shuffle(parts)
+        rows.append((" ".join(parts), "|".join(sorted(tags))))
+    return rows
+
+
 def _write_tsv(path: Path, rows: list[tuple[str, str]], header: tuple[str, str] = ("text", "label")) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
@@ -127,14 +164,28 @@ def ratings_config() -> RunConfig:
     })
 
 
+def tagged_config() -> RunConfig:
+    """multi-label-classification on the support comments: the task's own learning defaults, thresholds tuned per
+    tag on the validation split where the task's defaults say so."""
+    return RunConfig.model_validate({
+        "task": "multi-label-classification",
+        "data": {"train_file": "demo/comments_train.tsv", "test_file": "demo/comments_test.tsv",
+                 "text_column": "text", "label_column": "tags", "validation_fraction": 0.15},
+        "training": {"per_device_train_batch_size": 16, "logging_steps": 5},
+    })
+
+
 def write_demo(directory: Path, *, overwrite: bool = False) -> Path:
-    """Write demo/train.tsv (600 rows), demo/test.tsv (150 rows) and demo.yaml under directory, and the ratings
-    demo for text-regression: demo/ratings_train.tsv (600), demo/ratings_test.tsv (150), demo-regression.yaml."""
+    """Write demo/train.tsv (600 rows), demo/test.tsv (150 rows) and demo.yaml under directory, the ratings demo
+    for text-regression: demo/ratings_train.tsv (600), demo/ratings_test.tsv (150), demo-regression.yaml, and the
+    support comments for multi-label-classification: demo/comments_{train,test}.tsv (600, 150), demo-multilabel.yaml."""
     data_dir = directory / "demo"
     config_path = directory / "demo.yaml"
     ratings_path = directory / "demo-regression.yaml"
+    tagged_path = directory / "demo-multilabel.yaml"
     targets = [data_dir / "train.tsv", data_dir / "test.tsv", config_path, data_dir / "ratings_train.tsv",
-               data_dir / "ratings_test.tsv", ratings_path]
+               data_dir / "ratings_test.tsv", ratings_path, data_dir / "comments_train.tsv",
+               data_dir / "comments_test.tsv", tagged_path]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not overwrite:
         raise UserError(f"demo files already exist: {', '.join(existing)}", "pass --force to write them again")
@@ -145,4 +196,7 @@ def write_demo(directory: Path, *, overwrite: bool = False) -> Path:
     _write_tsv(data_dir / "ratings_train.tsv", demo_ratings(600, seed=3), header=("text", "stars"))
     _write_tsv(data_dir / "ratings_test.tsv", demo_ratings(150, seed=4), header=("text", "stars"))
     save_config(ratings_config(), ratings_path, overwrite=True)
+    _write_tsv(data_dir / "comments_train.tsv", demo_tagged(600, seed=5), header=("text", "tags"))
+    _write_tsv(data_dir / "comments_test.tsv", demo_tagged(150, seed=6), header=("text", "tags"))
+    save_config(tagged_config(), tagged_path, overwrite=True)
     return config_path

@@ -284,6 +284,49 @@ async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir:
         assert config.training.class_weights is None and config.data.label_column == "stars"
 
 
+async def test_list_labels_offer_multi_label_and_one_press_switches_the_task(in_workdir: Path) -> None:
+    """A JSON-lines file whose label column holds lists, opened under text-classification: the dataset step says the
+    lists call for multi-label classification and switches with one press: the label frequencies, the task's fields,
+    its metrics and its learning defaults follow, and the saved config is a multi-label one."""
+    import json
+
+    from core.tasks import TASKS
+
+    tags = (["billing"], ["billing", "bug"], ["ui"], ["bug", "ui"], [])
+    lines = [json.dumps({"comment": f"comment {i}: the screen froze when I paid twice", "tags": tags[i % 5]})
+             for i in range(40)]
+    (in_workdir / "comments.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_model(pilot)
+        await next_step(pilot)
+        await type_into(pilot, "data.train_file", "comments.jsonl")
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = wizard(pilot)
+        assert row(pilot, "data.label_column").raw_value() == "tags"
+        hint = screen.query_one("#task-hint")
+        assert hint.display
+        assert "'tags' holds lists of labels" in str(screen.query_one("#task-hint-text", Static).render())
+        switch = screen.query_one("#switch-task")
+        assert str(switch.label) == "Use multi-label classification"
+        switch.focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: str(screen.query_one("#labels-title", Static).render()) == "Rows per label")
+        assert not hint.display
+        assert screen.draft.get("task") == "multi-label-classification"
+        assert screen.query_one("#balance").counts == {"billing": 16, "bug": 16, "ui": 16}
+        assert not row(pilot, "data.label_separator").has_class("-inactive")
+        assert screen.draft.get("metrics")[0] == "f1_micro"
+        defaults = TASKS["multi-label-classification"].training_defaults
+        assert all(screen.draft.get(f"training.{k}") == v for k, v in defaults.items())
+        await type_into(pilot, "data.validation_fraction", "0.25")
+        await next_step(pilot)
+        assert current(pilot) == "tokenizer", problems(pilot)
+        config = screen.draft.build()
+        assert config.task == "multi-label-classification" and config.data.label_column == "tags"
+
+
 async def test_tokenizer_view_follows_max_length(in_workdir: Path) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -15,6 +15,7 @@ from core.errors import UserError
 from core.tasks import DEFAULT_TASK, TASKS
 
 EXIT_USER_ERROR = 2
+LR_STEPS, LR_MIN, LR_MAX = 50, 1e-7, 1.0  # core.lr_range's defaults, kept here so --help costs no import
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,10 +66,24 @@ def _parser() -> argparse.ArgumentParser:
     res.add_argument("run_dir", type=Path)
     res.add_argument("--detach", action="store_true", help="continue in the background and return at once")
 
-    probe = sub.add_parser("probe", help="find the largest batch size that fits, keeping the effective batch")
+    probe = sub.add_parser(
+        "probe", help="find the largest batch size that fits, keeping the effective batch; with --lr, a learning rate",
+        description="Without --lr: the largest per-device batch that fits on this device, keeping the effective "
+                    "batch. With --lr: a learning-rate range test, a few dozen steps on the real training data and "
+                    "device with a rate rising from --min-lr to --max-lr; it draws the loss against the rate and "
+                    "suggests a rate (a tenth of where the loss was lowest). Configs of every engine are tested in "
+                    "PyTorch on the same transformers model, keras ones included.")
     probe.add_argument("config", type=Path)
-    probe.add_argument("--write", action="store_true", help="write the probed batch layout into the config file")
-    probe.add_argument("--json", action="store_true", help="print the result as JSON (for the wizard)")
+    probe.add_argument("--lr", action="store_true", help="run the learning-rate range test instead")
+    probe.add_argument("--steps", type=int, help=f"--lr: optimizer steps to take (default: {LR_STEPS})")
+    probe.add_argument("--min-lr", type=float, help=f"--lr: the first rate (default: {LR_MIN:g})")
+    probe.add_argument("--max-lr", type=float, help=f"--lr: the last rate, unless the loss diverges first "
+                                                    f"(default: {LR_MAX:g})")
+    probe.add_argument("--write", action="store_true",
+                       help="write the probed batch layout (with --lr: the suggested learning rate) into the config")
+    probe.add_argument("--json", action="store_true",
+                       help="print the result as JSON (for the wizard); with --lr one object a line: "
+                            '{"progress": ...} per step, then the result')
 
     ev = sub.add_parser("evaluate", help="metrics, per-class table, confusion matrix and worst mistakes of a run")
     ev.add_argument("run_dir", type=Path)
@@ -171,6 +186,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         print(f"  {col.name}: {col.dtype}, {col.unique} distinct, {col.missing} missing")
     s = info.suggestion
     print(f"suggested: text_column={s.text} text_pair_column={s.text_pair} label_column={s.label}")
+    if info.task_hint is not None and info.task_hint.task != args.task:
+        print(f"suggested task: {info.task_hint.task} ({info.task_hint.reason}); "
+              f"inspect with --task {info.task_hint.task}, and set task: {info.task_hint.task} in the config")
     if info.labels is not None:
         overview = info.labels
         print(f"{overview.title.lower()}: " + ", ".join(f"{k}={v}" for k, v in overview.counts.items())
@@ -185,7 +203,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     config = write_demo(args.directory, overwrite=args.force)
     print(f"wrote demo data and {config}\nrun it with: finetune-tui run {config}\n"
-          f"(text-regression on star ratings: finetune-tui run {config.with_name('demo-regression.yaml')})")
+          f"(text-regression on star ratings: finetune-tui run {config.with_name('demo-regression.yaml')};\n"
+          f" multi-label-classification on tagged support comments: "
+          f"finetune-tui run {config.with_name('demo-multilabel.yaml')})")
     return 0
 
 
@@ -289,6 +309,11 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 def _cmd_probe(args: argparse.Namespace) -> int:
     import json
 
+    if args.lr:
+        return _cmd_probe_lr(args)
+    if args.steps is not None or args.min_lr is not None or args.max_lr is not None:
+        raise UserError("--steps, --min-lr and --max-lr are for the learning-rate range test",
+                        f"add --lr: finetune-tui probe {args.config} --lr")
     from core.config import load_config, save_config
     from core.launch import resolve_config
     from core.probe import apply, format_probe, probe
@@ -303,6 +328,42 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         save_config(apply(config, result), args.config, overwrite=True)
         if not args.json:
             print(f"wrote the batch layout into {args.config}")
+    return 0
+
+
+def _cmd_probe_lr(args: argparse.Namespace) -> int:
+    import json
+
+    from core.config import load_config, save_config
+    from core.launch import resolve_config
+    from core.lr_range import LrPoint, apply, format_lr_range, lr_range_test, rate_label
+
+    config = load_config(args.config)
+    steps = LR_STEPS if args.steps is None else args.steps
+
+    def progress(point: LrPoint) -> None:
+        if args.json:
+            print(json.dumps({"progress": {**vars(point), "steps": steps}}), flush=True)
+        else:
+            print(f"step {point.step}/{steps}: lr {rate_label(point.lr)}, loss {point.loss:.4g}", flush=True)
+
+    result = lr_range_test(resolve_config(config, args.config.resolve().parent), steps=steps,
+                           min_lr=LR_MIN if args.min_lr is None else args.min_lr,
+                           max_lr=LR_MAX if args.max_lr is None else args.max_lr, on_point=progress)
+    written = args.write and result.suggested_lr is not None
+    if written:
+        save_config(apply(config, result), args.config, overwrite=True)
+    if args.json:
+        print(json.dumps({**result.to_dict(), "written": str(args.config) if written else None}))
+        return 0
+    import shutil
+
+    columns = shutil.get_terminal_size((80, 24)).columns
+    print(format_lr_range(result, width=min(columns, 100) - 1))
+    if written:
+        print(f"wrote learning_rate: {result.suggested_lr:g} into {args.config}")
+    elif args.write:
+        print(f"left {args.config} as it was: no rate to write")
     return 0
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.data.arrow import arrow_column, column_kind
-from core.tasks import DEFAULT_TASK, get_task
+from core.tasks import DEFAULT_TASK, TASKS, get_task
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -29,7 +29,7 @@ TEXT_NAMES = [
 ]
 LABEL_NAMES = [
     "label", "labels", "class", "category", "target", "sentiment", "gold_label", "intent", "topic", "emotion",
-    "y", "class_label", "stars", "rating", "score", "similarity",
+    "y", "class_label", "stars", "rating", "score", "similarity", "tags", "emotions", "topics", "categories",
 ]
 
 
@@ -59,6 +59,12 @@ class ColumnInfo:
 
 
 @dataclass
+class TaskHint:
+    task: str
+    reason: str  # "'tags' holds lists of labels"
+
+
+@dataclass
 class DatasetInfo:
     splits: dict[str, int]
     columns: list[ColumnInfo]
@@ -67,6 +73,7 @@ class DatasetInfo:
     labels: LabelOverview | None  # the task's view of the label column (class balance, scores)
     label_column: str | None = None
     notes: list[str] = field(default_factory=list)  # how the files were read, e.g. with no quote processing
+    task_hint: TaskHint | None = None  # the task the label column's values call for, and why
 
     @property
     def class_balance(self) -> dict[str, int]:
@@ -135,6 +142,10 @@ def _suggest(infos: dict[str, ColumnInfo], rows: int) -> ColumnSuggestion:
         if label is not None:
             reasons["label"] = "a class-label column"
     if label is None:
+        label = next((n for n, c in infos.items() if c.dtype == "list"), None)
+        if label is not None:
+            reasons["label"] = "a column of lists"
+    if label is None:
         limit = max(2, min(100, rows // 2))
         candidates = [
             (c.unique, -(c.mean_chars or 0), n) for n, c in infos.items()
@@ -177,7 +188,7 @@ def _norm(name: str) -> str:
 
 
 def _can_be_label(c: ColumnInfo) -> bool:
-    return c.dtype in ("string", "class_label", "bool") or c.dtype.startswith(("int", "uint", "float"))
+    return c.dtype in ("string", "class_label", "bool", "list") or c.dtype.startswith(("int", "uint", "float"))
 
 
 def inspect_dataset(ds: DatasetDict, label_column: str | None = None, sample: int = 5, *,
@@ -192,8 +203,15 @@ def inspect_dataset(ds: DatasetDict, label_column: str | None = None, sample: in
     label = label_column if label_column in infos else suggestion.label
     splits = {name: len(split) for name, split in ds.items()} if not hasattr(ds, "features") else {"train": len(ds)}
     rows = train.select(range(min(sample, len(train)))).to_list() if len(train) else []
+    hint = task_hint(infos[label]) if label else None
     overview = get_task(task).label_overview(train, label, label_names) if label else None
-    return DatasetInfo(splits, list(infos.values()), rows, suggestion, overview, label, list(notes or []))
+    return DatasetInfo(splits, list(infos.values()), rows, suggestion, overview, label, list(notes or []),
+                       hint and TaskHint(hint, get_task(hint).claims_column(infos[label]) or ""))
+
+
+def task_hint(info: ColumnInfo) -> str | None:
+    """The task whose labels a column holds, when its values say so (lists: multi-label; fractions: regression)."""
+    return next((name for name in TASKS if get_task(name).claims_column(info)), None)
 
 
 def class_balance(ds: Dataset, column: str, label_names: list[str] | None = None) -> dict[str, int]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from core.config import DataConfig, RunConfig
     from core.data.arrow import SplitSource
+    from core.data.inspection import ColumnInfo
     from core.data.prepare import PreparedData
     from core.evaluation import Evaluation
 
@@ -158,6 +159,11 @@ class Task(ABC):
     @abstractmethod
     def label_overview(self, ds: Any, column: str, label_names: list[str] | None) -> LabelOverview:
         """The label column of raw training data (before prepare_data), for the dataset step and `inspect`."""
+
+    def claims_column(self, info: ColumnInfo) -> str | None:
+        """Why a label column's values look like this task's and not another's ("'tags' holds lists of labels"), or
+        None: the dataset step and `inspect` suggest the task from it. The default task claims nothing."""
+        return None
 
     def check_prepared(self, config: RunConfig, prepared: PreparedData) -> list[str]:
         """Warnings about the prepared data for these settings; raises for settings the data rules out."""

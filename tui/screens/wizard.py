@@ -171,6 +171,10 @@ class WizardScreen(Screen[None]):
                 # Typing during a slow check changes what was checked: check the new values instead.
                 if problems or self.draft.fingerprint() == before:
                     break
+            if step is not self.current:
+                # Another Next (or Back) moved while this one checked: its result is for a step no longer shown, and
+                # moving on from here would pass the shown step unchecked.
+                return
             if problems:
                 self._show_problems(problems)
                 return

@@ -42,8 +42,9 @@ def wrap_path(path: str, width: int) -> list[str]:
 
 
 def _metric_order(names: list[str], primary: str) -> list[str]:
-    """Primary metric first, loss last, the rest alphabetically between."""
-    rest = sorted(n for n in names if n not in (primary, "loss"))
+    """Primary metric first, loss last, the rest between in the order the run reports them (the config's, which
+    follows the task's: pearson beside spearman, f1_micro beside f1_macro)."""
+    rest = [n for n in names if n not in (primary, "loss")]
     return [n for n in (primary,) if n in names] + rest + [n for n in ("loss",) if n in names]
 
 
@@ -166,7 +167,7 @@ class ResultsPanel(Static):
 
     def _table(self, columns: dict[str, dict[str, Any]]) -> Text:
         """Metric names down, one column per split; a header row only when there is more than one column."""
-        names = _metric_order(sorted({n for metrics in columns.values() for n in metrics}), self.metric)
+        names = _metric_order(list(dict.fromkeys(n for metrics in columns.values() for n in metrics)), self.metric)
         width = max((len(n) for n in names), default=0)
         out = Text()
         if len(columns) > 1:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from core.config import DataConfig, RunConfig
     from core.data.arrow import SplitSource
+    from core.data.inspection import ColumnInfo
     from core.data.prepare import PreparedData
     from core.evaluation import Evaluation
 
@@ -82,6 +83,14 @@ class TextRegression(Task):
             "scaling": {"mean": mean, "std": std} if cfg.label_scaling == "standard" else None,
         }
         return stats
+
+    def claims_column(self, info: ColumnInfo) -> str | None:
+        # Whole numbers may be classes (1-5 stars either way); a fraction is a score.
+        if info.dtype.startswith("float"):
+            fraction = next((e for e in info.examples if "." in e and float(e) != int(float(e))), None)
+            if fraction is not None:
+                return f"'{info.name}' holds numbers with fractions, e.g. {fraction}"
+        return None
 
     def label_overview(self, ds: Any, column: str, label_names: list[str] | None) -> LabelOverview:
         """Rows per score (whole-number scores with few values) or per range of scores, and rows that hold no

@@ -82,6 +82,7 @@ class DatasetStep(Step):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hub_stash: dict[str, Any] = dict(HUB_DEFAULTS)
+        self._hinted_task = DEFAULT_TASK
         self._local_stash: dict[str, Any] = {}
 
     # --- layout --------------------------------------------------------------------------------
@@ -116,6 +117,9 @@ class DatasetStep(Step):
             yield FieldRow(d, "data.text_pair_column", label="Second text (pairs)", editor="select",
                            options=[("none (single texts)", None)])
             yield FieldRow(d, "data.label_column", label="Label", editor="select", options=[("detect", None)])
+            with Vertical(id="task-hint"):
+                yield Static("", id="task-hint-text", markup=False)
+                yield Button("Switch task", id="switch-task", compact=True)
             yield Static("Labels", classes="section-title", id="labels-title")
             for f in task_fields("dataset").values():
                 options = {"options": [(c, c) for c in choices(f.path)]} if f.editor == "select" else {}
@@ -142,6 +146,7 @@ class DatasetStep(Step):
         self._show_task_fields()
         self.query_one("#data-status").display = False
         self.query_one("#balance-warning").display = False
+        self.query_one("#task-hint").display = False
         self.query_one("#data-preview").display = False
         self.query_one("#mapping").display = False
         self._apply_source(hub=self.draft.hub_enabled())
@@ -200,6 +205,9 @@ class DatasetStep(Step):
         if event.button.id == "load-data":
             event.stop()
             self.load_preview()
+        elif event.button.id == "switch-task":
+            event.stop()
+            self._switch_task()
 
     def on_field_row_changed(self, event: FieldRow.Changed) -> None:
         if event.problem is not None or self.findings.raw_dataset is None:
@@ -264,7 +272,7 @@ class DatasetStep(Step):
                                       "-error")
             return
         self.findings.dataset_info, self.findings.dataset_task = info, task
-        self.app.call_from_thread(self._show_balance, info.labels)
+        self.app.call_from_thread(self._show_labels, info)
 
     def _load_failed(self, message: str) -> None:
         self._busy(False)
@@ -305,7 +313,28 @@ class DatasetStep(Step):
                 value = picks[row.path] if picks[row.path] in names else None
                 self.draft.set(row.path, value)
                 row.set_options([(blanks[row.path], None), *options], value)
+        self._show_labels(info)
+
+    def _show_labels(self, info: Any) -> None:
         self._show_balance(info.labels)
+        self._show_task_hint(info.task_hint)
+
+    def _show_task_hint(self, hint: Any) -> None:
+        """Labels that call for another task (lists under text-classification): say so, with a one-press switch."""
+        other = hint is not None and hint.task != self.task_name()
+        self.query_one("#task-hint").display = other
+        if other:
+            self._hinted_task = hint.task
+            self.query_one("#task-hint-text", Static).update(
+                f"{hint.reason}: that is {TASKS[hint.task].title.lower()}, and the task is "
+                f"{TASKS[self.task_name()].title.lower()}.")
+            self.query_one("#switch-task", Button).label = f"Use {TASKS[hint.task].title.lower()}"
+
+    def _switch_task(self) -> None:
+        self.draft.set_task(self._hinted_task)
+        self._show_task_fields()
+        self.query_one("#task-hint").display = False
+        self.reinspect(self.draft.get("data.label_column"), self.draft.get("data.label_names"))
 
     def _show_balance(self, overview: Any) -> None:
         """The task's overview of the label column: bars (classes, or scores), a caption and a warning."""

@@ -9,7 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Collapsible, Label, SelectionList, Static
 
-from core.tasks import DEFAULT_TASK, get_task
+from core.lr_range import rate_label
+from core.tasks import DEFAULT_TASK, TASKS, get_task
 from tui.draft import choices, help_for
 from tui.screens.steps.base import Step, say
 from tui.screens.steps.dataset import task_fields
@@ -38,12 +39,20 @@ class TrainingStep(Step):
             return FieldRow(d, path, label=label, id=f"field-{path.replace('.', '-')}", **kw)
 
         yield Static("How should it train?", classes="step-title")
+        yield Static("", id="task-defaults", markup=False)
         yield row("training.num_train_epochs", "Epochs")
         yield row("training.learning_rate", "Learning rate")
         yield row("training.per_device_train_batch_size", "Batch size")
-        with Horizontal(classes="field-line probe-line"):
+        with Horizontal(classes="field-line probe-line", id="probe-line"):
             yield Button("Probe batch size", id="probe", compact=True)
             yield Static("", id="probe-status", classes="field-help", markup=False)
+        # Under the batch probe, not beside the rate: the rate that suits depends on the batch, so that comes first.
+        with Vertical(id="lr-tool"):
+            with Horizontal(classes="field-line", id="lr-line"):
+                yield Button("Find learning rate", id="lr-find", compact=True)
+                yield Button("Use", id="lr-use", compact=True)
+            yield Static("", id="lr-status", markup=False)
+        yield Collapsible(title="Loss against learning rate", id="lr-curve", collapsed=False)  # the chart goes in
         yield row("training.eval_strategy", "Evaluate", editor="select")
         yield row("training.eval_steps", "Eval every (steps)", placeholder="only for eval_strategy steps")
         with Collapsible(title="Advanced", id="advanced", collapsed=True):
@@ -89,6 +98,11 @@ class TrainingStep(Step):
     def on_mount(self) -> None:
         self._show_lora(self.draft.lora_enabled())
         self._sync_task()
+        self._lr_result: dict[str, Any] | None = None
+        self._lr_process: Any = None  # the range test's subprocess while it runs
+        self.query_one("#lr-use").display = False
+        self.query_one("#lr-curve").display = False
+        say(self.query_one("#lr-status", Static), "")
 
     def on_enter(self) -> None:
         self._sync_task()
@@ -97,7 +111,12 @@ class TrainingStep(Step):
 
     def _sync_task(self) -> None:
         """Show the current task's fields and offer its metrics (the task may change on the first step)."""
-        task = get_task(self.draft.get("task") or DEFAULT_TASK)
+        name = self.draft.get("task") or DEFAULT_TASK
+        task = get_task(name)
+        # Why this task starts from its own learning rate and epochs (set on the first step by Draft.set_task).
+        say(self.query_one("#task-defaults", Static), TASKS[name].defaults_why)
+        for key in TASKS[name].training_defaults:
+            self.query_one(f"#field-training-{key}", FieldRow).reload()
         mine = {f.path for f in task.wizard_fields}
         for path in task_fields("training"):
             self.query_one(f"#field-{path.replace('.', '-')}", FieldRow).set_class(path not in mine, "-inactive")
@@ -137,6 +156,10 @@ class TrainingStep(Step):
 
     # --- batch-size probe -------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id in ("lr-find", "lr-use"):
+            event.stop()
+            self._lr_pressed(event.button)
+            return
         if event.button.id != "probe":
             return
         event.stop()
@@ -189,6 +212,107 @@ class TrainingStep(Step):
         say(status, f"batch {batch} × accumulation {accumulation} keeps the effective batch of "
                     f"{result['effective_batch_size']} on {result['device']}{cost}", "-ok")
 
+    # --- learning-rate range test ---------------------------------------------------------------------
+    def _lr_pressed(self, button: Button) -> None:
+        status = self.query_one("#lr-status", Static)
+        if button.id == "lr-use":
+            rate = (self._lr_result or {}).get("suggested_lr")
+            if rate is not None:
+                self.draft.set("training.learning_rate", rate)
+                self.query_one("#field-training-learning_rate", FieldRow).reload()
+                say(status, f"learning rate set to {rate:g}", "-ok")
+            return
+        problems = self.draft.problems()
+        if problems:
+            say(status, f"fix first: {problems[0]}", "-error")
+            return
+        say(status, "finding a learning rate: a few dozen steps with a rising rate on the training data…",
+            "-warning")
+        button.disabled = True
+        self.query_one("#lr-use").display = False
+        self.find_lr(self.draft.build())
+
+    @work(thread=True, exclusive=True, group="lr-range", exit_on_error=False)
+    def find_lr(self, config: Any) -> None:
+        """`finetune-tui probe --lr` in its own process (the UI never runs the model itself), read a line at a time:
+        a JSON object per step, then the result."""
+        import json
+        import subprocess
+        import sys
+        import tempfile
+        from pathlib import Path
+
+        from textual.worker import get_current_worker
+
+        from core.config import save_config
+
+        worker = get_current_worker()
+        result: dict[str, Any] | None = None
+        with tempfile.TemporaryDirectory(prefix="finetune-tui-lr-") as folder:
+            path = save_config(config, Path(folder) / "lr.yaml")
+            # stderr to a file, not a pipe: transformers' warnings could fill a pipe nobody reads while stdout is.
+            with open(Path(folder) / "stderr.txt", "w+", encoding="utf-8") as errors:
+                process = subprocess.Popen([sys.executable, "-m", "tui.cli", "probe", str(path), "--lr", "--json"],
+                                           stdout=subprocess.PIPE, stderr=errors, text=True, cwd=Path.cwd())
+                self._lr_process = process
+                assert process.stdout is not None
+                for line in process.stdout:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue  # a library's own print
+                    if not isinstance(record, dict) or worker.is_cancelled:
+                        continue
+                    if "progress" in record:
+                        self.app.call_from_thread(self._lr_progress, record["progress"])
+                    else:
+                        result = record
+                code = process.wait()
+                self._lr_process = None
+                errors.seek(0)
+                failure = _failure(errors.read())
+        if worker.is_cancelled:  # the step went away (the app quit): nobody to tell
+            return
+        self.app.call_from_thread(self._lr_done, result if code == 0 else None, failure)
+
+    def on_unmount(self) -> None:
+        process = getattr(self, "_lr_process", None)
+        if process is not None and process.poll() is None:
+            process.terminate()  # else quitting would wait for the test: Textual joins its worker threads
+
+    def _lr_progress(self, point: dict[str, Any]) -> None:
+        say(self.query_one("#lr-status", Static),
+            f"step {point['step']} of at most {point['steps']}: rate {rate_label(point['lr'])}, "
+            f"loss {point['loss']:.3g}", "-warning")
+
+    def _lr_done(self, result: dict[str, Any] | None, error: str) -> None:
+        self.query_one("#lr-find", Button).disabled = False
+        status = self.query_one("#lr-status", Static)
+        if result is None:
+            say(status, error or "the range test failed", "-error")
+            return
+        self._lr_result = result
+        rate = result.get("suggested_lr")
+        use = self.query_one("#lr-use", Button)
+        use.display = rate is not None
+        if rate is not None:
+            use.label = f"Use {rate_label(rate)}"
+            say(status, f"{rate_label(rate)} suggested: the loss was lowest at {rate_label(result['min_loss_lr'])}",
+                "-ok")
+        else:
+            say(status, f"no suggestion: {result['reason']}", "-warning")
+        from tui.widgets.lr_chart import LrChart  # numpy and the chart only once there is a curve
+
+        curve = self.query_one("#lr-curve", Collapsible)
+        curve.title = f"Loss against learning rate: {len(result['points'])} steps on {result['device']}"
+        contents = curve.query_one(Collapsible.Contents)
+        contents.remove_children()
+        contents.mount(LrChart(result, id="lr-chart"))
+        curve.display = True
+        curve.collapsed = False
+        # Once the chart has its height; no animation, so the Use button is where it shows when it is clicked.
+        self.call_after_refresh(self.scroll_to_widget, self.query_one("#lr-tool"), top=True, animate=False)
+
     def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
         if event.checkbox.id == "use-lora":
             event.stop()
@@ -227,3 +351,13 @@ class TrainingStep(Step):
             self.query_one("#field-training-class_weights", FieldRow).show_problem(err.problem)
             return [f"Class weights: {err.problem}"]
         return []
+
+
+def _failure(stderr: str) -> str:
+    """What to show of a failed `finetune-tui probe --lr`: its error and fix lines, not the warnings before them."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if line.startswith(("error:", "internal error:")):
+            fix = lines[i + 1] if i + 1 < len(lines) and lines[i + 1].startswith("fix:") else ""
+            return f"{line} ({fix})" if fix else line
+    return lines[-1] if lines else ""
