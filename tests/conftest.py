@@ -96,6 +96,34 @@ def tiny_data(tmp_path: Path) -> dict[str, Path]:
     }
 
 
+def run_example(name: str, out: Path, epochs: float) -> Any:
+    """examples/NAME with the bundled model, run the README's way (`finetune-tui run` in its own process, offline)
+    for `epochs` into `out`; the finished run's RunDir. The config is saved beside the example for a moment, so its
+    data paths resolve as the example's do."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from core.config import parse_config, save_config
+    from core.rundir import RunDir
+
+    repo = Path(__file__).resolve().parent.parent
+    config = parse_config(yaml.safe_load((repo / "examples" / name).read_text()))
+    config.training.num_train_epochs = epochs
+    config.output_dir = out
+    path = save_config(config, repo / "examples" / f".test-{Path(name).stem}-{os.getpid()}.yaml")
+    try:
+        result = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(path)], cwd=repo, capture_output=True,
+                                text=True, timeout=900, env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    finally:
+        path.unlink()
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    run = RunDir(out)
+    assert run.events()[-1]["type"] == "finished"
+    return run
+
+
 def tiny_config(model: Path, data: dict[str, Path], out: Path, **training: object) -> dict:
     """A config mapping for a fast run: a few dozen steps of the tiny model."""
     return {

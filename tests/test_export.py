@@ -527,6 +527,28 @@ def _close(a: dict[str, float], b: dict[str, float], tol: float) -> dict[str, tu
     return {k: (a[k], b.get(k, float("nan"))) for k in a if not abs(a[k] - b.get(k, float("nan"))) <= tol}
 
 
+def _run_and_script_agree(raw: dict[str, Any], tmp_path: Path, wanted: set[str]) -> tuple[Any, dict[str, Any], str]:
+    """Train `raw` with finetune-tui, export it as a script, run the script with finetune-tui unimportable (in
+    tmp_path/script-out, from another directory), and check both report the `wanted` metrics alike on validation and
+    test. The run, what it reported and what the script printed, for the caller's own checks."""
+    run = _run_in_process(raw)
+    reported = json.loads(run.metrics_path.read_text())
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    script = tmp_path / "train.py"
+    exported = _cli("export", str(config_path), "--to", "script", "-o", str(script))
+    assert exported.returncode == 0, exported.stderr
+    workdir = tmp_path / "elsewhere"
+    workdir.mkdir()
+    result = _run_script(script, tmp_path / "script-out", workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
+    assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
+    for split in ("validation", "test"):
+        assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
+    return run, reported, result.stdout
+
+
 @pytest.mark.parametrize(("engine", "training"), [
     ("trainer", {}),  # length-grouped batches (the default)
     ("trainer", {"group_by_length": False, "max_steps": 12, "gradient_accumulation_steps": 2, "warmup_ratio": 0.2}),
@@ -543,23 +565,8 @@ def test_exported_script_reproduces_the_run(engine: str, training: dict[str, Any
                                             tmp_path: Path) -> None:
     raw = tiny_config(tiny_model, tiny_data, tmp_path / "run", **{"num_train_epochs": 3, **training})
     raw["engine"] = engine
-    run = _run_in_process(raw)
-    reported = json.loads(run.metrics_path.read_text())
-
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
-    script = tmp_path / "train.py"
-    exported = _cli("export", str(config_path), "--to", "script", "-o", str(script))
-    assert exported.returncode == 0, exported.stderr
-    workdir = tmp_path / "elsewhere"
-    workdir.mkdir()
-    result = _run_script(script, tmp_path / "script-out", workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
     wanted = {"loss", "accuracy", "f1"}
-    assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
-    for split in ("validation", "test"):
-        assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
+    run, reported, _ = _run_and_script_agree(raw, tmp_path, wanted)
     # Evaluating the run (core.evaluation through core.predict) gives the numbers the engine reported, and what the
     # script saves is a model `finetune-tui predict` takes, whatever the engine.
     from core.evaluation import evaluate_run
@@ -590,23 +597,8 @@ def test_exported_regression_script_reproduces_the_run(engine: str, training: di
 
     raw = _regression_config(tiny_model, tmp_path, engine, **{"num_train_epochs": 3, "eval_strategy": "epoch",
                                                                 **training})
-    run = _run_in_process(raw)
-    reported = json.loads(run.metrics_path.read_text())
-
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
-    script = tmp_path / "train.py"
-    exported = _cli("export", str(config_path), "--to", "script", "-o", str(script))
-    assert exported.returncode == 0, exported.stderr
-    workdir = tmp_path / "elsewhere"
-    workdir.mkdir()
-    result = _run_script(script, tmp_path / "script-out", workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
     wanted = {"loss", "pearson", "spearman", "mse", "rmse", "mae", "r2"}
-    assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
-    for split in ("validation", "test"):
-        assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
+    run, _, _ = _run_and_script_agree(raw, tmp_path, wanted)
 
     # The saved models: the same task.json (scaling folded) and the same raw scores through predict.
     model_dir = tmp_path / "script-out" / "model"
@@ -639,23 +631,8 @@ def test_exported_multi_label_script_reproduces_the_run(engine: str, labels: str
         raw["data"].update(train_file=str(write_columns(tmp_path / "cols.tsv", comments(48, seed=11))),
                            test_file=str(write_columns(tmp_path / "cols_test.tsv", comments(16, seed=12))),
                            label_column=None, label_columns=list(TAGS))
-    run = _run_in_process(raw)
-    reported = json.loads(run.metrics_path.read_text())
-
-    config_path = tmp_path / "config.yaml"
-    config_path.write_text(yaml.safe_dump(raw))
-    script = tmp_path / "train.py"
-    exported = _cli("export", str(config_path), "--to", "script", "-o", str(script))
-    assert exported.returncode == 0, exported.stderr
-    workdir = tmp_path / "elsewhere"
-    workdir.mkdir()
-    result = _run_script(script, tmp_path / "script-out", workdir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    ours = json.loads((tmp_path / "script-out" / "metrics.json").read_text())
     wanted = {"loss", "f1_micro", "f1_macro", "precision_micro", "recall_micro", "exact_match", "hamming_loss"}
-    assert wanted <= set(ours["validation"]) and wanted <= set(reported["validation"])
-    for split in ("validation", "test"):
-        assert not _close({k: reported[split][k] for k in wanted}, ours[split], TOLERANCE), split
+    run, reported, printed = _run_and_script_agree(raw, tmp_path, wanted)
 
     # The same task.json (thresholds included), and the same probabilities from both saved models.
     model_dir = tmp_path / "script-out" / "model"
@@ -665,7 +642,7 @@ def test_exported_multi_label_script_reproduces_the_run(engine: str, labels: str
     if training["threshold"] == "auto":
         assert meta["threshold"] == "auto" and set(meta["thresholds"].values()) <= set(THRESHOLD_GRID)
         # What the script says of validation at the tuned thresholds is the run's evaluation report.
-        line = next(x for x in result.stdout.splitlines() if x.startswith("validation metrics at these thresholds:"))
+        line = next(x for x in printed.splitlines() if x.startswith("validation metrics at these thresholds:"))
         tuned = ast.literal_eval(line.split(":", 1)[1].strip())
         evaluated = reported["evaluation"]["validation"]["metrics"]
         assert not _close({k: evaluated[k] for k in wanted - {"loss"}}, tuned, TOLERANCE)

@@ -15,15 +15,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from core.config import parse_config
 from core.launch import create_run, resolve_config, resume_checkpoint
@@ -31,6 +27,7 @@ from core.rundir import RunDir
 from core.tasks import get_task
 from core.worker import main as worker_main
 from tests.conftest import tiny_config, tiny_rows, without_dropout, write_tsv
+from tests.test_multiprocess import _run
 from tests.test_stop_resume import _stop_at
 from tests.test_task_multilabel import TAGS, comments
 from tests.test_task_regression import ratings
@@ -43,7 +40,6 @@ NEEDS_KERAS = pytest.mark.skipif(importlib.util.find_spec("keras_hub") is None,
                                  reason='the keras engine needs pip install "finetune-tui[keras]"')
 OUTPUTS = {REG: 1, ML: len(TAGS), CLS: 2}  # the head's outputs: one score, one probability per label or class
 PROBLEM_TYPE = {REG: "regression", ML: "multi_label_classification", CLS: "single_label_classification"}
-CHILD_ENV = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
 
 
 # --- data and runs ----------------------------------------------------------------------------------------------------
@@ -105,18 +101,6 @@ def _check_answers(run: RunDir, task: str) -> None:
         expected = np.asarray([[r["probabilities"][name] for name in labels] for r in rows])
     keras = (run.model_dir / "model.keras").exists()
     assert np.allclose(scores, expected, atol=1e-3 if keras else 1e-4)
-
-
-def _cli_run(root: Path, raw: dict[str, Any]) -> RunDir:
-    """`finetune-tui run` in a child process: torchrun's processes, or TensorFlow's CPU split into two logical
-    devices, which a process can do only before TensorFlow starts."""
-    path = root / f"{Path(raw['output_dir']).name}.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    result = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(path)], capture_output=True, text=True,
-                            env=CHILD_ENV, timeout=600)
-    run = RunDir(raw["output_dir"])
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:] + "\n".join(run.log_tail(40))
-    return run
 
 
 def _weights(directory: Path) -> dict[str, Any]:
@@ -389,8 +373,8 @@ def test_two_torchrun_processes_match_one_with_the_combined_batch(task: str, eng
     common = {"group_by_length": False, "save_strategy": "no", "eval_strategy": "no", "max_steps": 6}
     raw_one = _raw(task, engine, model, tmp_path, "one", per_device_train_batch_size=8, **common)
     one = _run_in_process(raw_one)
-    two = _cli_run(tmp_path, _raw(task, engine, model, tmp_path, "two", per_device_train_batch_size=4,
-                                  num_processes=2, **common))
+    two = _run(tmp_path, "two", _raw(task, engine, model, tmp_path, "two", per_device_train_batch_size=4,
+                                     num_processes=2, **common))
     started = _events(two, "run_started")
     assert len(started) == 1 and started[0]["batch_layout"]["num_processes"] == 2
     losses_one = [(e["step"], e["loss"]) for e in _events(one, "step")]
@@ -412,9 +396,9 @@ def test_two_keras_replicas_train_a_frozen_encoders_head(task: str, tiny_model: 
     freeze_encoder, which MirroredStrategy must keep frozen on both replicas: the task's metrics and answers, the
     backbone as converted from the checkpoint, and a head that trained (test_multiprocess compares one replica with
     two for text-classification; a keras run costs several torch runs)."""
-    run = _cli_run(tmp_path, _raw(task, "keras", tiny_model, tmp_path, "two", per_device_train_batch_size=4,
-                                  num_processes=2, freeze_encoder=True, max_steps=6, eval_strategy="no",
-                                  save_strategy="steps", save_steps=3, save_total_limit=None, logging_steps=1))
+    run = _run(tmp_path, "two", _raw(task, "keras", tiny_model, tmp_path, "two", per_device_train_batch_size=4,
+                                     num_processes=2, freeze_encoder=True, max_steps=6, eval_strategy="no",
+                                     save_strategy="steps", save_steps=3, save_total_limit=None, logging_steps=1))
     started = _events(run, "run_started")[0]
     assert started["batch_layout"]["num_processes"] == 2
     assert "MirroredStrategy over /cpu:0, /cpu:1" in run.stdout_path.read_text()

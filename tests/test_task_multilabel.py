@@ -19,7 +19,7 @@ from core.errors import ConfigError, DataError
 from core.rundir import RunDir
 from core.tasks import get_task
 from core.tasks.multi_label import shared
-from tests.conftest import FILLER, tiny_config, write_tsv
+from tests.conftest import FILLER, run_example, tiny_config, write_tsv
 from tests.test_class_weights import needs_keras
 from tests.test_trainer_run import _run_in_process
 from tui.cli import main
@@ -576,27 +576,8 @@ def test_keras_learns_the_tags_with_tuned_thresholds(tiny_model: Path, tmp_path:
 def test_the_multi_label_demo_learns_the_tags_with_the_bundled_model(tmp_path: Path) -> None:
     """README's multi-label figures: examples/demo-multilabel.yaml (the task's own learning defaults) with the bundled
     MiniLM, run the README's way, `finetune-tui run` in its own process; 2 epochs here to keep CI short."""
-    import os
-    import subprocess
-    import sys
-
-    import yaml
-
-    from core.config import save_config
-    repo = Path(__file__).resolve().parent.parent
-    config = parse_config(yaml.safe_load((repo / "examples" / "demo-multilabel.yaml").read_text()))
-    config.training.num_train_epochs = 2
-    config.output_dir = tmp_path / "run"
-    path = save_config(config, repo / "examples" / f".test-demo-multilabel-{os.getpid()}.yaml")
-    try:
-        result = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(path)], cwd=repo, capture_output=True,
-                                text=True, timeout=900, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    finally:
-        path.unlink()
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    run = RunDir(tmp_path / "run")
+    run = run_example("demo-multilabel.yaml", tmp_path / "run", epochs=2)
     finished = run.events()[-1]
-    assert finished["type"] == "finished"
     test = finished["metrics"]["test"]
     assert test["f1_micro"] > 0.8 and test["f1_macro"] > 0.6, test
     meta = json.loads((run.model_dir / "task.json").read_text())

@@ -16,7 +16,7 @@ from core.data import prepare_data
 from core.errors import ConfigError, DataError
 from core.rundir import RunDir
 from core.tasks import get_task
-from tests.conftest import FILLER, NEGATIVE, POSITIVE, tiny_config, write_tsv
+from tests.conftest import FILLER, NEGATIVE, POSITIVE, run_example, tiny_config, write_tsv
 from tests.test_class_weights import needs_keras
 from tests.test_trainer_run import _run_in_process
 from tui.cli import main
@@ -217,25 +217,5 @@ def test_keras_trains_scores_and_saves_raw_units(tiny_model: Path, tmp_path: Pat
 def test_the_regression_demo_learns_the_stars_with_the_bundled_model(tmp_path: Path) -> None:
     """README's text-regression figures: examples/demo-regression.yaml with the bundled MiniLM, here for 2 of its 4
     epochs (about a minute on 2 cores), run the README's way, `finetune-tui run` in its own process."""
-    import os
-    import subprocess
-    import sys
-
-    import yaml
-
-    from core.config import save_config
-
-    repo = Path(__file__).resolve().parent.parent
-    config = parse_config(yaml.safe_load((repo / "examples" / "demo-regression.yaml").read_text()))
-    config.training.num_train_epochs = 2
-    config.output_dir = tmp_path / "run"
-    path = save_config(config, repo / "examples" / f".test-demo-regression-{os.getpid()}.yaml")
-    try:
-        result = subprocess.run([sys.executable, "-m", "tui.cli", "run", str(path)], cwd=repo, capture_output=True,
-                                text=True, timeout=900, env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    finally:
-        path.unlink()
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    finished = RunDir(tmp_path / "run").events()[-1]
-    assert finished["type"] == "finished"
+    finished = run_example("demo-regression.yaml", tmp_path / "run", epochs=2).events()[-1]
     assert finished["metrics"]["test"]["pearson"] > 0.7, finished["metrics"]  # 0.81 measured (0.97 after 4 epochs)

@@ -110,11 +110,11 @@ async def to_model(pilot: Pilot[Any], typed: bool = False) -> None:
     await type_into(pilot, "model.name_or_path", "tiny-bert", paste=not typed)
 
 
-async def to_dataset(pilot: Pilot[Any], typed: bool = False) -> None:
+async def to_dataset(pilot: Pilot[Any], typed: bool = False, train_file: str = "reviews.csv") -> None:
     await to_model(pilot, typed)
     await next_step(pilot)
     assert current(pilot) == "dataset", problems(pilot)
-    await type_into(pilot, "data.train_file", "reviews.csv", paste=not typed)
+    await type_into(pilot, "data.train_file", train_file, paste=not typed)
     await pilot.press("enter")  # loads the preview
     await settle(pilot)
 
@@ -217,11 +217,7 @@ async def test_glue_file_shows_its_quoting_pairs_and_label_names(in_workdir: Pat
     (in_workdir / "mrpc.tsv").write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await to_model(pilot)
-        await next_step(pilot)
-        await type_into(pilot, "data.train_file", "mrpc.tsv")
-        await pilot.press("enter")
-        await settle(pilot)
+        await to_dataset(pilot, train_file="mrpc.tsv")
         screen = wizard(pilot)
         status = str(screen.query_one("#data-status", Static).render())
         assert "train 20 rows" in status and "no quote processing" in status
@@ -298,11 +294,7 @@ async def test_list_labels_offer_multi_label_and_one_press_switches_the_task(in_
     (in_workdir / "comments.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await to_model(pilot)
-        await next_step(pilot)
-        await type_into(pilot, "data.train_file", "comments.jsonl")
-        await pilot.press("enter")
-        await settle(pilot)
+        await to_dataset(pilot, train_file="comments.jsonl")
         screen = wizard(pilot)
         assert row(pilot, "data.label_column").raw_value() == "tags"
         hint = screen.query_one("#task-hint")
