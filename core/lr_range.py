@@ -160,7 +160,7 @@ def lr_range_test(config: RunConfig, *, steps: int = DEFAULT_STEPS, min_lr: floa
     from core.device import torch_device
     from core.engines.base import requested_processes
     from core.engines.hf_model import build_model
-    from core.engines.torch_loop import _decay_parameter_names, check_precision, training_loss
+    from core.engines.torch_loop import check_precision, make_optimizer, training_loss
     from core.errors import ModelError
     from core.launch import check_data
     from core.models import check_max_length, load_model_config
@@ -202,13 +202,7 @@ def lr_range_test(config: RunConfig, *, steps: int = DEFAULT_STEPS, min_lr: floa
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id  # as the engines do for GPT-2 style models
     model.to(device).train()
-    decay = set(_decay_parameter_names(model))
-    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(
-        [{"params": [p for n, p in params if n in decay], "weight_decay": t.weight_decay},
-         {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0}],
-        lr=min_lr,
-    )
+    optimizer = make_optimizer(model, t.weight_decay, min_lr)
     weights = task.training_weights(config, prepared)
     weight = None if weights is None else torch.tensor(weights, device=device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(t.mixed_precision)

@@ -203,15 +203,18 @@ def inspect_dataset(ds: DatasetDict, label_column: str | None = None, sample: in
     label = label_column if label_column in infos else suggestion.label
     splits = {name: len(split) for name, split in ds.items()} if not hasattr(ds, "features") else {"train": len(ds)}
     rows = train.select(range(min(sample, len(train)))).to_list() if len(train) else []
-    hint = task_hint(infos[label]) if label else None
     overview = get_task(task).label_overview(train, label, label_names) if label else None
     return DatasetInfo(splits, list(infos.values()), rows, suggestion, overview, label, list(notes or []),
-                       hint and TaskHint(hint, get_task(hint).claims_column(infos[label]) or ""))
+                       task_hint(infos[label]) if label else None)
 
 
-def task_hint(info: ColumnInfo) -> str | None:
+def task_hint(info: ColumnInfo) -> TaskHint | None:
     """The task whose labels a column holds, when its values say so (lists: multi-label; fractions: regression)."""
-    return next((name for name in TASKS if get_task(name).claims_column(info)), None)
+    for name in TASKS:
+        reason = get_task(name).claims_column(info)
+        if reason:
+            return TaskHint(name, reason)
+    return None
 
 
 def class_balance(ds: Dataset, column: str, label_names: list[str] | None = None) -> dict[str, int]:

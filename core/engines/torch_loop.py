@@ -170,13 +170,7 @@ class _Loop:
                                           generator=torch.Generator().manual_seed(t.seed))
                         for split in ("validation", "test") if split in ctx.tokenized}
 
-        decay = set(_decay_parameter_names(model))
-        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            [{"params": [p for n, p in params if n in decay], "weight_decay": t.weight_decay},
-             {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0}],
-            lr=t.learning_rate,
-        )
+        optimizer = make_optimizer(model, t.weight_decay, t.learning_rate)
         self.total = total_steps(self.cfg, len(train_ds))
         scheduler = make_scheduler(self.cfg, optimizer, self.total)
 
@@ -389,6 +383,19 @@ class _Loop:
     def _emit(self, kind: str, **fields: Any) -> None:
         if self.accelerator.is_main_process:
             self.ctx.events.emit(kind, **fields)
+
+
+def make_optimizer(model: Any, weight_decay: float, lr: float) -> Any:
+    """AdamW over the trainable parameters, with weight decay on all but biases and normalisation weights."""
+    import torch
+
+    decay = set(_decay_parameter_names(model))
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return torch.optim.AdamW(
+        [{"params": [p for n, p in params if n in decay], "weight_decay": weight_decay},
+         {"params": [p for n, p in params if n not in decay], "weight_decay": 0.0}],
+        lr=lr,
+    )
 
 
 def _decay_parameter_names(model: Any) -> list[str]:

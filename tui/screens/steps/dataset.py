@@ -82,7 +82,6 @@ class DatasetStep(Step):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hub_stash: dict[str, Any] = dict(HUB_DEFAULTS)
-        self._hinted_task = DEFAULT_TASK
         self._local_stash: dict[str, Any] = {}
 
     # --- layout --------------------------------------------------------------------------------
@@ -324,14 +323,13 @@ class DatasetStep(Step):
         other = hint is not None and hint.task != self.task_name()
         self.query_one("#task-hint").display = other
         if other:
-            self._hinted_task = hint.task
             self.query_one("#task-hint-text", Static).update(
                 f"{hint.reason}: that is {TASKS[hint.task].title.lower()}, and the task is "
                 f"{TASKS[self.task_name()].title.lower()}.")
             self.query_one("#switch-task", Button).label = f"Use {TASKS[hint.task].title.lower()}"
 
     def _switch_task(self) -> None:
-        self.draft.set_task(self._hinted_task)
+        self.draft.set_task(self.findings.dataset_info.task_hint.task)  # the hint the button was shown for
         self._show_task_fields()
         self.query_one("#task-hint").display = False
         self.reinspect(self.draft.get("data.label_column"), self.draft.get("data.label_names"))
