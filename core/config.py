@@ -215,7 +215,7 @@ class LoraSettings(_Section):
 
 class TrainingConfig(_Section):
     num_train_epochs: float = Field(3, gt=0, le=1000, description="Passes over the training data.")
-    learning_rate: float = Field(5e-5, gt=0, le=1, description="Peak learning rate of AdamW.")
+    learning_rate: float = Field(1e-4, gt=0, le=1, description="Peak learning rate of AdamW.")
     per_device_train_batch_size: int = Field(16, ge=1, le=65536, description="Training examples per step per device.")
     per_device_eval_batch_size: int = Field(64, ge=1, le=65536, description="Evaluation examples per step per device.")
     gradient_accumulation_steps: int = Field(

@@ -275,6 +275,8 @@ async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir:
         assert [metrics.get_option_at_index(i).value for i in range(metrics.option_count)][:2] == ["pearson",
                                                                                                    "spearman"]
         assert row(pilot, "training.class_weights").has_class("-inactive")
+        why = str(screen.query_one("#task-defaults", Static).render())
+        assert "1e-4 for 6 epochs" in why and "sets its own" not in why
         config = screen.draft.build()
         assert config.task == "text-regression" and config.metrics[0] == "pearson"
         assert config.training.class_weights is None and config.data.label_column == "stars"
@@ -409,7 +411,7 @@ async def test_bad_value_blocks_next_with_the_pydantic_message(in_workdir: Path)
         assert current(pilot) == "training"
         assert "Learning rate: Input should be greater than 0" in problems(pilot)
         # the draft kept the last valid value, and fixing the field lets Next through
-        assert wizard(pilot).draft.get("training.learning_rate") == 5e-5
+        assert wizard(pilot).draft.get("training.learning_rate") == 1e-4
         await type_into(pilot, "training.learning_rate", "0.01")
         await next_step(pilot)
         assert current(pilot) == "review"
@@ -541,6 +543,10 @@ async def test_config_prefills_every_step(in_workdir: Path) -> None:
             await next_step(pilot)
         assert current(pilot) == "review", problems(pilot)
         assert wizard(pilot).query_one("#metrics").selected == ["f1"]
+        # The step says why the task's defaults were chosen, and that this config chose otherwise.
+        why = str(wizard(pilot).query_one("#task-defaults", Static).render())
+        assert "bench/task_defaults.py" in why
+        assert "This config sets its own learning_rate, num_train_epochs." in why
 
 
 async def test_save_refuses_to_overwrite_unless_confirmed(in_workdir: Path) -> None:

@@ -36,6 +36,10 @@ TASKS: dict[str, TaskInfo] = {
         "text-classification", "Text classification",
         "One class per text or text pair: sentiment, topic, intent, paraphrase or not.",
         "core.tasks.text_classification",
+        {"learning_rate": 1e-4, "num_train_epochs": 3, "warmup_ratio": 0.0},
+        "A small encoder such as the bundled one learns classes faster at 1e-4 than at the 5e-5 tuned for BERT-base: "
+        "on 1,000 human-rated words (VADER, as negative / neutral / positive) 1e-4 for 3 epochs beat 5e-5 for 3 "
+        "(validation accuracy 0.73 vs 0.67, test 0.725 vs 0.708), chosen by bench/task_defaults.py.",
     ),
     "text-regression": TaskInfo(
         "text-regression", "Text regression",

@@ -114,7 +114,10 @@ class TrainingStep(Step):
         name = self.draft.get("task") or DEFAULT_TASK
         task = get_task(name)
         # Why this task starts from its own learning rate and epochs (set on the first step by Draft.set_task).
-        say(self.query_one("#task-defaults", Static), TASKS[name].defaults_why)
+        defaults = TASKS[name].training_defaults
+        own = [key for key, value in defaults.items() if self.draft.get(f"training.{key}") != value]
+        say(self.query_one("#task-defaults", Static), TASKS[name].defaults_why
+            + (f" This config sets its own {', '.join(own)}." if own else ""))
         for key in TASKS[name].training_defaults:
             self.query_one(f"#field-training-{key}", FieldRow).reload()
         mine = {f.path for f in task.wizard_fields}
