@@ -23,7 +23,8 @@ BUNDLED_MODEL = "bundled:all-MiniLM-L6-v2"
 
 Engine = Literal["trainer", "torch-loop", "keras"]
 Padding = Literal["dynamic", "max_length", "longest"]
-DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"]
+DataFormat = Literal["auto", "csv", "tsv", "json", "jsonl", "parquet", "conll"]
+TagScheme = Literal["auto", "iob1", "iob2", "iobes"]
 Quoting = Literal["auto", "csv", "none"]
 Precision = Literal["no", "fp16", "bf16"]
 Strategy = Literal["no", "steps", "epoch"]
@@ -89,7 +90,9 @@ class HubDataset(_Section):
 
 
 class DataConfig(_Section):
-    train_file: Path | None = Field(None, description="Training data file (csv, tsv, json, jsonl or parquet).")
+    train_file: Path | None = Field(
+        None, description="Training data file (csv, tsv, json, jsonl, parquet or conll)."
+    )
     hub: HubDataset | None = Field(None, description="A dataset from the Hugging Face Hub instead of local files.")
     validation_file: Path | None = Field(
         None, description="Validation data file; null splits validation_fraction off the training data."
@@ -132,6 +135,27 @@ class DataConfig(_Section):
         description="Class names for integer labels 0, 1, 2, ... (a list, or a text file with one name per line); "
         "for text labels, their order. null names classes by their values. multi-label-classification: the same, "
         "for the ids in each row's list.",
+    )
+    tokens_column: str | None = Field(
+        None,
+        description="token-classification: the column with each sentence's words as a list (JSON/JSONL/Parquet); null "
+        "detects it (tokens, words). A CoNLL file's tokens are always its first column.",
+    )
+    tags_column: str | None = Field(
+        None,
+        description="token-classification: the column with one tag per word as a list (strings, or ids with "
+        "label_names); null detects it (ner_tags, tags, labels).",
+    )
+    tags_column_index: int | None = Field(
+        None,
+        description="token-classification, CoNLL files: which column holds the tags (0 = the tokens, so 1 or more; "
+        "CoNLL-2003's entity tags are 3); null takes the last column.",
+    )
+    tag_scheme: TagScheme = Field(
+        "auto",
+        description="token-classification: how tags mark entities. iob2 (B-/I-) and iobes (B-/I-/E-/S-) are read as "
+        "given; iob1 (I- starts an entity, B- only between two of one type) is converted to iob2; auto tells them "
+        "apart from the tags.",
     )
     label_scaling: Literal["none", "standard"] = Field(
         "none",
@@ -201,6 +225,11 @@ class TokenizerConfig(_Section):
         "to max_length; longest pads each tokenization batch of 1000 to its longest.",
     )
     truncation: bool = Field(True, description="Cut texts longer than max_length.")
+    label_all_tokens: bool = Field(
+        False,
+        description="token-classification: train on every sub-token of a word (B- becomes I- after the first); false "
+        "trains on each word's first sub-token only. Evaluation always reads each word's first sub-token.",
+    )
     max_length: int = Field(128, ge=8, le=131072, description="Longest input in tokens; longer texts are truncated.")
 
 

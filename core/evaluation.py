@@ -159,7 +159,7 @@ def _evaluate(run: RunDir, split: str, metric_names: list[str], prepared: Any, s
     ds = prepared.dataset[split]
     texts = list(ds["text"])
     pairs = list(ds["text_pair"]) if "text_pair" in ds.column_names else None
-    references = np.asarray(ds["label"])
+    references = task.references(list(ds["label"]))
     names = list(prepared.label_names)
     ev = task.evaluate(names, metric_names, references, scores)
     if loss is not None:

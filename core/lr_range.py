@@ -207,7 +207,7 @@ def lr_range_test(config: RunConfig, *, steps: int = DEFAULT_STEPS, min_lr: floa
     weight = None if weights is None else torch.tensor(weights, device=device)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(t.mixed_precision)
     scaler = torch.amp.GradScaler(device, enabled=t.mixed_precision == "fp16")
-    batches = _cycle(tokenized["train"], t.per_device_train_batch_size, make_collator(tokenizer, config.tokenizer),
+    batches = _cycle(tokenized["train"], t.per_device_train_batch_size, make_collator(tokenizer, config.task),
                      t.seed, device)
 
     beta = smoothing_beta(steps)

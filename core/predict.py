@@ -79,21 +79,7 @@ class Predictor:
         texts = list(texts)
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"{len(texts)} texts but {len(pairs)} pairs")
-        if not all(isinstance(t, str) for t in [*texts, *(pairs or [])]):
-            raise TypeError("texts and pairs must be strings")
-        chunks = []
-        step = max(1, int(batch_size))
-        for start in range(0, len(texts), step):
-            chunk = texts[start:start + step]
-            enc = self.tokenizer(
-                chunk, list(pairs[start:start + step]) if pairs is not None else None,
-                truncation=self.settings.truncation, max_length=self.settings.max_length, padding=True,
-                return_tensors="np",
-            )
-            chunks.append(self.task.scores(np.asarray(self._logits(enc), dtype=np.float64)))
-        if not chunks:
-            return self.task.scores(np.zeros((0, len(self.labels)), dtype=np.float64))
-        return np.concatenate(chunks)
+        return self.task.text_scores(self, texts, list(pairs) if pairs is not None else None, batch_size)
 
     def predict_proba(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> np.ndarray:
         """scores() under the name scikit-learn users reach for (class probabilities for text-classification)."""
@@ -102,9 +88,10 @@ class Predictor:
     def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 32) -> list[dict[str, Any]]:
         """One answer per text, the task's (Task.answers): e.g. {label, score, probabilities {label: p}}, or
         {score}."""
-        return self.task.answers(self.scores(texts, pairs, batch_size), self.meta)
+        return self.task.answers(self.scores(texts, pairs, batch_size), {**self.meta, "inputs": list(texts)})
 
-    def _logits(self, enc: Any) -> Any:
+    def logits(self, enc: Any) -> Any:
+        """The model's raw outputs for a tokenized batch (NumPy arrays as the tokenizer gives them)."""
         raise NotImplementedError
 
 
@@ -146,7 +133,7 @@ class HFPredictor(Predictor):
         self.model = model.to(self.device).eval()
         self._torch = torch
 
-    def _logits(self, enc: Any) -> Any:
+    def logits(self, enc: Any) -> Any:
         inputs = {k: self._torch.as_tensor(v).to(self.device) for k, v in enc.items()}
         with self._torch.no_grad():
             return self.model(**inputs).logits.float().cpu().numpy()
@@ -182,7 +169,7 @@ class KerasPredictor(Predictor):
         self.columns = INPUT_COLUMNS
         super().__init__(path, labels, tokenizer, _settings(settings_from, tokenizer, meta, None))
 
-    def _logits(self, enc: Any) -> Any:
+    def logits(self, enc: Any) -> Any:
         ids = np.asarray(enc["input_ids"])
         features = {}
         for name in self.inputs:

@@ -1,9 +1,10 @@
-"""Batch prediction: a csv, tsv or jsonl file of texts in, the same rows with the predicted label and each label's
-probability out. Predictions come from core.predict, so it works for a model of every engine.
+"""Batch prediction: a csv, tsv, jsonl or plain text file of texts in, the same rows with the task's answer out
+(text-classification: the predicted label and each label's probability; token-classification: the entities with
+their offsets). Predictions come from core.predict, so it works for a model of every engine.
 
-Output, in the input's format (json input gives jsonl):
-    csv/tsv   the input's columns, then `predicted` and one `probability_<label>` column per label
-    jsonl     each input object with `predicted` and `probabilities` ({label: probability}) added
+Output, in the input's format (json input and .txt, one text per line, give jsonl):
+    csv/tsv   the input's columns, then the task's columns (Task.file_columns)
+    jsonl     each input object (a .txt line: {"text": line}) with the task's answer added (Task.answer_json)
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from core.errors import DataError
 if TYPE_CHECKING:
     import pandas as pd
 
-INPUT_FORMATS = ("csv", "tsv", "jsonl", "json")
-_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+INPUT_FORMATS = ("csv", "tsv", "jsonl", "json", "lines")
+_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
+             ".txt": "lines"}
 _DIGITS = 6
 
 
@@ -36,7 +38,7 @@ class FileResult:
 
 def default_output(input_path: Path) -> Path:
     fmt = _format(input_path)
-    suffix = ".jsonl" if fmt in ("json", "jsonl") else input_path.suffix
+    suffix = ".jsonl" if fmt in ("json", "jsonl", "lines") else input_path.suffix
     return input_path.with_name(f"{input_path.stem}.predictions{suffix}")
 
 
@@ -64,7 +66,7 @@ def predict_file(
     texts = [_text(v) for v in table[text_col].tolist()]
     pairs = [_text(v) for v in table[pair_col].tolist()] if pair_col is not None else None
     answers = predictor.predict(texts, pairs, batch_size=batch_size)
-    _write(output, "jsonl" if fmt == "json" else fmt, table, predictor, answers)
+    _write(output, "jsonl" if fmt in ("json", "lines") else fmt, table, predictor, answers)
     return FileResult(output, len(texts), text_col, pair_col, predictor.task.answers_summary(answers))
 
 
@@ -91,7 +93,7 @@ def _format(path: Path) -> str:
     fmt = _SUFFIXES.get(path.suffix.lower())
     if fmt is None:
         raise DataError(f"cannot tell the format of {path} from its extension '{path.suffix or '(none)'}'",
-                        "give a .csv, .tsv or .jsonl file")
+                        "give a .csv, .tsv, .jsonl or .txt (one text per line) file")
     return fmt
 
 
@@ -108,6 +110,8 @@ def read_table(path: Path, fmt: str) -> pd.DataFrame:
         raise DataError(f"{path} is not UTF-8 text", "save it as UTF-8 (e.g. 'CSV UTF-8' in a spreadsheet)") from None
     if not text.strip():
         raise DataError(f"input file {path} is empty", "give a file with one text per row")
+    if fmt == "lines":
+        return pd.DataFrame({"text": [line.strip() for line in text.splitlines() if line.strip()]})
     if fmt in ("csv", "tsv"):
         from core.data import looks_like_header
 

@@ -126,19 +126,9 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
 
     from core.tasks import get_task
 
-    pair = prepared.text_pair_column is not None
     padding = _padding(tok)
     task = get_task(prepared.task)
     transform = task.label_transform(prepared)  # e.g. text-regression's label_scaling
-
-    def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
-        enc = tokenizer(
-            batch["text"], batch["text_pair"] if pair else None,
-            truncation=tok.truncation, max_length=tok.max_length, padding=padding, verbose=False,
-        )
-        out = dict(enc)
-        out["labels"] = batch["label"] if transform is None else transform(batch["label"])
-        return out
 
     identity = _tokenizer_identity(tokenizer) + "|" + task.cache_key(prepared)
     cache = _writable_cache_dir()
@@ -150,6 +140,9 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
         if cached is not None:
             result[split] = cached
             continue
+        def encode(batch: dict[str, list[Any]], split: str = split) -> dict[str, Any]:
+            return task.encode_batch(tokenizer, batch, tok, padding, transform, split)
+
         options: dict[str, Any] = {"batched": True, "batch_size": MAP_BATCH, "remove_columns": ds.column_names,
                                    "new_fingerprint": fingerprint, "desc": f"Tokenizing {split}"}
         with _all_cores():
@@ -207,15 +200,15 @@ def _all_cores() -> Iterator[None]:
 
 
 def make_collator(
-    tokenizer: PreTrainedTokenizerBase, tok: TokenizerConfig, *, pad_to_multiple_of: int | None = None,
+    tokenizer: PreTrainedTokenizerBase, task: str, *, pad_to_multiple_of: int | None = None,
     return_tensors: str = "pt",
 ) -> Any:
-    """Pads each batch to its longest row. Needed for every padding mode: with dynamic nothing is padded yet, with
-    longest rows from different map batches differ in length, and with max_length it pads nothing (all rows equal)."""
-    from transformers import DataCollatorWithPadding
+    """Pads each batch to its longest row (the task's collator: labels that are sequences are padded too). Needed
+    for every padding mode: with dynamic nothing is padded yet, with longest rows from different map batches differ in
+    length, and with max_length it pads nothing (all rows equal)."""
+    from core.tasks import get_task
 
-    return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of,
-                                   return_tensors=return_tensors)
+    return get_task(task).collator(tokenizer, pad_to_multiple_of, return_tensors)
 
 
 # --- lengths ---------------------------------------------------------------------------------------------------

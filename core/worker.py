@@ -136,9 +136,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         for note in prepared.notes:  # e.g. that a TSV was read with no quote processing
             print(f"note: {note}", flush=True)
         # Keep the columns that were detected, so the run directory says exactly what was trained on.
-        config.data.text_column = prepared.text_column
-        config.data.text_pair_column = prepared.text_pair_column
-        config.data.label_column = prepared.label_column
+        for key, value in get_task(config.task).found_columns(prepared).items():
+            setattr(config.data, key, value)
         save_config(config, run_dir.config_path, overwrite=True)
         print("tokenizing", flush=True)
 

@@ -123,7 +123,7 @@ def test_tokenizing_does_not_hash_the_tokenizer(
 def test_collator_pads_a_batch_to_its_longest(data_dir: Path, tokenizer: PreTrainedTokenizerBase) -> None:
     tokenized = tokenize_dataset(_prepared(data_dir), tokenizer, TokenizerConfig())
     rows = [tokenized["train"][i] for i in range(4)]
-    batch = make_collator(tokenizer, TokenizerConfig())(rows)
+    batch = make_collator(tokenizer, "text-classification")(rows)
     longest = max(len(r["input_ids"]) for r in rows)
     assert tuple(batch["input_ids"].shape) == (4, longest)
     assert batch["labels"].tolist() == [r["labels"] for r in rows]

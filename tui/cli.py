@@ -96,13 +96,15 @@ def _parser() -> argparse.ArgumentParser:
     pred.add_argument("texts", nargs="*", help="texts to classify")
     pred.add_argument("--pair", action="append", default=None, metavar="TEXT",
                       help="second text of a pair, once per text (for sentence-pair models)")
-    pred.add_argument("--input", type=Path, help="csv, tsv or jsonl file with a text per row")
+    pred.add_argument("--input", type=Path, help="csv, tsv, jsonl or txt (a text per line) file with a text per row")
     pred.add_argument("--output", type=Path, help="file to write (default: <input>.predictions.<ext>)")
     pred.add_argument("--text-column", help="column of --input with the texts (default: detected)")
     pred.add_argument("--pair-column", help="column of --input with the second texts, for pair models")
     pred.add_argument("--batch-size", type=int, default=32, help="texts per batch (default: 32)")
     pred.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     pred.add_argument("--json", action="store_true", help="print one JSON object per text")
+    pred.add_argument("--format", choices=("text", "jsonl"), default="text",
+                      help="text: a line per text; jsonl: as --json (entities with their character offsets)")
 
     exp = sub.add_parser("export", help="export a config as commented yaml, json, the run command or a script")
     exp.add_argument("config", type=Path, help="YAML or JSON config file")
@@ -252,7 +254,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     if pairs is None and training_columns(args.model, predictor)[1] is not None:
         raise UserError("this model was trained on text pairs", 'give the second text with --pair, e.g. "a" --pair "b"')
     answers = predictor.predict(args.texts, pairs, batch_size=args.batch_size)
-    _print_predictions(args.texts, pairs, predictor.task, answers, as_json=args.json)
+    _print_predictions(args.texts, pairs, predictor.task, answers, as_json=args.json or args.format == "jsonl")
     return 0
 
 

@@ -25,6 +25,7 @@ class SplitSource:
     notes: list[str] = field(default_factory=list)
     header: bool | None = None  # csv/tsv: whether the first row named the columns
     quoting: str | None = None  # csv/tsv: "csv" or "none", as chosen for data.quoting
+    row_lines: list[int] | None = None  # conll: the file line each row (sentence) starts on, where rows span lines
 
 
 def file_key(path: Path, *settings: Any) -> str:
@@ -100,7 +101,9 @@ def where(indices: Any, src: SplitSource, limit: int = 5) -> str:
     more = ", ..." if len(indices) > limit else ""
     shown = ", ".join(str(i + 1) for i in indices[:limit]) + more
     text = f"data rows {shown} (1 = first data row)"
-    if src.line_offset is not None:
+    if src.row_lines is not None:
+        text += "; starting on file lines " + ", ".join(str(src.row_lines[i]) for i in indices[:limit]) + more
+    elif src.line_offset is not None:
         text += "; file lines " + ", ".join(str(i + src.line_offset) for i in indices[:limit]) + more
     return text
 

@@ -15,10 +15,10 @@ from core.errors import DataError
 if TYPE_CHECKING:
     from datasets import Dataset
 
-FILE_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
+FILE_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet", "conll")
 EXTENSIONS = {
     ".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
-    ".parquet": "parquet", ".pq": "parquet",
+    ".parquet": "parquet", ".pq": "parquet", ".conll": "conll",
 }
 HEAD_BYTES = 1 << 18  # read up front: the magic bytes, the header and the rows that detect it
 _MAGIC = {b"PAR1": "a parquet file", b"PK\x03\x04": "a zip archive (or an Excel .xlsx workbook)",
@@ -39,15 +39,17 @@ def detect_format(path: Path, text_head: str | None = None) -> str:
             return "csv"
     raise DataError(
         f"cannot tell the format of {path} from its extension '{suffix or '(none)'}'",
-        f"name the file .csv, .tsv, .json, .jsonl or .parquet, or set data.format to one of {', '.join(FILE_FORMATS)}",
+        f"name the file .csv, .tsv, .json, .jsonl, .parquet or .conll, or set data.format to one of "
+        f"{', '.join(FILE_FORMATS)}",
     )
 
 
 def load_file(
     path: str | Path, fmt: str = "auto", header: bool | str = "auto", column_names: list[str] | None = None,
-    quoting: str = "auto",
+    quoting: str = "auto", tags_column_index: int | None = None,
 ) -> tuple[Dataset, SplitSource]:
     """One local file as a Dataset, with checks that name the file and the fix."""
+    from core.data.conll import load_conll
     from core.data.delimited import load_delimited
     from core.data.json_files import load_json, load_parquet
 
@@ -61,6 +63,8 @@ def load_file(
     text_head = decode_head(path, head)
     if fmt == "auto":
         fmt = detect_format(path, text_head[:4096])
+    if fmt == "conll":
+        return load_conll(path, tags_column_index)
     if fmt in ("csv", "tsv"):
         return load_delimited(path, text_head, "\t" if fmt == "tsv" else ",", header, column_names, quoting)
     return load_json(path, fmt)

@@ -66,7 +66,8 @@ def load_sources(cfg: DataConfig) -> tuple[DatasetDict, dict[str, SplitSource]]:
     for split, path in files.items():
         if path is None:
             continue
-        splits[split], sources[split] = load_file(path, cfg.format, cfg.header, cfg.column_names, cfg.quoting)
+        splits[split], sources[split] = load_file(path, cfg.format, cfg.header, cfg.column_names, cfg.quoting,
+                                                  cfg.tags_column_index)
     return DatasetDict(splits), sources
 
 
@@ -85,7 +86,8 @@ def prepare_data(cfg: DataConfig, task: str = DEFAULT_TASK) -> PreparedData:
         if len(ds) == 0:
             raise DataError(f"the {split} data {sources[split].desc} has no rows", f"give {split} data with examples")
     the_task = get_task(task)
-    text, pair, label = _resolve_columns(cfg, raw, sources, the_task.label_columns(cfg))
+    text, pair, label = the_task.columns(cfg, raw, sources) or _resolve_columns(cfg, raw, sources,
+                                                                              the_task.label_columns(cfg))
     labels = the_task.encode_labels(raw, sources, label, cfg)
 
     standard = {split: _standardise(ds, text, pair, labels.arrays[split], labels, task) for split, ds in raw.items()}
@@ -181,21 +183,32 @@ def _check_text_column(ds: Dataset, col: str, key: str, split: str, src: SplitSo
         )
 
 
-def _standardise(ds: Dataset, text: str, pair: str | None, ids: np.ndarray, labels: LabelEncoding,
+def _standardise(ds: Dataset, text: str, pair: str | None, ids: Any, labels: LabelEncoding,
                  task: str) -> Dataset:
     import pyarrow as pa
-    from datasets import Features, Value
+    from datasets import Features, List, Value
 
-    columns = {"text": arrow_column(ds, text).cast(pa.string())}
-    features = {"text": Value("string")}
+    texts = arrow_column(ds, text)
+    if pa.types.is_list(texts.type) or pa.types.is_large_list(texts.type):  # words per row (token-classification)
+        columns = {"text": texts.cast(pa.list_(pa.string()))}
+        features: dict[str, Any] = {"text": List(Value("string"))}
+    else:
+        columns = {"text": texts.cast(pa.string())}
+        features = {"text": Value("string")}
     if pair is not None:
         columns["text_pair"] = arrow_column(ds, pair).cast(pa.string())
         features["text_pair"] = Value("string")
-    if ids.ndim == 2:  # a vector per row (multi-label's multi-hot labels): a fixed-size list, no object per row
+    if not hasattr(ids, "ndim"):  # an Arrow list per row, of its own length (token-classification's tag ids)
+        columns["label"] = pa.chunked_array([ids])
+        digest = hashlib.sha256(b"".join(b.to_pybytes() for b in ids.buffers() if b)).hexdigest()
+        digest += str(len(ids))
+    elif ids.ndim == 2:  # a vector per row (multi-label's multi-hot labels): a fixed-size list, no object per row
         columns["label"] = pa.chunked_array([pa.FixedSizeListArray.from_arrays(pa.array(ids.reshape(-1)),
                                                                                ids.shape[1])])
     else:
         columns["label"] = pa.chunked_array([pa.array(ids)])
+    if hasattr(ids, "ndim"):
+        digest = hashlib.sha256(ids.tobytes()).hexdigest()
     features["label"] = labels.feature
-    key = f"{ds._fingerprint}|{text}|{pair}|{task}|{labels.names}|{hashlib.sha256(ids.tobytes()).hexdigest()}"
+    key = f"{ds._fingerprint}|{text}|{pair}|{task}|{labels.names}|{digest}"
     return make_dataset(pa.table(columns), key, Features(features))

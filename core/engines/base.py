@@ -220,3 +220,24 @@ def strip_prefix(metrics: dict[str, Any], prefix: str = "eval_") -> dict[str, fl
         if name not in skip and isinstance(value, int | float):
             out[name] = float(value)
     return out
+
+
+PAD_LABEL = -100  # what transformers' losses ignore: padding of labels that are sequences
+
+
+def concat_rows(chunks: list[Any], fill: float) -> Any:
+    """Batches of outputs or labels joined into one array of rows. Rows that are sequences (token-classification)
+    differ in length from batch to batch: each batch is padded along axis 1 to the longest, with `fill`, as Trainer
+    pads what it gathers."""
+    import numpy as np
+
+    if not chunks:
+        return np.zeros((0,))
+    if chunks[0].ndim < 2 or len({c.shape[1] for c in chunks}) == 1:
+        return np.concatenate(chunks)
+    longest = max(c.shape[1] for c in chunks)
+    padded = []
+    for c in chunks:
+        widths = [(0, 0), (0, longest - c.shape[1])] + [(0, 0)] * (c.ndim - 2)
+        padded.append(np.pad(c, widths, constant_values=fill))
+    return np.concatenate(padded)

@@ -22,12 +22,10 @@ class Batches:
     """Makes (features, labels) batches of a tokenized split for a model with the given inputs."""
 
     def __init__(self, ds: Any, tokenizer: Any, tok_config: Any, inputs: list[str], task: Any) -> None:
-        from core.tokenization import make_collator
-
         self.ds = ds
         self.inputs = inputs
         self.task = task  # labels in the shape and dtype the task's Keras loss takes
-        self.collator = make_collator(tokenizer, tok_config, return_tensors="np")
+        self.collator = task.collator(tokenizer, None, "np")
         self.columns = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
 
     def __len__(self) -> int:

@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from core.engines.base import (
+    PAD_LABEL,
     DivergenceWatch,
     EngineResult,
     RunContext,
     StepTimer,
     agree_to_stop,
     class_weights,
+    concat_rows,
     total_steps,
 )
 from core.engines.hf_model import build_model, save_final_model
@@ -155,7 +157,7 @@ class _Loop:
         if getattr(model.config, "pad_token_id", None) is None and ctx.tokenizer.pad_token_id is not None:
             model.config.pad_token_id = ctx.tokenizer.pad_token_id  # GPT-2 style models pad with end-of-text
 
-        collator = make_collator(ctx.tokenizer, self.cfg.tokenizer)
+        collator = make_collator(ctx.tokenizer, self.cfg.task)
         train_ds = ctx.tokenized["train"]
         # Grouped by length over the effective batch, as the trainer engine groups (core.engines.sampling).
         effective = t.per_device_train_batch_size * t.gradient_accumulation_steps
@@ -302,17 +304,21 @@ class _Loop:
         for batch in self.eval_loaders[split]:
             with torch.no_grad():
                 out = self.model(**batch)
+            logits, refs = out.logits.detach().float(), batch["labels"]
+            if refs.ndim > 1 and logits.ndim > 2:  # sequences of labels: each process's batch has its own length
+                logits = acc.pad_across_processes(logits, dim=1, pad_index=PAD_LABEL)
+                refs = acc.pad_across_processes(refs, dim=1, pad_index=PAD_LABEL)
             logits, refs, losses = acc.gather_for_metrics(
-                (out.logits.detach().float(), batch["labels"], out.loss.detach().float().repeat(len(batch["labels"]))))
+                (logits, refs, out.loss.detach().float().repeat(len(batch["labels"]))))
             chunks.append(logits.cpu().numpy())
             references.append(refs.cpu().numpy())
             loss_sum += float(losses.sum())
             count += len(losses)
         self.model.train()
         # Kept for the evaluation report: the loader is sequential, so the rows are in the split's order.
-        outputs = np.concatenate(chunks) if chunks else np.zeros((0, 0))
+        outputs, labels = self.task.gather_outputs(concat_rows(chunks, PAD_LABEL) if chunks else np.zeros((0, 0)),
+                                                   concat_rows(references, PAD_LABEL))
         self.logits[split] = (self.state.global_step, outputs)
-        labels = np.concatenate(references) if references else np.zeros((0,))
         return {"loss": loss_sum / max(count, 1),
                 **self.task.compute_metrics(outputs, labels, self.cfg.metrics, self.ctx.prepared)}
 

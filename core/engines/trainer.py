@@ -145,14 +145,14 @@ def train(ctx: RunContext) -> EngineResult:
     has_eval = "validation" in ctx.tokenized
     task = get_task(cfg.task).for_run(cfg)  # e.g. multi-label's decision threshold in its metrics
     events_cb.keeper = _LogitsKeeper(
-        lambda p: task.compute_metrics(_logits(p.predictions), p.label_ids, cfg.metrics, ctx.prepared))
+        task, lambda outputs, labels: task.compute_metrics(outputs, labels, cfg.metrics, ctx.prepared))
     trainer = _trainer_class(Trainer)(
         model=model,
         args=args,
         train_dataset=ctx.tokenized["train"],
         eval_dataset=ctx.tokenized["validation"] if has_eval else None,
         processing_class=ctx.tokenizer,
-        data_collator=make_collator(ctx.tokenizer, cfg.tokenizer),
+        data_collator=make_collator(ctx.tokenizer, cfg.task),
         compute_metrics=events_cb.keeper,
         callbacks=callbacks,
         class_weights=class_weights(ctx),
@@ -173,13 +173,13 @@ def train(ctx: RunContext) -> EngineResult:
         measured = events_cb.evaluations.get(final_step or state.global_step)
         if measured is None:  # not evaluated at the end (eval_strategy steps or no), or only before a resume
             output = trainer.predict(ctx.tokenized["validation"], metric_key_prefix="eval")
-            measured = strip_prefix(output.metrics), _logits(output.predictions)
+            measured = strip_prefix(output.metrics), _outputs(task, output)
         metrics, predictions["validation"] = measured
     test_metrics = None
     if "test" in ctx.tokenized:
         # predict(), unlike evaluate(), returns the logits: the test split is passed over once, for both.
         output = trainer.predict(ctx.tokenized["test"], metric_key_prefix="test")
-        test_metrics, predictions["test"] = strip_prefix(output.metrics, "test_"), _logits(output.predictions)
+        test_metrics, predictions["test"] = strip_prefix(output.metrics, "test_"), _outputs(task, output)
         ctx.events.emit("eval", step=trainer.state.global_step, epoch=round(trainer.state.epoch or 0, 4),
                         split="test", metrics=test_metrics)
     if is_main_process():
@@ -193,17 +193,24 @@ def _logits(predictions: Any) -> Any:
     return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
-class _LogitsKeeper:
-    """Trainer's compute_metrics, keeping the logits it was given for the evaluation report (Trainer's evaluate()
-    returns only the metrics)."""
+def _outputs(task: Any, output: Any) -> Any:
+    """A prediction's outputs as the task reads them (Task.gather_outputs)."""
+    return task.gather_outputs(_logits(output.predictions), output.label_ids)[0]
 
-    def __init__(self, compute: Any) -> None:
+
+class _LogitsKeeper:
+    """Trainer's compute_metrics, keeping the outputs it was given for the evaluation report (Trainer's evaluate()
+    returns only the metrics), as the task reads them (Task.gather_outputs)."""
+
+    def __init__(self, task: Any, compute: Any) -> None:
+        self.task = task
         self.compute = compute
         self._latest: Any = None
 
     def __call__(self, eval_pred: Any) -> dict[str, float]:
-        self._latest = _logits(eval_pred.predictions)
-        return self.compute(eval_pred)
+        outputs, labels = self.task.gather_outputs(_logits(eval_pred.predictions), eval_pred.label_ids)
+        self._latest = outputs
+        return self.compute(outputs, labels)
 
     def reorder(self, rows: Any) -> None:
         """The logits just kept were in evaluation order: put them in the split's row order."""

@@ -50,6 +50,11 @@ TASKS: dict[str, TaskInfo] = {
         "bundled model, 1e-4 for 6 epochs with 10% warmup beat the one-size 5e-5 for 3 (test Pearson 0.823 vs "
         "0.798), chosen by bench/task_defaults.py.",
     ),
+    "token-classification": TaskInfo(
+        "token-classification", "Token classification",
+        "A tag per word: named entities (people, places), chunks; CoNLL files or lists of words and tags.",
+        "core.tasks.token_classification",
+    ),
     "multi-label-classification": TaskInfo(
         "multi-label-classification", "Multi-label classification",
         "Any number of labels per text, each yes or no: tags, topics, emotions, toxicity types.",

@@ -105,18 +105,33 @@ class Task(ABC):
     # Settings that mean nothing for this task: dotted config path -> (the value that leaves it unused, why). A config
     # that sets one otherwise is refused (check_config), and the wizard puts it back when the task changes.
     unused_settings: ClassVar[dict[str, tuple[Any, str]]] = {}
+    # Settings only this task reads, in the same form: every other task refuses them unless they are left neutral.
+    own_settings: ClassVar[dict[str, tuple[Any, str]]] = {}
+    # What the engines' final models may be for this task (EngineInfo.model_format): an engine whose format is not
+    # here is refused before a run, with the engines that can.
+    model_formats: ClassVar[tuple[str, ...]] = ("hf", "keras")
 
     # --- config --------------------------------------------------------------------------------------------------
     def check_config(self, config: RunConfig) -> None:
         """Refuse settings that mean nothing for this task, with the fix (a ValueError, shown under the config)."""
-        for path, (neutral, why) in self.unused_settings.items():
+        from core.engines import ENGINES
+        from core.tasks import TASKS, get_task
+
+        others = {path: (neutral, f"{what} of {name}") for name in TASKS if name != self.name
+                  for path, (neutral, what) in get_task(name).own_settings.items()}
+        for path, (neutral, why) in {**others, **self.unused_settings}.items():
             node: Any = config
             for part in path.split("."):
                 node = getattr(node, part)
             if node != neutral:
-                shown = "null" if neutral is None else neutral
+                shown = "null" if neutral is None else str(neutral).lower() if isinstance(neutral, bool) else neutral
                 raise ValueError(f"{path} {why}, and this config's task is {self.name}; set {path}: {shown}, or "
                                  "choose the task it belongs to")
+        engine = ENGINES.get(config.engine)
+        if engine is not None and engine.model_format not in self.model_formats:
+            able = [name for name, info in ENGINES.items() if info.model_format in self.model_formats]
+            raise ValueError(f"engine {config.engine} does not train {self.name} in this version of finetune-tui; "
+                             f"set engine: {' or '.join(able)}")
 
     def reported_names(self, metrics: list[str], num_outputs: int) -> list[str]:
         """The metric names a run reports for the configured ones (some bring companions along)."""
@@ -142,6 +157,23 @@ class Task(ABC):
         """Columns that together hold each row's labels, where the config names several (multi-label's
         data.label_columns); then data.label_column is neither needed nor detected. None: one label column."""
         return None
+
+    def columns(self, cfg: DataConfig, raw: Any, sources: dict[str, SplitSource]) -> tuple[str, str | None, str] | None:
+        """The (text, text pair, label) columns where this task finds them its own way (token-classification: lists
+        of words and of tags); None: core.data.prepare finds text and label columns as for classification."""
+        return None
+
+    def found_columns(self, prepared: PreparedData) -> dict[str, str | None]:
+        """The data settings (keys of DataConfig) that name the columns a run found, written into its config.yaml so
+        the run directory says exactly what was trained on."""
+        return {"text_column": prepared.text_column, "text_pair_column": prepared.text_pair_column,
+                "label_column": prepared.label_column}
+
+    def references(self, column: list[Any]) -> Any:
+        """A split's stored labels (PreparedData's `label` column, as a list) as evaluate() and example() take them."""
+        import numpy as np
+
+        return np.asarray(column)
 
     @abstractmethod
     def strata(self, labels: np.ndarray) -> np.ndarray | None:
@@ -177,6 +209,28 @@ class Task(ABC):
     def label_transform(self, prepared: PreparedData) -> Any:
         """A function applied to each batch of labels as they are tokenized (None: stored as they are)."""
         return None
+
+    def encode_batch(self, tokenizer: Any, batch: dict[str, list[Any]], tok: Any, padding: Any, transform: Any,
+                     split: str) -> dict[str, Any]:
+        """One Dataset.map batch of the standard columns (text[, text_pair], label) as model inputs and `labels`."""
+        enc = tokenizer(batch["text"], batch.get("text_pair"), truncation=tok.truncation, max_length=tok.max_length,
+                        padding=padding, verbose=False)
+        out = dict(enc)
+        out["labels"] = batch["label"] if transform is None else transform(batch["label"])
+        return out
+
+    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> Any:
+        """What pads a batch of tokenized rows (and, where labels are sequences, the labels)."""
+        from transformers import DataCollatorWithPadding
+
+        return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of,
+                                       return_tensors=return_tensors)
+
+    def gather_outputs(self, outputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """An evaluation's raw outputs and labels (rows in the split's order, padded alike where they are sequences)
+        as compute_metrics, the evaluation report and after_training read them. As they are by default;
+        token-classification keeps each word's first sub-token."""
+        return outputs, labels
 
     def cache_key(self, prepared: PreparedData) -> str:
         """What the tokenized labels depend on besides the data, for the tokenized-split cache's name."""
@@ -266,13 +320,33 @@ class Task(ABC):
     def eval_loss(self, outputs: np.ndarray, labels: np.ndarray) -> float:
         """The mean evaluation loss from raw outputs, as the torch models compute it (for Keras' evaluation)."""
 
+    def text_scores(self, predictor: Any, texts: list[Any], pairs: list[str] | None, batch_size: int) -> Any:
+        """scores() for texts (or pairs) a core.predict.Predictor answers: tokenized as in training, in batches."""
+        import numpy as np
+
+        if not all(isinstance(t, str) for t in [*texts, *(pairs or [])]):
+            raise TypeError("texts and pairs must be strings")
+        chunks = []
+        step = max(1, int(batch_size))
+        for start in range(0, len(texts), step):
+            enc = predictor.tokenizer(
+                texts[start:start + step], list(pairs[start:start + step]) if pairs is not None else None,
+                truncation=predictor.settings.truncation, max_length=predictor.settings.max_length, padding=True,
+                return_tensors="np",
+            )
+            chunks.append(self.scores(np.asarray(predictor.logits(enc), dtype=np.float64)))
+        if not chunks:
+            return self.scores(np.zeros((0, len(predictor.labels)), dtype=np.float64))
+        return np.concatenate(chunks)
+
     @abstractmethod
     def scores(self, outputs: np.ndarray) -> np.ndarray:
         """Raw outputs as people read them: probabilities, or scores."""
 
     @abstractmethod
     def answers(self, scores: np.ndarray, meta: dict[str, Any]) -> list[dict[str, Any]]:
-        """One answer per row from scores(), e.g. {label, score, probabilities} or {score}."""
+        """One answer per row from scores(), e.g. {label, score, probabilities} or {score}. meta is the model's
+        task.json, with "inputs": the texts answered, for answers that point into them (entities)."""
 
     @abstractmethod
     def format_answer(self, answer: dict[str, Any], text: str) -> str:

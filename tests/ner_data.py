@@ -1,0 +1,90 @@
+"""Small CoNLL-style data for token-classification tests, written the way real files come (CoNLL-2003's four
+columns, -DOCSTART-, BOMs, CRLF), and a tiny BERT whose vocabulary splits some words into sub-tokens."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+PEOPLE = [["anna"], ["bruno", "kessler"], ["carla"], ["dmitri", "volkov"], ["emma", "stone"], ["farid"]]
+PLACES = [["paris"], ["new", "york"], ["oslo"], ["lagos"], ["lima"], ["san", "jose"]]
+ORGS = [["acme"], ["globex", "corp"], ["initech"]]
+VERBS = ["met", "visited", "called", "left", "joined"]
+FILLER = ["the", "a", "team", "in", "from", "at", "today", "yesterday", "with", "and"]
+
+
+def sentences(n: int, seed: int = 0) -> list[list[tuple[str, str]]]:
+    """n sentences of (word, IOB2 tag): someone did something to someone or some place, with filler words."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        words: list[tuple[str, str]] = []
+
+        def entity(kind: str, pool: list[list[str]]) -> None:
+            for i, word in enumerate(rng.choice(pool)):
+                words.append((word, f"{'B' if i == 0 else 'I'}-{kind}"))
+
+        words += [(w, "O") for w in rng.sample(FILLER, rng.randint(0, 2))]
+        entity("PER", PEOPLE)
+        words.append((rng.choice(VERBS), "O"))
+        if rng.random() < 0.5:
+            entity("LOC", PLACES)
+        else:
+            entity("ORG", ORGS)
+        words += [(w, "O") for w in rng.sample(FILLER, rng.randint(0, 2))]
+        words.append((".", "O"))
+        out.append(words)
+    return out
+
+
+def to_iob1(tags: list[str]) -> list[str]:
+    """IOB1 as CoNLL-2003 wrote it: I- everywhere, B- only where an entity follows one of its own type."""
+    out, previous = [], "O"
+    for tag in tags:
+        if tag.startswith("B-") and not (previous != "O" and previous[2:] == tag[2:]):
+            tag = "I-" + tag[2:]
+        out.append(tag)
+        previous = tag
+    return out
+
+
+def write_conll(path: Path, rows: list[list[tuple[str, str]]], *, columns: int = 2, docstart: bool = True,
+                crlf: bool = False, bom_every: int = 0, blank: str = "", final_newline: bool = True,
+                iob1: bool = False) -> Path:
+    """CoNLL text: `columns` 2 (word, tag) or 4 (word, POS, chunk, tag); -DOCSTART- first; a BOM before every
+    bom_every-th sentence (files joined with cat); `blank` as the separator line (e.g. "  \\t")."""
+    end = "\r\n" if crlf else "\n"
+    lines = ["-DOCSTART- -X- -X- O" if columns == 4 else "-DOCSTART- O", blank] if docstart else []
+    for n, sentence in enumerate(rows):
+        tags = [t for _, t in sentence]
+        tags = to_iob1(tags) if iob1 else tags
+        for i, ((word, _), tag) in enumerate(zip(sentence, tags, strict=True)):
+            prefix = "\ufeff" if bom_every and n % bom_every == 0 and i == 0 else ""
+            middle = " NN I-NP " if columns == 4 else " "
+            lines.append(f"{prefix}{word}{middle}{tag}")
+        lines.append(blank)
+    text = end.join(lines)
+    text = text if final_newline else text.rstrip("\r\n \t")
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def build_ner_model(directory: Path) -> Path:
+    """A 2-layer BERT whose WordPiece vocabulary splits some names (kessler: kess ##ler, volkov: vol ##kov)."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    whole = sorted({w for group in (PEOPLE, PLACES, ORGS) for name in group for w in name} - {"kessler", "volkov"}
+                   | set(VERBS) | set(FILLER) | {".", "kess", "vol"})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *whole, "##ler", "##kov"]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
+    tokenizer.model_max_length = 64
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=37, max_position_embeddings=64)
+    import torch
+
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
