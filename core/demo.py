@@ -175,17 +175,34 @@ def tagged_config() -> RunConfig:
     })
 
 
+def entities_config() -> RunConfig:
+    """token-classification on the news sentences (core.demo_entities); the test split's names are all new."""
+    return RunConfig.model_validate({
+        "task": "token-classification",
+        "data": {"train_file": "demo/news_train.conll", "test_file": "demo/news_test.conll",
+                 "validation_fraction": 0.15},
+        "tokenizer": {"max_length": 64},
+        "training": TrainingConfig(num_train_epochs=3, learning_rate=1e-4, per_device_train_batch_size=16,
+                                   logging_steps=5).model_dump(),
+    })
+
+
 def write_demo(directory: Path, *, overwrite: bool = False) -> Path:
     """Write demo/train.tsv (600 rows), demo/test.tsv (150 rows) and demo.yaml under directory, the ratings demo
     for text-regression: demo/ratings_train.tsv (600), demo/ratings_test.tsv (150), demo-regression.yaml, and the
-    support comments for multi-label-classification: demo/comments_{train,test}.tsv (600, 150), demo-multilabel.yaml."""
+    support comments for multi-label-classification: demo/comments_{train,test}.tsv (600, 150), demo-multilabel.yaml,
+    and news sentences for token-classification: demo/news_{train,test}.conll (600, 150), demo-ner.yaml."""
+    from core.demo_entities import news_sentences, write_conll
+
     data_dir = directory / "demo"
     config_path = directory / "demo.yaml"
     ratings_path = directory / "demo-regression.yaml"
     tagged_path = directory / "demo-multilabel.yaml"
+    entities_path = directory / "demo-ner.yaml"
     targets = [data_dir / "train.tsv", data_dir / "test.tsv", config_path, data_dir / "ratings_train.tsv",
                data_dir / "ratings_test.tsv", ratings_path, data_dir / "comments_train.tsv",
-               data_dir / "comments_test.tsv", tagged_path]
+               data_dir / "comments_test.tsv", tagged_path, data_dir / "news_train.conll",
+               data_dir / "news_test.conll", entities_path]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not overwrite:
         raise UserError(f"demo files already exist: {', '.join(existing)}", "pass --force to write them again")
@@ -199,4 +216,7 @@ def write_demo(directory: Path, *, overwrite: bool = False) -> Path:
     _write_tsv(data_dir / "comments_train.tsv", demo_tagged(600, seed=5), header=("text", "tags"))
     _write_tsv(data_dir / "comments_test.tsv", demo_tagged(150, seed=6), header=("text", "tags"))
     save_config(tagged_config(), tagged_path, overwrite=True)
+    write_conll(data_dir / "news_train.conll", news_sentences(600, seed=7))
+    write_conll(data_dir / "news_test.conll", news_sentences(150, seed=8, held_out=True))
+    save_config(entities_config(), entities_path, overwrite=True)
     return config_path

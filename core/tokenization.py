@@ -134,7 +134,7 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
     cache = _writable_cache_dir()
     result = {}
     for split, ds in prepared.dataset.items():
-        fingerprint = _fingerprint(ds, identity, tok)
+        fingerprint = _fingerprint(ds, f"{identity}|{split}", tok)  # a task may encode splits differently
         path = cache / f"{fingerprint}.arrow" if cache is not None else None
         cached = _reopen(path)
         if cached is not None:
@@ -332,13 +332,14 @@ def _grouped_padding(lengths: list[int], b: int, seed: int = 0) -> float:
     return _share(real, fed)
 
 
-def token_lengths(texts: list[str], pairs: list[str] | None, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Untruncated token counts including special tokens, tokenized in batches."""
+def token_lengths(texts: list[Any], pairs: list[str] | None, tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """Untruncated token counts including special tokens, tokenized in batches (texts, or sentences as words)."""
     lengths: list[int] = []
+    words = bool(texts) and isinstance(texts[0], list)  # sentences as lists of words (token-classification)
     for i in range(0, len(texts), MAP_BATCH):
         enc = tokenizer(
             texts[i:i + MAP_BATCH], pairs[i:i + MAP_BATCH] if pairs is not None else None,
-            truncation=False, padding=False, verbose=False,
+            truncation=False, padding=False, verbose=False, is_split_into_words=words,
             return_attention_mask=False, return_token_type_ids=False,
         )
         lengths.extend(len(ids) for ids in enc["input_ids"])

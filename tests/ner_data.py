@@ -18,23 +18,18 @@ def sentences(n: int, seed: int = 0) -> list[list[tuple[str, str]]]:
     rng = random.Random(seed)
     out = []
     for _ in range(n):
-        words: list[tuple[str, str]] = []
-
-        def entity(kind: str, pool: list[list[str]]) -> None:
-            for i, word in enumerate(rng.choice(pool)):
-                words.append((word, f"{'B' if i == 0 else 'I'}-{kind}"))
-
-        words += [(w, "O") for w in rng.sample(FILLER, rng.randint(0, 2))]
-        entity("PER", PEOPLE)
+        words: list[tuple[str, str]] = [(w, "O") for w in rng.sample(FILLER, rng.randint(0, 2))]
+        words += _entity(rng, "PER", PEOPLE)
         words.append((rng.choice(VERBS), "O"))
-        if rng.random() < 0.5:
-            entity("LOC", PLACES)
-        else:
-            entity("ORG", ORGS)
+        words += _entity(rng, "LOC", PLACES) if rng.random() < 0.5 else _entity(rng, "ORG", ORGS)
         words += [(w, "O") for w in rng.sample(FILLER, rng.randint(0, 2))]
         words.append((".", "O"))
         out.append(words)
     return out
+
+
+def _entity(rng: random.Random, kind: str, pool: list[list[str]]) -> list[tuple[str, str]]:
+    return [(word, f"{'B' if i == 0 else 'I'}-{kind}") for i, word in enumerate(rng.choice(pool))]
 
 
 def to_iob1(tags: list[str]) -> list[str]:

@@ -282,6 +282,54 @@ async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir:
         assert config.training.class_weights is None and config.data.label_column == "stars"
 
 
+async def test_token_classification_reads_conll_shows_entities_and_what_truncation_cuts(in_workdir: Path) -> None:
+    """Choosing token-classification: keras is not offered for it, the dataset step reads a CoNLL-2003-style file
+    (IOB1, four columns) and shows its entities with a few sentences marked instead of text and label columns, the
+    tokenizer step says how many entities a short max_length hides, and the training step offers label_all_tokens."""
+    from textual.widgets import OptionList, Select
+
+    from tests.ner_data import sentences, write_conll
+
+    write_conll(in_workdir / "news.conll", sentences(40, seed=1), columns=4, iob1=True)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = wizard(pilot)
+        screen.query_one("#task-select", Select).value = "token-classification"
+        await pilot.pause()
+        engines = screen.query_one("#engine-list", OptionList)
+        assert engines.get_option("keras").disabled and not engines.get_option("torch-loop").disabled
+        await next_step(pilot)
+        await type_into(pilot, "model.name_or_path", "tiny-bert")
+        await next_step(pilot)
+        assert current(pilot) == "dataset", problems(pilot)
+        await type_into(pilot, "data.train_file", "news.conll")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert str(screen.query_one("#labels-title", Static).render()) == "Entities"
+        counts = screen.query_one("#balance").counts
+        assert set(counts) == {"PER", "LOC", "ORG"} and counts["PER"] == 40
+        caption = str(screen.query_one("#balance-caption", Static).render())
+        assert "40 sentences" in caption and "(IOB1)" in caption and "]PER" in caption
+        assert row(pilot, "data.label_column").has_class("-inactive")
+        assert not row(pilot, "data.tags_column").has_class("-inactive")
+        assert screen.draft.get("data.label_column") is None
+        await next_step(pilot)
+        assert current(pilot) == "tokenizer", problems(pilot)
+        summary = screen.query_one("#length-summary", Static)
+        await wait_until(pilot, lambda: "no entity is cut" in str(summary.render()))
+        await type_into(pilot, "tokenizer.max_length", "8")
+        await wait_until(pilot, lambda: "entities from the model" in str(summary.render()))
+        await type_into(pilot, "tokenizer.max_length", "32")
+        await next_step(pilot)
+        assert current(pilot) == "training", problems(pilot)
+        assert not row(pilot, "tokenizer.label_all_tokens").has_class("-inactive")
+        assert row(pilot, "training.class_weights").has_class("-inactive")
+        config = screen.draft.build()
+        assert config.task == "token-classification" and config.engine == "trainer"
+        assert config.data.label_column is None and config.metrics[0] == "f1"
+
+
 async def test_list_labels_offer_multi_label_and_one_press_switches_the_task(in_workdir: Path) -> None:
     """A JSON-lines file whose label column holds lists, opened under text-classification: the dataset step says the
     lists call for multi-label classification and switches with one press: the label frequencies, the task's fields,

@@ -195,6 +195,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         overview = info.labels
         print(f"{overview.title.lower()}: " + ", ".join(f"{k}={v}" for k, v in overview.counts.items())
               + (f" ({overview.caption})" if overview.caption else ""))
+        for example in overview.examples:
+            print(f"  {example}")
         if overview.warning:
             print(f"warning: {overview.warning}")
     return 0
@@ -207,7 +209,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"wrote demo data and {config}\nrun it with: finetune-tui run {config}\n"
           f"(text-regression on star ratings: finetune-tui run {config.with_name('demo-regression.yaml')};\n"
           f" multi-label-classification on tagged support comments: "
-          f"finetune-tui run {config.with_name('demo-multilabel.yaml')})")
+          f"finetune-tui run {config.with_name('demo-multilabel.yaml')};\n"
+          f" token-classification on news sentences: finetune-tui run {config.with_name('demo-ner.yaml')})")
     return 0
 
 

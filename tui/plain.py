@@ -162,7 +162,9 @@ class PlainWizard:
     def dataset(self) -> None:
         from core.config import DataConfig
         from core.data import inspect_dataset, load_raw, prepare_data
+        from core.tasks import DEFAULT_TASK, get_task
 
+        task = get_task(self.draft.get("task") or DEFAULT_TASK)
         while True:
             self.text("data.train_file", "Training data file", kind="path")
             try:
@@ -180,15 +182,19 @@ class PlainWizard:
                 ("data.text_pair_column", "Column with the second text (sentence pairs)", suggestion.text_pair, True),
                 ("data.label_column", "Column with the label", suggestion.label, False),
             ):
+                if path not in task.column_settings:  # the task names its columns its own way (wizard_fields)
+                    self.draft.set(path, None)
+                    continue
                 if self.draft.get(path) not in names:
                     self.draft.set(path, suggested)
                 options = ([Option(NONE, None)] if optional else []) + [Option(n, n) for n in names]
                 self.select(path, message, options)
-            overview = inspect_dataset(raw, label_column=self.draft.get("data.label_column"),
-                                       task=self.draft.get("task")).labels
+            overview = inspect_dataset(raw, label_column=self.draft.get(task.label_setting), task=task.name).labels
             if overview is not None:
                 self.echo(f"  {overview.title.lower()}: " + ", ".join(f"{k} {v}" for k, v in overview.counts.items())
                           + (f" ({overview.caption})" if overview.caption else ""))
+                for example in overview.examples:
+                    self.echo(f"    {example}")
                 if overview.warning:
                     self.echo(f"  ⚠ {overview.warning}")
                 # The training step then asks for the setting that acts on the warning (e.g. class weights).

@@ -17,7 +17,6 @@ from core.errors import DataError
 from core.tasks import DEFAULT_TASK, get_task
 
 if TYPE_CHECKING:
-    import numpy as np
     from datasets import Dataset, DatasetDict
 
     from core.tasks.base import LabelEncoding

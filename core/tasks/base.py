@@ -47,6 +47,7 @@ class LabelOverview:
     caption: str = ""
     warning: str | None = None
     answered_by: str | None = None  # a config path that, once set, acts on the warning (it is then not shown)
+    examples: list[str] = field(default_factory=list)  # a few rows as the task reads them (entities marked)
 
 
 @dataclass
@@ -77,7 +78,7 @@ class WizardField:
     path: str
     label: str
     step: str  # "dataset" or "training"
-    editor: str = "input"  # "input" or "select" (the choices come from the config schema)
+    editor: str = "input"  # "input", "select" (the choices come from the config schema) or "checkbox"
     placeholder: str = ""
 
 
@@ -105,6 +106,10 @@ class Task(ABC):
     # Settings that mean nothing for this task: dotted config path -> (the value that leaves it unused, why). A config
     # that sets one otherwise is refused (check_config), and the wizard puts it back when the task changes.
     unused_settings: ClassVar[dict[str, tuple[Any, str]]] = {}
+    # The generic column settings the wizard's dataset step offers (and fills from what it detects) for this task,
+    # and the one that names the labels (what the label overview reads).
+    column_settings: ClassVar[tuple[str, ...]] = ("data.text_column", "data.text_pair_column", "data.label_column")
+    label_setting: ClassVar[str] = "data.label_column"
     # Settings only this task reads, in the same form: every other task refuses them unless they are left neutral.
     own_settings: ClassVar[dict[str, tuple[Any, str]]] = {}
     # What the engines' final models may be for this task (EngineInfo.model_format): an engine whose format is not
@@ -218,6 +223,16 @@ class Task(ABC):
         out = dict(enc)
         out["labels"] = batch["label"] if transform is None else transform(batch["label"])
         return out
+
+    def length_facts(self, prepared: PreparedData, tokenizer: Any) -> Any:
+        """What this task needs to know about the training texts' token lengths beyond LengthStats, measured once
+        when the tokenizer step opens (token-classification: where each entity ends). None by default."""
+        return None
+
+    def describe_lengths(self, facts: Any, max_length: int, truncation: bool) -> list[str]:
+        """Lines for the tokenizer step about what max_length does to this task's labels, from length_facts; cheap
+        (called as max_length is typed)."""
+        return []
 
     def collator(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> Any:
         """What pads a batch of tokenized rows (and, where labels are sequences, the labels)."""

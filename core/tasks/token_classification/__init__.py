@@ -51,14 +51,18 @@ class TokenClassification(Task):
     problem_type = ""  # transformers' token-classification heads have one loss: cross-entropy over labelled tokens
     auto_model_class = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
-    pipeline_kwargs: ClassVar[dict[str, Any]] = {"aggregation_strategy": "simple"}
+    # "first": each word takes its first sub-token's tag, as training labels words (label_all_tokens: false);
+    # "simple" gives the same entity names but may split a word whose later sub-tokens were never trained.
+    pipeline_kwargs: ClassVar[dict[str, Any]] = {"aggregation_strategy": "first"}
     model_formats = ("hf",)
+    column_settings = ()  # words and tags have settings of their own (wizard_fields)
+    label_setting = "data.tags_column"
     wizard_fields = (
         WizardField("data.tokens_column", "Words column", "dataset", placeholder="detect (tokens, words)"),
         WizardField("data.tags_column", "Tags column", "dataset", placeholder="detect (ner_tags, tags)"),
         WizardField("data.tags_column_index", "CoNLL tag column", "dataset", placeholder="last"),
         WizardField("data.tag_scheme", "Tag scheme", "dataset", editor="select"),
-        WizardField("tokenizer.label_all_tokens", "Label all sub-tokens", "training", editor="select"),
+        WizardField("tokenizer.label_all_tokens", "Label all sub-tokens", "training", editor="checkbox"),
     )
     own_settings: ClassVar[dict[str, tuple[Any, str]]] = {
         "data.tokens_column": (None, "names the words column"),
@@ -74,7 +78,6 @@ class TokenClassification(Task):
         "data.label_column": (None, "names one label per text; the tags are data.tags_column"),
         "data.text_pair_column": (None, "pairs texts; words come one list per row"),
         "training.threshold": (0.5, "decides the labels of multi-label-classification"),
-        "training.class_weights": (None, "weighs classes, which this version does not do per tag"),
     }
 
     # --- data ----------------------------------------------------------------------------------------------------
@@ -189,7 +192,12 @@ class TokenClassification(Task):
                              "starting one")
         if scheme == "iob1":
             notes.append("tags converted from IOB1 (I- starts an entity) to IOB2")
-        names = list(given) if given else T.tag_order({t for rows in sentences.values() for row in rows for t in row})
+        seen = {t for rows in sentences.values() for row in rows for t in row}
+        # Every prefix of the scheme for each type seen: a model can then tag any well-formed entity of those types,
+        # and label_all_tokens has an I- to give a B- word's later sub-tokens.
+        kinds = {T.split_tag(t)[1] for t in seen if t != T.OUTSIDE}
+        full = {f"{p}-{k}" for k in kinds for p in T.PREFIXES["iob2" if scheme == "iob1" else scheme]}
+        names = list(given) if given else T.tag_order(seen | full)
         if T.OUTSIDE not in names:
             names = [T.OUTSIDE, *names]
         index = {n: i for i, n in enumerate(names)}
@@ -218,8 +226,13 @@ class TokenClassification(Task):
         rows = [[names[int(i)] for i in row] for row in train_labels]
         strict = _scheme(names) == "iobes"
         counts = Counter(e[0] for row in rows for e in T.entities(row, strict))
+        tags = Counter(int(i) for row in train_labels for i in row)
         return {"sentences": len(rows), "words": sum(len(r) for r in rows), "scheme": _scheme(names),
-                "entities": dict(counts.most_common())}
+                "entities": dict(counts.most_common()), "tag_counts": [tags.get(i, 0) for i in range(len(names))]}
+
+    def class_counts(self, prepared: PreparedData) -> list[int]:
+        """Training words per tag: what training.class_weights: auto weighs by."""
+        return list(prepared.label_stats.get("tag_counts", []))
 
     def summary(self, prepared: PreparedData) -> str:
         s = prepared.label_stats
@@ -238,7 +251,8 @@ class TokenClassification(Task):
         values = ds[column]
         inner = getattr(ds.features[column], "feature", None)
         names = label_names or getattr(inner, "names", None)
-        rows = [[names[v] if names and isinstance(v, int) else str(v) for v in row] for row in values if row]
+        rows = [[names[v] if names and isinstance(v, int) and v < len(names) else str(v) for v in row]
+                for row in values if row]
         scheme = T.detect_scheme(rows)
         if scheme == "iob1":
             rows = [T.iob1_to_iob2(r) for r in rows]
@@ -248,7 +262,16 @@ class TokenClassification(Task):
                    f"({scheme.upper()})")
         warning = (f"{orphans} I- tags start an entity with no B- before them (read as starting one)"
                    if orphans else None)
-        return LabelOverview("Entities", dict(counts.most_common()), caption, warning)
+        words_column = next((c for c in ds.column_names if c != column and c.lower() in TOKENS_NAMES
+                             and column_kind(ds, c) == "list"), None)
+        examples = []
+        if words_column is not None:
+            for words, tags in zip(ds[words_column][:50], rows[:50], strict=False):
+                if len(words) == len(tags) and any(t != T.OUTSIDE for t in tags):
+                    examples.append(mark_entities([str(w) for w in words], tags, scheme == "iobes"))
+                if len(examples) == 3:
+                    break
+        return LabelOverview("Entities", dict(counts.most_common()), caption, warning, examples=examples)
 
     def claims_column(self, info: ColumnInfo) -> str | None:
         if info.dtype == "list" and any(re.search(r"['\"]?[BIES]-\w", e) for e in info.examples):
@@ -287,6 +310,51 @@ class TokenClassification(Task):
         out = dict(enc)
         out["labels"] = labels
         return out
+
+    def length_facts(self, prepared: PreparedData, tokenizer: Any) -> Any:
+        """Per sampled training sentence: the token position of each word's first sub-token and where its entities
+        end (as word indexes), and the special tokens the tokenizer adds after the words."""
+        from core.tokenization import sample_indices
+
+        check_fast(tokenizer)
+        train = prepared.dataset["train"]
+        rows = train.select(sample_indices(len(train))) if len(train) else train
+        names = list(prepared.label_names)
+        strict = prepared.label_stats.get("scheme") == "iobes"
+        sentences = []
+        texts, labels = rows["text"], rows["label"]
+        for start in range(0, len(texts), 1000):
+            enc = tokenizer(texts[start:start + 1000], is_split_into_words=True, truncation=False,
+                            return_attention_mask=False, return_token_type_ids=False)
+            for i, tags in enumerate(labels[start:start + 1000]):
+                ids = enc.word_ids(i)
+                firsts: dict[int, int] = {}
+                for position, word in enumerate(ids):
+                    if word is not None and word not in firsts:
+                        firsts[word] = position
+                trailing = next((n for n, w in enumerate(reversed(ids)) if w is not None), 0)
+                ends = [last for _, _, last in T.entities([names[t] for t in tags], strict)]
+                sentences.append(([firsts.get(w, 10**9) for w in range(len(tags))], ends, trailing))
+        return {"sentences": sentences, "total": len(train)}
+
+    def describe_lengths(self, facts: Any, max_length: int, truncation: bool) -> list[str]:
+        if not facts or not facts["sentences"]:
+            return []
+        cut_sentences = cut_entities = entities = 0
+        for firsts, ends, trailing in facts["sentences"]:
+            seen = sum(1 for p in firsts if p < max_length - trailing)  # words whose first sub-token is kept
+            entities += len(ends)
+            if seen < len(firsts):
+                cut_sentences += 1
+                cut_entities += sum(1 for end in ends if end >= seen)
+        n = len(facts["sentences"])
+        measured = f" (of {n:,} sampled)" if n < facts["total"] else ""
+        if not truncation:
+            return [f"Truncation off: {cut_sentences:,} sentences{measured} are longer than {max_length} tokens."]
+        if not cut_sentences:
+            return [f"Every sentence{measured} fits in {max_length} tokens: no entity is cut."]
+        return [f"⚠ max_length {max_length} cuts {cut_sentences:,} of {n:,} sentences{measured} and hides "
+                f"{cut_entities:,} of {entities:,} entities from the model; evaluation counts them as missed."]
 
     def collator(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> Any:
         from transformers import DataCollatorForTokenClassification
@@ -328,6 +396,23 @@ class TokenClassification(Task):
         if model_type not in MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES:
             raise ModelError(f"model {name} ({model_type}) has no token-classification head in transformers",
                              "choose a text encoder such as bert, distilbert, roberta, deberta-v2 or xlm-roberta")
+
+    def training_weights(self, config: RunConfig, prepared: PreparedData) -> list[float] | None:
+        from core.class_weights import resolve_class_weights
+
+        return resolve_class_weights(config.training.class_weights, self.class_counts(prepared), prepared.label_names)
+
+    def describe_weights(self, weights: list[float], prepared: PreparedData) -> str:
+        from core.class_weights import describe_weights
+
+        return describe_weights(weights, prepared.label_names)
+
+    def torch_loss(self, logits: Any, labels: Any, weight: Any) -> Any:
+        # torch's weighted mean over the labelled sub-tokens, sum(w[y] * nll) / sum(w[y]), as for classification.
+        import torch.nn.functional as F
+
+        return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), weight=weight,
+                               ignore_index=IGNORE)
 
     def model_meta(self, prepared: PreparedData) -> dict[str, Any]:
         return {"task": self.name, "labels": list(prepared.label_names), "scheme": prepared.label_stats["scheme"]}
@@ -533,9 +618,9 @@ class TokenClassification(Task):
         grid = ev.details.get("entity_grid")
         if not grid:
             return None
-        f1 = ev.metrics.get("f1")
-        return Grid(f"Entities · {ev.split} ({ev.size})", grid["labels"], grid["labels"], grid["counts"],
-                    (f"f1 {f1:.3f} · " if f1 is not None else "") + "rows true, columns predicted on the same words")
+        per_type = " · ".join(f"{c.label} {c.f1:.2f}" for c in ev.per_class[:6])
+        return Grid(f"Entities · {ev.split} ({ev.size}) · true type (rows), predicted on the same words (columns)",
+                    grid["labels"], grid["labels"], grid["counts"], f"F1 {per_type}" if per_type else "")
 
     def try_intro(self, meta: dict[str, Any]) -> str:
         kinds = sorted({T.split_tag(n)[1] for n in meta["labels"] if n != T.OUTSIDE})
@@ -543,14 +628,17 @@ class TokenClassification(Task):
 
     def try_view(self, answer: dict[str, Any], meta: dict[str, Any]) -> TryView:
         bars = [(f"{e['entity_group']}: {e['word']}", float(e["score"]), True) for e in answer["entities"]]
-        words = list(answer["words"])
-        marked, i = [], 0
-        strict = meta.get("scheme") == "iobes"
-        for kind, first, last in T.entities(answer["tags"], strict):
-            marked += words[i:first] + [f"[{' '.join(words[first:last + 1])}]{kind}"]
-            i = last + 1
-        marked += words[i:]
-        return TryView("Entities", bars, " ".join(marked) if answer["entities"] else "no entities found")
+        line = mark_entities(list(answer["words"]), answer["tags"], meta.get("scheme") == "iobes")
+        return TryView("Entities", bars, line if answer["entities"] else "no entities found")
+
+
+def mark_entities(words: list[str], tags: list[str], strict: bool = False) -> str:
+    """The sentence with each entity bracketed and typed: "[Emma Stone]PER visited [Oslo]LOC"."""
+    marked, i = [], 0
+    for kind, first, last in T.entities(tags, strict):
+        marked += [*words[i:first], f"[{' '.join(words[first:last + 1])}]{kind}"]
+        i = last + 1
+    return " ".join([*marked, *words[i:]])
 
 
 def check_fast(tokenizer: Any) -> None:

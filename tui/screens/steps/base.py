@@ -83,6 +83,7 @@ class Findings:
     length_stats: Any = None  # LengthStats for (model, prepared data)
     stats_key: str | None = None
     example_tokens: list[str] | None = None
+    length_facts: Any = None  # the task's own facts about the sample's token lengths (Task.length_facts)
     precisions: list[str] | None = None
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 from typing import Any
 
+from pydantic import ValidationError
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -71,6 +72,8 @@ def task_fields(step: str) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):  # a sentence's words, or its tags
+        value = " ".join(value)
     text = "" if value is None else str(value).replace("\n", " ")
     return text if len(text) <= CELL_CHARS else text[: CELL_CHARS - 1] + "…"
 
@@ -111,7 +114,7 @@ class DatasetStep(Step):
         yield Static("", id="data-status", markup=False)
         yield DataTable(id="data-preview", show_cursor=False, zebra_stripes=True)
         with Vertical(id="mapping"):
-            yield Static("Columns", classes="section-title")
+            yield Static("Columns", classes="section-title", id="columns-title")
             yield FieldRow(d, "data.text_column", label="Text", editor="select", options=[("detect", None)])
             yield FieldRow(d, "data.text_pair_column", label="Second text (pairs)", editor="select",
                            options=[("none (single texts)", None)])
@@ -136,10 +139,18 @@ class DatasetStep(Step):
     def task_name(self) -> str:
         return str(self.draft.get("task") or DEFAULT_TASK)
 
+    def _label_setting(self) -> str:
+        return get_task(self.task_name()).label_setting
+
     def _show_task_fields(self) -> None:
-        mine = {f.path for f in get_task(self.task_name()).wizard_fields}
+        task = get_task(self.task_name())
+        mine = {f.path for f in task.wizard_fields}
         for path in task_fields("dataset"):
             self.query_one(f"#field-{path.replace('.', '-')}", FieldRow).set_class(path not in mine, "-inactive")
+        for row in self.query(FieldRow):
+            if row.path in COLUMN_PATHS:
+                row.set_class(row.path not in task.column_settings, "-inactive")
+        self.query_one("#columns-title").display = bool(task.column_settings)
 
     def on_mount(self) -> None:
         self._show_task_fields()
@@ -194,7 +205,7 @@ class DatasetStep(Step):
         self._show_task_fields()
         if self.findings.raw_dataset is not None and self.findings.dataset_info is not None and \
                 self.findings.dataset_task != self.task_name():  # the task changed on the first step
-            self.reinspect(self.draft.get("data.label_column"), self.draft.get("data.label_names"))
+            self.reinspect(self.draft.get(self._label_setting()), self.draft.get("data.label_names"))
         self._sync_source()
         has_source = self.draft.get("data.train_file") or (self.draft.get("data.hub.name") or "")
         if has_source and self.findings.raw_key != self.source_key():
@@ -211,8 +222,8 @@ class DatasetStep(Step):
     def on_field_row_changed(self, event: FieldRow.Changed) -> None:
         if event.problem is not None or self.findings.raw_dataset is None:
             return
-        if event.path in ("data.label_column", "data.label_names"):
-            self.reinspect(self.draft.get("data.label_column"), self.draft.get("data.label_names"))
+        if event.path in (self._label_setting(), "data.label_names"):
+            self.reinspect(self.draft.get(self._label_setting()), self.draft.get("data.label_names"))
         elif event.path == "data.quoting":
             self.load_preview()
 
@@ -237,7 +248,7 @@ class DatasetStep(Step):
         if self.field_problems():
             return
         self._busy(True, "Reading the data…")
-        self._load_worker(self.draft.get("data"), self.draft.get("data.label_column"), self.source_key(),
+        self._load_worker(self.draft.get("data"), self.draft.get(self._label_setting()), self.source_key(),
                           self.task_name())
 
     @work(thread=True, exclusive=True, group="dataset-load", exit_on_error=False)
@@ -246,6 +257,10 @@ class DatasetStep(Step):
             raw, info = _load(data, label_column, task)
         except UserError as err:
             self.app.call_from_thread(self._load_failed, err.message)
+            return
+        except ValidationError as err:  # e.g. a validation file and no training file yet: the rule's own words
+            first = err.errors()[0]
+            self.app.call_from_thread(self._load_failed, str(first.get("msg", err)).removeprefix("Value error, "))
             return
         except Exception as err:  # a reader's own error (bad encoding, odd file): say it, keep the UI up
             self.app.call_from_thread(self._load_failed, f"cannot read the data: {type(err).__name__}: {err}")
@@ -306,8 +321,11 @@ class DatasetStep(Step):
         }
         blanks = {"data.text_column": "detect", "data.text_pair_column": "none (single texts)",
                   "data.label_column": "detect"}
+        offered = get_task(self.task_name()).column_settings
         for row in self.query(FieldRow):
-            if row.path in picks:
+            if row.path in picks and row.path not in offered:  # the task names its columns its own way
+                self.draft.set(row.path, None)
+            elif row.path in picks:
                 # A saved choice that is not a column of this file is dropped; Next would refuse it anyway.
                 value = picks[row.path] if picks[row.path] in names else None
                 self.draft.set(row.path, value)
@@ -332,13 +350,14 @@ class DatasetStep(Step):
         self.draft.set_task(self.findings.dataset_info.task_hint.task)  # the hint the button was shown for
         self._show_task_fields()
         self.query_one("#task-hint").display = False
-        self.reinspect(self.draft.get("data.label_column"), self.draft.get("data.label_names"))
+        self.reinspect(self.draft.get(self._label_setting()), self.draft.get("data.label_names"))
 
     def _show_balance(self, overview: Any) -> None:
         """The task's overview of the label column: bars (classes, or scores), a caption and a warning."""
         self.query_one(BalanceBar).show(overview.counts if overview is not None else {})
         self.query_one("#labels-title", Static).update(overview.title if overview is not None else "Labels")
-        say(self.query_one("#balance-caption", Static), overview.caption if overview is not None else "")
+        say(self.query_one("#balance-caption", Static),
+            "\n".join([overview.caption, *overview.examples]).strip() if overview is not None else "")
         warning = overview.warning if overview is not None else None
         # Advice already taken (e.g. class weights set in a loaded config, or on Back from the training step).
         if warning and overview.answered_by and self.draft.get(overview.answered_by) is not None:

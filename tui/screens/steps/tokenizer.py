@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.widgets import Static
 
 from core.errors import UserError
+from core.tasks import get_task
 from tui.draft import choices
 from tui.screens.steps.base import Step, heavy, say
 from tui.widgets.field_row import FieldRow
@@ -21,9 +22,11 @@ EXAMPLE_TOKENS = 48
 
 
 def _measure(model: dict[str, Any], prepared: Any, max_length: int, truncation: bool,
-             batch_size: int) -> tuple[Any, list[str]]:
-    """Length statistics of (a sample of) the training texts, and the first example as tokens."""
+             batch_size: int) -> tuple[Any, list[str], Any]:
+    """Length statistics of (a sample of) the training texts, the first example as tokens, and the task's own
+    facts about the lengths (e.g. where each entity ends, in tokens)."""
     from core.config import ModelConfig
+    from core.tasks import get_task
     from core.tokenization import dataset_length_stats, load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig.model_validate(model))
@@ -35,9 +38,11 @@ def _measure(model: dict[str, Any], prepared: Any, max_length: int, truncation: 
     if len(train):
         first = train[0]
         # Untruncated, with the special tokens the model sees ([CLS] ... [SEP]); the view marks the cut.
-        encoded = tokenizer(first["text"], first[pair] if pair else None, truncation=False)
+        words = isinstance(first["text"], list)  # a sentence as its words (token-classification)
+        encoded = tokenizer(first["text"], first[pair] if pair else None, truncation=False,
+                            is_split_into_words=words)
         tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
-    return stats, tokens
+    return stats, tokens, get_task(prepared.task).length_facts(prepared, tokenizer)
 
 
 def padding_key(padding: str, group_by_length: bool) -> str:
@@ -119,7 +124,7 @@ class TokenizerStep(Step):
         key = self.key()
         self.app.call_from_thread(self._busy, True)
         try:
-            stats, tokens = heavy(_measure, self.draft.get("model"), self.findings.prepared,
+            stats, tokens, facts = heavy(_measure, self.draft.get("model"), self.findings.prepared,
                                   int(self.draft.get("tokenizer.max_length")),
                                   bool(self.draft.get("tokenizer.truncation")),
                                   int(self.draft.get("training.per_device_train_batch_size") or 16))
@@ -132,6 +137,7 @@ class TokenizerStep(Step):
         finally:
             self.app.call_from_thread(self._busy, False)
         self.findings.length_stats, self.findings.example_tokens, self.findings.stats_key = stats, tokens, key
+        self.findings.length_facts = facts
         self.app.call_from_thread(self.refresh_view)
 
     def _busy(self, busy: bool) -> None:
@@ -151,9 +157,11 @@ class TokenizerStep(Step):
         stats = base.with_settings(max_length=max_length, truncation=truncation,
                                    batch_size=int(self.draft.get("training.per_device_train_batch_size") or 16))
         model_max = getattr(self.findings.model_info, "max_length", None)
+        task = get_task(self.findings.prepared.task)
+        lines = task.describe_lengths(self.findings.length_facts, max_length, truncation)
         say(self.query_one("#length-summary", Static),
-            describe(stats, self.draft.get("tokenizer.padding"), bool(self.draft.get("training.group_by_length")),
-                     model_max))
+            "\n".join([describe(stats, self.draft.get("tokenizer.padding"),
+                                 bool(self.draft.get("training.group_by_length")), model_max), *lines]))
         self.query_one(LengthHistogram).show(stats.histogram(HISTOGRAM_BINS), max_length if truncation else None)
         self.query_one("#token-example", Static).update(token_line(self.findings.example_tokens or [],
                                                                    max_length if truncation else None))

@@ -1,0 +1,381 @@
+"""token-classification: CoNLL files as real ones come, tag schemes, word-to-sub-token alignment, entity metrics
+with seqeval's semantics, training on the two transformers engines, and the model's answers (predict, pipeline)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.config import parse_config
+from core.data import prepare_data
+from core.data.conll import load_conll
+from core.errors import ConfigError, DataError, UserError
+from core.launch import create_run, resolve_config, resume_checkpoint
+from core.rundir import RunDir
+from core.tasks import get_task
+from core.tasks.token_classification import tags as T
+from core.worker import main as worker_main
+from tests.ner_data import build_ner_model, sentences, write_conll
+from tests.test_stop_resume import _stop_at
+from tests.test_trainer_run import _run_in_process
+
+TASK = "token-classification"
+
+
+@pytest.fixture(scope="session")
+def ner_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_ner_model(tmp_path_factory.mktemp("ner-bert"))
+
+
+def _data(root: Path, **conll: Any) -> dict[str, Path]:
+    root.mkdir(parents=True, exist_ok=True)
+    return {"train": write_conll(root / "train.conll", sentences(64, seed=1), **conll),
+            "validation": write_conll(root / "valid.conll", sentences(15, seed=2)),
+            "test": write_conll(root / "test.conll", sentences(20, seed=3))}
+
+
+def _raw(model: Path, data: dict[str, Path], out: Path, engine: str = "trainer", **training: Any) -> dict[str, Any]:
+    return {"task": TASK, "engine": engine, "model": {"name_or_path": str(model)},
+            "data": {"train_file": str(data["train"]), "validation_file": str(data["validation"]),
+                     "test_file": str(data["test"])},
+            "tokenizer": {"max_length": 32},
+            "training": {"num_train_epochs": 6, "learning_rate": 5e-3, "per_device_train_batch_size": 8,
+                         "logging_steps": 2, "save_total_limit": 1, **training},
+            "output_dir": str(out)}
+
+
+# --- CoNLL files -----------------------------------------------------------------------------------------------------
+
+def test_a_conll_2003_style_file_with_every_quirk_reads_back_its_sentences(tmp_path: Path) -> None:
+    """Four columns (tags last), -DOCSTART-, CRLF, a BOM before every third sentence (files joined with cat),
+    separator lines holding only spaces and a tab, and no newline at the end."""
+    rows = sentences(10, seed=4)
+    path = write_conll(tmp_path / "eng.train", rows, columns=4, crlf=True, bom_every=3, blank=" \t",
+                       final_newline=False)
+    ds, source = load_conll(path)
+    assert ds["tokens"] == [[w for w, _ in s] for s in rows]
+    assert ds["tags"] == [[t for _, t in s] for s in rows]
+    assert source.row_lines is not None and source.row_lines[:2] == [3, 4 + len(rows[0])]
+    # Another column picked as the tags: CoNLL-2003's chunk column.
+    chunks, _ = load_conll(path, tags_column_index=2)
+    assert set(chunks["tags"][0]) == {"I-NP"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("EU B-ORG\nrejects O\n\nPeter B-PER I-PER\nBlack I-PER\n", ["line 5 has 2 columns", "from line 4", "has 3"]),
+    ("-DOCSTART- O\n\n  \n", ["holds no sentences"]),
+    ("EU\nrejects\n", ["line 1 holds one column", "token and its tag"]),
+])
+def test_a_broken_conll_file_is_refused_naming_the_line(tmp_path: Path, text: str, expected: list[str]) -> None:
+    path = tmp_path / "bad.conll"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        load_conll(path)
+    message = str(err.value)
+    assert str(path) in message and all(part in message for part in expected), message
+
+
+# --- tag schemes and entities ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("tags", "strict", "expected"), [
+    # seqeval's default (conlleval) mode: an I- after O starts an entity; a type change ends one
+    (["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-LOC"], False, [("PER", 0, 1), ("LOC", 3, 4), ("LOC", 5, 5)]),
+    (["B-PER", "I-LOC", "I-LOC"], False, [("PER", 0, 0), ("LOC", 1, 2)]),
+    (["B-PER", "E-PER", "S-LOC", "B-ORG", "I-ORG", "E-ORG"], False, [("PER", 0, 1), ("LOC", 2, 2), ("ORG", 3, 5)]),
+    # strict mode (IOBES): only well-formed entities count
+    (["B-PER", "E-PER", "B-LOC", "I-LOC", "O", "I-ORG", "E-ORG", "S-MISC"], True, [("PER", 0, 1), ("MISC", 7, 7)]),
+])
+def test_entities_follow_seqeval(tags: list[str], strict: bool, expected: list[tuple[str, int, int]]) -> None:
+    assert T.entities(tags, strict) == expected
+
+
+def test_entity_scores_are_micro_over_entities_with_per_type_support() -> None:
+    true = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
+    predicted = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]
+    found = T.entity_scores(true, predicted)
+    assert found["precision"] == found["recall"] == pytest.approx(2 / 3)
+    assert found["accuracy"] == pytest.approx(5 / 6)
+    assert found["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert found["per_type"]["ORG"]["precision"] == 0.5 and found["per_type"]["ORG"]["support"] == 1
+
+
+def test_iob1_is_detected_and_converted_and_orphan_i_tags_are_counted(tmp_path: Path) -> None:
+    iob1 = ["I-PER", "I-PER", "B-PER", "O", "I-LOC"]
+    assert T.detect_scheme([iob1]) == "iob1"
+    assert T.iob1_to_iob2(iob1) == ["B-PER", "I-PER", "B-PER", "O", "B-LOC"]
+    assert T.detect_scheme([["B-PER", "O", "I-LOC"]]) == "iob2"  # a B- after O: IOB2 with an orphan I-
+    assert T.detect_scheme([["S-PER", "O"]]) == "iobes"
+
+    data = _data(tmp_path, iob1=True)
+    prepared = prepare_data(parse_config(_raw(Path("m"), data, tmp_path / "r")).data, TASK)
+    assert "tags converted from IOB1 (I- starts an entity) to IOB2" in prepared.notes
+    assert prepared.label_names == ["O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER"]
+    assert prepared.label_stats["entities"]["PER"] == prepared.sizes["train"]  # one person per sentence
+
+    orphan = tmp_path / "orphan.conll"
+    orphan.write_text("anna I-PER\nmet O\noslo B-LOC\n\n", encoding="utf-8")
+    raw = _raw(Path("m"), {**data, "train": orphan}, tmp_path / "r")
+    found = prepare_data(parse_config(raw).data, TASK)
+    assert any("1 I- tags" in note and "no B- before them" in note for note in found.notes), found.notes
+
+
+def test_a_tag_outside_the_scheme_names_the_sentence_and_its_line(tmp_path: Path) -> None:
+    data = _data(tmp_path)
+    bad = tmp_path / "bad.conll"
+    bad.write_text("anna B-PER\nmet O\n\noslo X-LOC\n\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        prepare_data(parse_config(_raw(Path("m"), {**data, "train": bad}, tmp_path / "r")).data, TASK)
+    message = str(err.value)
+    assert "'X-LOC'" in message and "IOB2" in message and "data rows 2" in message and "file lines 4" in message
+
+
+def test_lists_of_words_and_tag_ids_read_with_label_names_and_bad_rows_are_named(tmp_path: Path) -> None:
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    rows = [{"words": ["anna", "met", "bruno", "kessler"], "ner_tags": [1, 0, 1, 2], "id": 1},
+            {"words": ["oslo", "."], "ner_tags": [3, 0], "id": 2}] * 5
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    cfg = {"train_file": str(path), "label_names": names, "validation_fraction": 0.2}
+    prepared = prepare_data(parse_config({"task": TASK, "data": cfg}).data, TASK)
+    assert prepared.label_names == names and prepared.text_column == "words" and prepared.label_column == "ner_tags"
+    assert prepared.label_stats["entities"] == {"PER": 8, "LOC": 4}
+
+    with pytest.raises(DataError, match="are numbers, and nothing names them"):
+        prepare_data(parse_config({"task": TASK, "data": {**cfg, "label_names": None}}).data, TASK)
+    rows[3] = {"words": ["oslo"], "ner_tags": [3, 0], "id": 4}
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        prepare_data(parse_config({"task": TASK, "data": cfg}).data, TASK)
+    assert "words and tags differ in number" in str(err.value) and "data rows 4" in str(err.value)
+    assert "file lines 4" in str(err.value) and "1 words, 2 tags" in str(err.value)
+
+
+def test_a_plain_text_and_label_file_is_refused_with_the_fix(tmp_path: Path) -> None:
+    path = tmp_path / "reviews.tsv"
+    path.write_text("text\tlabel\ngreat film\tpos\nawful\tneg\n", encoding="utf-8")
+    with pytest.raises(DataError) as err:
+        prepare_data(parse_config({"task": TASK, "data": {"train_file": str(path)}}).data, TASK)
+    message = str(err.value)
+    assert "no list columns" in message and "data.format: conll" in message and "text-classification" in message
+
+
+def test_the_keras_engine_and_other_tasks_settings_are_refused_before_a_run() -> None:
+    data = {"train_file": "train.conll"}
+    with pytest.raises(UserError, match=r"engine keras does not train token-classification.*trainer or torch-loop"):
+        parse_config({"task": TASK, "engine": "keras", "data": data})
+    with pytest.raises(UserError, match=r"data\.tags_column names the tags column of token-classification"):
+        parse_config({"data": {**data, "tags_column": "ner"}})
+    with pytest.raises(ConfigError, match=r"data\.label_column"):
+        parse_config({"task": TASK, "data": {**data, "label_column": "tags"}})
+
+
+# --- tokens ----------------------------------------------------------------------------------------------------------
+
+def test_labels_follow_word_ids_and_label_all_tokens_turns_b_into_i(tmp_path: Path, ner_model: Path) -> None:
+    """kessler is kess ##ler: its first sub-token carries the tag and the second -100, or I-PER with
+    label_all_tokens, which applies to training only (evaluation reads first sub-tokens)."""
+    from core.tokenization import load_tokenizer, tokenize_dataset
+
+    path = tmp_path / "train.conll"
+    path.write_text("".join("kessler B-PER\nmet O\nvolkov B-PER\n\n" for _ in range(4)), encoding="utf-8")
+    raw = _raw(ner_model, {"train": path, "validation": path, "test": path}, tmp_path / "r")
+    config = parse_config(raw)
+    prepared = prepare_data(config.data, TASK)
+    tokenizer = load_tokenizer(config.model)
+    names = prepared.label_names
+    assert tokenizer.convert_ids_to_tokens(tokenize_dataset(prepared, tokenizer, config.tokenizer)["train"][0][
+        "input_ids"]) == ["[CLS]", "kess", "##ler", "met", "vol", "##kov", "[SEP]"]
+    first = tokenize_dataset(prepared, tokenizer, config.tokenizer)["train"][0]["labels"]
+    assert names == ["O", "B-PER", "I-PER"], "every type gets each prefix of the scheme"
+    per, inside = names.index("B-PER"), names.index("I-PER")
+    assert first == [-100, per, -100, 0, per, -100, -100]
+    every = tokenize_dataset(prepared, tokenizer, config.tokenizer.model_copy(update={"label_all_tokens": True}))
+    assert every["train"][0]["labels"] == [-100, per, inside, 0, per, inside, -100]
+    assert every["validation"][0]["labels"] == first
+
+
+def test_a_slow_only_tokenizer_is_refused_with_the_reason() -> None:
+    class Slow:
+        is_fast = False
+        name_or_path = "some/slow-model"
+
+    from core.tasks.token_classification import check_fast
+
+    with pytest.raises(UserError, match=r"has no fast version.*word_ids"):
+        check_fast(Slow())
+
+
+def test_entities_past_max_length_are_counted_in_the_evaluation() -> None:
+    task = get_task(TASK)
+    names = ["O", "B-PER", "I-PER"]
+    labels = task.references([[1, 2, 0, 1], [0, 1]])
+    scores = np.full((2, 4, 3), np.nan)
+    scores[0, :2] = [[0, 1, 0], [0, 0, 1]]  # the model saw two words of the first sentence
+    scores[1, :2] = [[1, 0, 0], [0, 1, 0]]
+    ev = task.evaluate(names, ["f1", "recall"], labels, scores)
+    assert ev.details["entities_hidden_by_truncation"] == 1
+    assert ev.metrics["recall"] == pytest.approx(2 / 3)
+    assert ev.details["entity_grid"]["labels"] == ["PER", "(none)"]
+    assert ev.details["entity_grid"]["counts"] == [[2, 1], [0, 0]]
+
+
+# --- training and the model's answers --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop"])
+def test_each_engine_learns_the_entities_and_the_model_answers_with_their_names(
+        engine: str, ner_model: Path, tmp_path: Path) -> None:
+    task = get_task(TASK)
+    run = _run_in_process(_raw(ner_model, _data(tmp_path / "data"), tmp_path / "run", engine))
+    finished = run.events()[-1]
+    assert finished["type"] == "finished"
+    assert finished["metrics"]["f1"] > 0.8 and finished["metrics"]["test"]["f1"] > 0.8, finished["metrics"]
+    assert set(finished["metrics"]) >= {"f1", "precision", "recall", "accuracy", "loss"}
+    report = json.loads((run.path / "evaluation" / "test" / "metrics.json").read_text())
+    assert set(report["per_class"]) == {"PER", "LOC", "ORG"} and report["metrics"]["f1"] == pytest.approx(
+        finished["metrics"]["test"]["f1"], abs=1e-6), "the report is the run's own final evaluation"
+    first = json.loads((run.path / "evaluation" / "test" / "predictions.jsonl").open().readline())
+    assert isinstance(first["text"], list) and len(first["label"]) == len(first["text"])
+
+    from transformers import pipeline
+
+    sentences_ = ["today emma stone visited new york .", "bruno kessler joined globex corp ."]
+    simple = pipeline("token-classification", model=str(run.model_dir), aggregation_strategy="simple")(sentences_)
+    assert {e["entity_group"] for found in simple for e in found} == {"PER", "LOC", "ORG"}, "names, not LABEL_3"
+    # Only a word's first sub-token was trained (label_all_tokens: false): "first" reads words as training did.
+    words = pipeline("token-classification", model=str(run.model_dir), **task.pipeline_kwargs)(sentences_)
+    assert [[(e["entity_group"], e["word"]) for e in found] for found in words] == [
+        [("PER", "emma stone"), ("LOC", "new york")], [("PER", "bruno kessler"), ("ORG", "globex corp")]]
+
+    text = "Emma Stone visited Oslo"
+    out = subprocess.run([sys.executable, "-m", "tui.cli", "predict", "--format", "jsonl", str(run.path), text],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout.strip().splitlines()[-1])
+    assert [(e["entity_group"], text[e["start"]:e["end"]]) for e in answer["entities"]] == [
+        ("PER", "Emma Stone"), ("LOC", "Oslo")]
+
+
+def test_predicting_a_text_file_writes_a_json_line_per_input(ner_model: Path, tmp_path: Path) -> None:
+    from core.predict_file import predict_file
+
+    run = _run_in_process(_raw(ner_model, _data(tmp_path / "data"), tmp_path / "run", "torch-loop"))
+    texts = tmp_path / "texts.txt"
+    texts.write_text("anna called acme .\n\nfarid left lima\n", encoding="utf-8")
+    result = predict_file(run.path, texts)
+    rows = [json.loads(line) for line in result.output.read_text().splitlines()]
+    assert [r["text"] for r in rows] == ["anna called acme .", "farid left lima"]
+    assert [[e["entity_group"] for e in r["entities"]] for r in rows] == [["PER", "ORG"], ["PER", "LOC"]]
+    assert result.summary == "4 entities: PER=2, ORG=1, LOC=1"
+
+
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop"])
+def test_a_stopped_run_resumes_to_the_metrics_of_an_unbroken_one(engine: str, ner_model: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    data = _data(tmp_path / "data")
+    settings = {"num_train_epochs": 2, "save_strategy": "steps", "save_steps": 4, "logging_steps": 1}
+
+    def raw(name: str) -> dict[str, Any]:
+        out = _raw(ner_model, data, tmp_path / name, engine, **settings)
+        out["tokenizer"]["label_all_tokens"] = True
+        return out
+
+    straight = _run_in_process(raw("straight"))
+    run = create_run(resolve_config(parse_config(raw("parts"))))
+    with monkeypatch.context() as m:
+        _stop_at(m, run, 4 - (engine == "trainer"))
+        assert worker_main([str(run.path)]) == 0, run.log_tail(40)
+    assert run.status() == "stopped"
+    checkpoint = resume_checkpoint(run)
+    assert worker_main([str(run.path), "--resume", str(checkpoint)]) == 0, run.log_tail(40)
+    after = [e for e in run.events() if e["type"] == "step" and e["step"] > int(checkpoint.name.split("-")[1])]
+    expected = {e["step"]: e["loss"] for e in straight.events() if e["type"] == "step"}
+    assert after and [e["loss"] for e in after] == pytest.approx([expected[e["step"]] for e in after], abs=1e-6)
+    got, want = dict(run.events()[-1]["metrics"]), dict(straight.events()[-1]["metrics"])
+    assert got.pop("test") == pytest.approx(want.pop("test"), abs=1e-6)
+    assert got == pytest.approx(want, abs=1e-6)
+
+
+def _config_of(run: RunDir) -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(run.config_path.read_text())
+
+
+def test_the_run_records_the_columns_it_found_under_the_tasks_own_keys(ner_model: Path, tmp_path: Path) -> None:
+    run = _run_in_process(_raw(ner_model, _data(tmp_path / "data"), tmp_path / "run", "torch-loop",
+                               num_train_epochs=1))
+    data = _config_of(run)["data"]
+    assert data["tokens_column"] == "tokens" and data["tags_column"] == "tags" and data["label_column"] is None
+
+
+def test_the_tokenizer_step_counts_the_sentences_and_entities_max_length_cuts(tmp_path: Path,
+                                                                             ner_model: Path) -> None:
+    """[CLS] kess ##ler met vol ##kov [SEP]: at max_length 5 the third word's first sub-token is cut, and with it
+    one of the sentence's two entities."""
+    from core.tokenization import load_tokenizer
+
+    path = tmp_path / "train.conll"
+    path.write_text("".join("kessler B-PER\nmet O\nvolkov B-PER\n\n" for _ in range(4)), encoding="utf-8")
+    config = parse_config(_raw(ner_model, {"train": path, "validation": path, "test": path}, tmp_path / "r"))
+    prepared = prepare_data(config.data, TASK)
+    task = get_task(TASK)
+    facts = task.length_facts(prepared, load_tokenizer(config.model))
+    assert facts["sentences"][0] == ([1, 3, 4], [0, 2], 1)
+    assert task.describe_lengths(facts, 7, True) == ["Every sentence fits in 7 tokens: no entity is cut."]
+    assert task.describe_lengths(facts, 5, True) == [
+        "⚠ max_length 5 cuts 4 of 4 sentences and hides 4 of 8 entities from the model; evaluation counts them as "
+        "missed."]
+
+
+@pytest.mark.slow
+def test_the_entities_demo_finds_unseen_names_with_the_bundled_model(tmp_path: Path) -> None:
+    """README's token-classification figures: examples/demo-ner.yaml with the bundled MiniLM, run the README's way;
+    the test split's people, places and organisations never occur in training, so its F1 comes from context."""
+    from tests.conftest import run_example
+
+    run = run_example("demo-ner.yaml", tmp_path / "run", epochs=3)
+    finished = run.events()[-1]
+    assert finished["metrics"]["f1"] > 0.9, finished["metrics"]
+    test = finished["metrics"]["test"]
+    assert test["f1"] > 0.6 and test["recall"] > 0.6, test
+    report = json.loads((run.path / "evaluation" / "test" / "metrics.json").read_text())
+    assert all(scores["f1"] > 0.4 for scores in report["per_class"].values()), report["per_class"]
+    from transformers import pipeline
+
+    found = pipeline("token-classification", model=str(run.model_dir), **get_task(TASK).pipeline_kwargs)(
+        "Police in Lisbon arrested a man on Tuesday , a spokesman for Acme Bank said .")
+    assert ("LOC", "lisbon") in [(e["entity_group"], e["word"]) for e in found], found
+
+
+def test_class_weights_weigh_rare_tags_per_labelled_word(ner_model: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """auto: inverse frequency over the training words' tags; the loss is torch's weighted mean over labelled
+    sub-tokens (padding and later sub-tokens, -100, do not count), and a run trains with it."""
+    import torch
+
+    task = get_task(TASK)
+    data = _data(tmp_path / "data")
+    raw = _raw(ner_model, data, tmp_path / "run", "torch-loop", num_train_epochs=2, class_weights="auto")
+    config = parse_config(raw)
+    prepared = prepare_data(config.data, TASK)
+    counts = task.class_counts(prepared)
+    assert sum(counts) == prepared.label_stats["words"] and counts[0] == max(counts), "O is the commonest tag"
+    weights = task.training_weights(config, prepared)
+    assert weights is not None and weights[0] == min(weights)
+    logits = torch.randn(2, 4, len(weights))
+    labels = torch.tensor([[-100, 1, 0, -100], [5, -100, -100, -100]])
+    w = torch.tensor(weights)
+    picked = [(0, 1, 1), (0, 2, 0), (1, 0, 5)]
+    nll = [-torch.log_softmax(logits[i, j], -1)[y] * w[y] for i, j, y in picked]
+    expected = sum(nll) / sum(w[y] for _, _, y in picked)
+    assert torch.allclose(task.torch_loss(logits, labels, w), expected)
+
+    run = _run_in_process(raw)
+    assert run.events()[-1]["type"] == "finished"
+    assert "class weights: O " in capsys.readouterr().out
