@@ -159,6 +159,8 @@ class KerasPredictor(Predictor):
         import keras_hub  # noqa: F401  (registers KerasHub's classes for deserialization)
         from transformers import AutoTokenizer
 
+        from core.engines import keras_callbacks  # noqa: F401  (registers finetune-tui's, e.g. TokenTagger)
+
         try:
             self.model = keras.saving.load_model(str(path / meta.get("model_file", KERAS_MODEL_FILE)), compile=False)
             tokenizer = AutoTokenizer.from_pretrained(path)

@@ -283,10 +283,10 @@ async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir:
 
 
 async def test_token_classification_reads_conll_shows_entities_and_what_truncation_cuts(in_workdir: Path) -> None:
-    """Choosing token-classification: keras is not offered for it, the dataset step reads a CoNLL-2003-style file
+    """Choosing token-classification: the dataset step reads a CoNLL-2003-style file
     (IOB1, four columns) and shows its entities with a few sentences marked instead of text and label columns, the
     tokenizer step says how many entities a short max_length hides, and the training step offers label_all_tokens."""
-    from textual.widgets import OptionList, Select
+    from textual.widgets import Select
 
     from tests.ner_data import sentences, write_conll
 
@@ -297,8 +297,6 @@ async def test_token_classification_reads_conll_shows_entities_and_what_truncati
         screen = wizard(pilot)
         screen.query_one("#task-select", Select).value = "token-classification"
         await pilot.pause()
-        engines = screen.query_one("#engine-list", OptionList)
-        assert engines.get_option("keras").disabled and not engines.get_option("torch-loop").disabled
         await next_step(pilot)
         await type_into(pilot, "model.name_or_path", "tiny-bert")
         await next_step(pilot)

@@ -27,11 +27,13 @@ import numpy as np
 
 from core.config import RunConfig
 from core.engines.base import (
+    PAD_LABEL,
     DivergenceWatch,
     EngineResult,
     RunContext,
     StepTimer,
     class_weights,
+    concat_rows,
     data_parallel_size,
     total_steps,
 )
@@ -198,7 +200,7 @@ class _KerasRun:
             if split in ctx.tokenized:
                 batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.cfg.tokenizer, self.inputs, self.task)
                 self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size * self.replicas),
-                                         np.asarray(ctx.tokenized[split]["labels"]))
+                                         self.task.references(list(ctx.tokenized[split]["labels"])))
         self.timer = StepTimer(batch * self.accumulation)
         if ctx.resume_from is not None:
             self.timer.sample(self.state.global_step)
@@ -206,7 +208,8 @@ class _KerasRun:
 
     def _build(self, keras: Any, kc: Any) -> Any:
         t = self.t
-        model, backbone = build_classifier(checkpoint_dir(self.cfg), self.task.num_outputs(self.ctx.prepared))
+        model, backbone = build_classifier(checkpoint_dir(self.cfg), self.task.num_outputs(self.ctx.prepared),
+                                           self.task)
         if t.freeze_encoder:
             backbone.trainable = False
         if t.lora is not None:
@@ -355,8 +358,10 @@ class _KerasRun:
 
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss per example and the configured metrics, from the outputs of the whole split (the task's)."""
-        dataset, labels = self.eval_sets[split]
-        logits = np.asarray(self.model.predict(dataset, verbose=0), dtype=np.float64)
+        dataset, references = self.eval_sets[split]
+        # Batch by batch: outputs per token differ in length from batch to batch, which predict() cannot join.
+        chunks = [np.asarray(self.model.predict_on_batch(features), dtype=np.float64) for features, _ in dataset]
+        logits, labels = self.task.gather_outputs(concat_rows(chunks, PAD_LABEL), references)
         self.logits[split] = (self.state.global_step, logits)  # for the evaluation report: the split's own order
         return {"loss": self.task.eval_loss(logits, labels),
                 **self.task.compute_metrics(logits, labels, self.cfg.metrics, self.ctx.prepared)}

@@ -61,6 +61,66 @@ class WeightedCrossEntropy(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="finetune_tui")
+class TokenCrossEntropy(keras.losses.Loss):
+    """Cross-entropy from logits per token (token-classification), over the labelled tokens only (label -100 is
+    padding or a later sub-token), weighted per class where weights are given, as torch's
+    CrossEntropyLoss(weight=w, ignore_index=-100): sum(w[y] * nll) / sum(w[y]) over the labelled tokens.
+
+    call() returns a term per token position whose plain mean is that value (0 at unlabelled positions), so Keras's
+    own reduction, and its division by the replicas under MirroredStrategy, apply as for WeightedCrossEntropy."""
+
+    def __init__(self, class_weights: list[float] | None = None, name: str = "token_cross_entropy",
+                 **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self._weights = None if class_weights is None else ops.convert_to_tensor(self.class_weights, dtype="float32")
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        logits = ops.cast(y_pred, "float32")
+        logits = ops.reshape(logits, (-1, ops.shape(logits)[-1]))
+        labels = ops.cast(ops.reshape(y_true, (-1,)), "int32")
+        labelled = ops.not_equal(labels, -100)
+        safe = ops.where(labelled, labels, 0)
+        nll = keras.losses.sparse_categorical_crossentropy(safe, logits, from_logits=True)
+        weights = ops.cast(labelled, "float32")
+        if self._weights is not None:
+            weights = weights * ops.take(self._weights, safe)
+        total = ops.maximum(ops.sum(weights), 1e-12)
+        return weights * nll * (ops.cast(ops.shape(labels)[0], "float32") / total)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "class_weights": self.class_weights}
+
+
+@keras.saving.register_keras_serializable(package="finetune_tui")
+class TokenTagger(keras.Model):
+    """A KerasHub backbone with a tag per token: its sequence output, dropout and a dense layer of num_classes
+    (transformers' *ForTokenClassification on the Keras side). A functional model that keeps its backbone as an
+    attribute, as KerasHub's own tasks do, so LoRA, freezing and saving treat it as they treat a TextClassifier."""
+
+    def __init__(self, backbone: Any, num_classes: int, dropout: float = 0.1, **kwargs: Any) -> None:
+        inputs = backbone.input
+        outputs = backbone(inputs)
+        sequence = outputs["sequence_output"] if isinstance(outputs, dict) else outputs
+        x = keras.layers.Dropout(dropout, name="output_dropout")(sequence)
+        logits = keras.layers.Dense(num_classes, name="output_dense")(x)
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.dropout = dropout
+
+    def get_config(self) -> dict[str, Any]:
+        return {"backbone": keras.layers.serialize(self.backbone), "num_classes": self.num_classes,
+                "dropout": self.dropout, "name": self.name, "trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> TokenTagger:
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="finetune_tui")
 class WeightedBinaryCrossEntropy(keras.losses.Loss):
     """Binary cross-entropy from logits with a positive weight per label (multi-label-classification), as torch's
     BCEWithLogitsLoss(pos_weight=w) computes it: -(w_j y log s(x) + (1 - y) log(1 - s(x))) averaged over every

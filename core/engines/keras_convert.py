@@ -140,25 +140,34 @@ def checkpoint_dir(config: RunConfig) -> Path:
     return path
 
 
-def build_classifier(source: Path, num_classes: int) -> tuple[Any, Any]:
-    """(classifier, backbone): KerasHub's backbone with the checkpoint's weights and a fresh head of num_classes."""
+def build_classifier(source: Path, num_classes: int, task: Any = None) -> tuple[Any, Any]:
+    """(model, backbone): KerasHub's backbone with the checkpoint's weights and a fresh head of num_classes, the one
+    the task puts on it (Task.keras_model; KerasHub's TextClassifier for a task without one of its own)."""
     import_keras()
     import keras_hub
 
     hidden, head_dropout = checkpoint_dropouts(source)
     # KerasHub's converters leave dropout at its own default (0.1); the checkpoint's rates keep parity with PyTorch.
     backbone = keras_hub.models.Backbone.from_preset(str(source), **({} if hidden is None else {"dropout": hidden}))
+    unknown = [name for name in backbone.input if name not in INPUT_COLUMNS]
+    if unknown:
+        raise ModelError(f"KerasHub's {type(backbone).__name__} takes inputs {unknown} that finetune-tui cannot feed",
+                         "use engine: trainer or torch-loop")
+    model = task.keras_model(backbone, num_classes, head_dropout) if task is not None else None
+    return (model if model is not None else text_classifier(backbone, num_classes, head_dropout)), backbone
+
+
+def text_classifier(backbone: Any, num_classes: int, dropout: float | None) -> Any:
+    """KerasHub's TextClassifier for the backbone (BertTextClassifier, ...): one output vector per text."""
+    import keras_hub
+
     head = next((cls for cls in _all_subclasses(keras_hub.models.TextClassifier)
                  if getattr(cls, "backbone_cls", None) is type(backbone)), None)
     if head is None:
         raise ModelError(f"KerasHub has no text classifier for {type(backbone).__name__}",
                          "use engine: trainer or torch-loop")
-    unknown = [name for name in backbone.input if name not in INPUT_COLUMNS]
-    if unknown:
-        raise ModelError(f"KerasHub's {type(backbone).__name__} takes inputs {unknown} that finetune-tui cannot feed",
-                         "use engine: trainer or torch-loop")
-    extra = {} if head_dropout is None else {"dropout": head_dropout}
-    return head(backbone=backbone, num_classes=num_classes, preprocessor=None, **extra), backbone
+    extra = {} if dropout is None else {"dropout": dropout}
+    return head(backbone=backbone, num_classes=num_classes, preprocessor=None, **extra)
 
 
 def checkpoint_dropouts(source: Path) -> tuple[float | None, float | None]:

@@ -112,14 +112,10 @@ class Task(ABC):
     label_setting: ClassVar[str] = "data.label_column"
     # Settings only this task reads, in the same form: every other task refuses them unless they are left neutral.
     own_settings: ClassVar[dict[str, tuple[Any, str]]] = {}
-    # What the engines' final models may be for this task (EngineInfo.model_format): an engine whose format is not
-    # here is refused before a run, with the engines that can.
-    model_formats: ClassVar[tuple[str, ...]] = ("hf", "keras")
 
     # --- config --------------------------------------------------------------------------------------------------
     def check_config(self, config: RunConfig) -> None:
         """Refuse settings that mean nothing for this task, with the fix (a ValueError, shown under the config)."""
-        from core.engines import ENGINES
         from core.tasks import TASKS, get_task
 
         others = {path: (neutral, f"{what} of {name}") for name in TASKS if name != self.name
@@ -132,11 +128,6 @@ class Task(ABC):
                 shown = "null" if neutral is None else str(neutral).lower() if isinstance(neutral, bool) else neutral
                 raise ValueError(f"{path} {why}, and this config's task is {self.name}; set {path}: {shown}, or "
                                  "choose the task it belongs to")
-        engine = ENGINES.get(config.engine)
-        if engine is not None and engine.model_format not in self.model_formats:
-            able = [name for name, info in ENGINES.items() if info.model_format in self.model_formats]
-            raise ValueError(f"engine {config.engine} does not train {self.name} in this version of finetune-tui; "
-                             f"set engine: {' or '.join(able)}")
 
     def reported_names(self, metrics: list[str], num_outputs: int) -> list[str]:
         """The metric names a run reports for the configured ones (some bring companions along)."""
@@ -310,6 +301,11 @@ class Task(ABC):
         return {}
 
     # --- keras ---------------------------------------------------------------------------------------------------
+    def keras_model(self, backbone: Any, num_outputs: int, dropout: float | None) -> Any:
+        """The Keras model this task trains on a KerasHub backbone; None: KerasHub's TextClassifier (one output
+        vector per text), which fits every task with a sequence-classification head."""
+        return None
+
     @abstractmethod
     def keras_loss(self, keras: Any, weights: list[float] | None) -> Any:
         """The Keras training loss (weighted where weights are given)."""

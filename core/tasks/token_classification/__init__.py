@@ -54,7 +54,6 @@ class TokenClassification(Task):
     # "first": each word takes its first sub-token's tag, as training labels words (label_all_tokens: false);
     # "simple" gives the same entity names but may split a word whose later sub-tokens were never trained.
     pipeline_kwargs: ClassVar[dict[str, Any]] = {"aggregation_strategy": "first"}
-    model_formats = ("hf",)
     column_settings = ()  # words and tags have settings of their own (wizard_fields)
     label_setting = "data.tags_column"
     wizard_fields = (
@@ -417,9 +416,22 @@ class TokenClassification(Task):
     def model_meta(self, prepared: PreparedData) -> dict[str, Any]:
         return {"task": self.name, "labels": list(prepared.label_names), "scheme": prepared.label_stats["scheme"]}
 
-    # --- keras (not an engine for this task yet: model_formats) -------------------------------------------------------
+    # --- keras ---------------------------------------------------------------------------------------------------
+    def keras_model(self, backbone: Any, num_outputs: int, dropout: float | None) -> Any:
+        from core.engines.keras_callbacks import TokenTagger
+
+        return TokenTagger(backbone, num_outputs, 0.1 if dropout is None else dropout)
+
     def keras_loss(self, keras: Any, weights: list[float] | None) -> Any:
-        raise NotImplementedError("token-classification does not train on keras in this version")
+        from core.engines.keras_callbacks import TokenCrossEntropy
+
+        return TokenCrossEntropy(weights)
+
+    def keras_labels(self, labels: np.ndarray) -> np.ndarray:
+        return labels.astype("int32")  # [batch, tokens], -100 where a token has no label
+
+    def keras_label_spec(self) -> tuple[tuple[int | None, ...], str]:
+        return (None, None), "int32"
 
     # --- outputs -------------------------------------------------------------------------------------------------
     def compute_metrics(self, outputs: np.ndarray, labels: np.ndarray, metrics: list[str],

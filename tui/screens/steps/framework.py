@@ -15,35 +15,15 @@ from core.tasks import DEFAULT_TASK, TASKS
 from tui.draft import ENGINES
 from tui.screens.steps.base import Step
 
-ENGINE_NAMES = {c.name for c in ENGINES}
 
-
-def _prompt(choice: EngineInfo, missing: list[str], task: str) -> Group:
-    """Title, then the when-to-choose line (and any install hint, or why it cannot train the task) indented under
-    it, wrapped as a block."""
+def _prompt(choice: EngineInfo, missing: list[str]) -> Group:
+    """Title, then the when-to-choose line (and any install hint) indented under it, wrapped as a block."""
     title = Text.assemble((choice.title, "bold"), (f"  ({choice.name})", "dim"))
     body = Text(choice.when)
     if missing:
         body.append(f"\nNot installed ({', '.join(missing)}): ", style="bold red")
         body.append(choice.install_hint, style="red")
-    elif not _trains(choice, task):
-        body.append(f"\nDoes not train {TASKS[task].title.lower()} in this version.", style="bold red")
     return Group(title, Padding(body, (0, 0, 0, 2)))
-
-
-def _trains(choice: EngineInfo, task: str) -> bool:
-    from core.tasks import get_task
-
-    return choice.model_format in get_task(task).model_formats
-
-
-def _options(task: str) -> list[Option]:
-    options = []
-    for choice in ENGINES:
-        missing = choice.missing()
-        options.append(Option(_prompt(choice, missing, task), id=choice.name,
-                              disabled=bool(missing) or not _trains(choice, task)))
-    return options
 
 
 class FrameworkStep(Step):
@@ -60,7 +40,11 @@ class FrameworkStep(Step):
         yield Static("Which framework should train the model?", classes="step-title")
         yield Static("↑/↓ and Enter to choose. All three write the same run directory and metrics.",
                      classes="step-intro")
-        yield OptionList(*_options(task), id="engine-list")
+        options = []
+        for choice in ENGINES:
+            missing = choice.missing()
+            options.append(Option(_prompt(choice, missing), id=choice.name, disabled=bool(missing)))
+        yield OptionList(*options, id="engine-list")
 
     def on_mount(self) -> None:
         self._highlight(self._engine())
@@ -78,13 +62,6 @@ class FrameworkStep(Step):
         event.stop()
         self.draft.set_task(str(event.value))
         self.query_one("#task-when", Static).update(TASKS[str(event.value)].when)
-        engines = self.query_one("#engine-list", OptionList)
-        engines.clear_options()
-        engines.add_options(_options(str(event.value)))
-        chosen = next(c for c in ENGINES if c.name == self._engine()) if self._engine() in ENGINE_NAMES else None
-        if chosen is not None and not _trains(chosen, str(event.value)):
-            self.draft.set("engine", DEFAULT_ENGINE)  # the task's engines start from the default
-        self._highlight(self._engine())
 
     def _engine(self) -> str:
         # A new draft holds the config's defaults; reading it loads the config schema, which the first frame
@@ -119,10 +96,6 @@ class FrameworkStep(Step):
             if choice.name == engine and not choice.available():
                 return [f"{choice.title} is not installed here; "
                         f"install it with {choice.install_hint}, or choose another"]
-        if engine not in ENGINE_NAMES:
+        if engine not in {c.name for c in ENGINES}:
             return [f"unknown framework {engine!r}; choose one of the list"]
-        task = self._task_name()
-        chosen = next(c for c in ENGINES if c.name == engine)
-        if not _trains(chosen, task):
-            return [f"{chosen.title} does not train {TASKS[task].title.lower()} in this version; choose another"]
         return []
