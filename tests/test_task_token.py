@@ -386,3 +386,23 @@ def test_class_weights_weigh_rare_tags_per_labelled_word(ner_model: Path, tmp_pa
     run = _run_in_process(raw)
     assert run.events()[-1]["type"] == "finished"
     assert "class weights: O " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop"])
+def test_lora_merges_into_a_plain_token_classification_model(engine: str, ner_model: Path, tmp_path: Path) -> None:
+    """peft's TOKEN_CLS adapters, merged: only the targeted weights changed, the tag head trained, and the saved
+    directory is a plain transformers model with the tag names."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForTokenClassification
+
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["query", "value"]}
+    run = _run_in_process(_raw(ner_model, _data(tmp_path / "data"), tmp_path / "run", engine, lora=lora,
+                               max_steps=6, eval_strategy="no", save_strategy="no"))
+    model = AutoModelForTokenClassification.from_pretrained(run.model_dir)
+    assert not [n for n, _ in model.named_parameters() if "lora" in n or "modules_to_save" in n]
+    assert model.config.id2label[0] == "O" and "B-PER" in model.config.label2id
+    before = {k.removeprefix("bert."): v for k, v in load_file(ner_model / "model.safetensors").items()}
+    after = {k.removeprefix("bert."): v for k, v in load_file(run.model_dir / "model.safetensors").items()}
+    changed = {k for k in before if k in after and not bool((before[k] == after[k]).all())}
+    assert changed == {f"encoder.layer.{i}.attention.self.{m}.weight" for i in range(2) for m in ("query", "value")}
+    assert {"classifier.weight", "classifier.bias"} <= set(after)

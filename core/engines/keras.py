@@ -33,7 +33,6 @@ from core.engines.base import (
     RunContext,
     StepTimer,
     class_weights,
-    concat_rows,
     data_parallel_size,
     total_steps,
 )
@@ -359,9 +358,10 @@ class _KerasRun:
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss per example and the configured metrics, from the outputs of the whole split (the task's)."""
         dataset, references = self.eval_sets[split]
-        # Batch by batch: outputs per token differ in length from batch to batch, which predict() cannot join.
-        chunks = [np.asarray(self.model.predict_on_batch(features), dtype=np.float64) for features, _ in dataset]
-        logits, labels = self.task.gather_outputs(concat_rows(chunks, PAD_LABEL), references)
+        outputs = self.model.predict(dataset, verbose=0)
+        if hasattr(outputs, "to_tensor"):  # per-token outputs of batches padded to different lengths: ragged
+            outputs = outputs.to_tensor(default_value=PAD_LABEL)
+        logits, labels = self.task.gather_outputs(np.asarray(outputs, dtype=np.float64), references)
         self.logits[split] = (self.state.global_step, logits)  # for the evaluation report: the split's own order
         return {"loss": self.task.eval_loss(logits, labels),
                 **self.task.compute_metrics(logits, labels, self.cfg.metrics, self.ctx.prepared)}
