@@ -86,7 +86,8 @@ def probe(config: RunConfig, *, headroom: float = HEADROOM, step_budget_s: float
         row = ProbeRow(batch)
         try:
             inputs = torch.randint(5, max(6, vocab), (batch, length), generator=generator).to(device)
-            labels = torch.zeros(task.label_shape(batch, names), dtype=getattr(torch, task.label_dtype), device=device)
+            labels = torch.zeros(task.label_shape(batch, names, length), dtype=getattr(torch, task.label_dtype),
+                                 device=device)
             if device == "cuda":
                 torch.cuda.reset_peak_memory_stats()
             started = time.perf_counter()

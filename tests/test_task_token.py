@@ -46,8 +46,8 @@ def _data(root: Path, **conll: Any) -> dict[str, Path]:
 
 def _raw(model: Path, data: dict[str, Path], out: Path, engine: str = "trainer", **training: Any) -> dict[str, Any]:
     return {"task": TASK, "engine": engine, "model": {"name_or_path": str(model)},
-            "data": {"train_file": str(data["train"]), "validation_file": str(data["validation"]),
-                     "test_file": str(data["test"])},
+            "data": {"train_file": str(data["train"]), "test_file": str(data["test"]),
+                     **({"validation_file": str(data["validation"])} if data.get("validation") else {})},
             "tokenizer": {"max_length": 32},
             "training": {"num_train_epochs": 6, "learning_rate": 5e-3, "per_device_train_batch_size": 8,
                          "logging_steps": 2, "save_total_limit": 1, **training},
@@ -406,3 +406,81 @@ def test_lora_merges_into_a_plain_token_classification_model(engine: str, ner_mo
     changed = {k for k in before if k in after and not bool((before[k] == after[k]).all())}
     assert changed == {f"encoder.layer.{i}.attention.self.{m}.weight" for i in range(2) for m in ("query", "value")}
     assert {"classifier.weight", "classifier.bias"} <= set(after)
+
+
+def test_the_batch_probe_trains_on_a_tag_per_token(ner_model: Path, tmp_path: Path) -> None:
+    from core.probe import probe
+
+    config = parse_config(_raw(ner_model, _data(tmp_path / "data"), tmp_path / "run", "trainer",
+                               per_device_train_batch_size=2, gradient_accumulation_steps=2))
+    result = probe(config)
+    assert [(r.batch_size, r.fits) for r in result.rows] == [(1, True), (2, True), (4, True)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop"])
+def test_two_torchrun_processes_match_one_with_the_combined_batch(engine: str, ner_model: Path,
+                                                                  tmp_path: Path) -> None:
+    """gloo on the CPU: each process pads its own batches to their own lengths, so its per-token outputs are padded
+    again across processes before they are gathered; the odd-sized validation split's padding rows are dropped."""
+    from tests.conftest import without_dropout
+    from tests.test_multiprocess import _run
+
+    model = without_dropout(ner_model, tmp_path / "model")
+    data = _data(tmp_path / "data")
+    common = {"group_by_length": False, "save_strategy": "no", "eval_strategy": "no", "max_steps": 6}
+    one = _run_in_process(_raw(model, data, tmp_path / "one", engine, per_device_train_batch_size=8, **common))
+    two = _run(tmp_path, "two", _raw(model, data, tmp_path / "two", engine, per_device_train_batch_size=4,
+                                     num_processes=2, **common))
+    losses_one = [e["loss"] for e in one.events() if e["type"] == "step"]
+    losses_two = [e["loss"] for e in two.events() if e["type"] == "step"]
+    assert losses_two == pytest.approx(losses_one, abs=0.01)
+    final_one, final_two = one.events()[-1]["metrics"], two.events()[-1]["metrics"]
+    for metric in ("f1", "precision", "recall", "accuracy"):
+        assert final_two[metric] == pytest.approx(final_one[metric], abs=0.02), metric
+        assert final_two["test"][metric] == pytest.approx(final_one["test"][metric], abs=0.02), metric
+    rows = (two.path / "evaluation" / "validation" / "predictions.jsonl").read_text().splitlines()
+    assert len(rows) == 15, "one answer per validation sentence, the padding rows dropped"
+
+
+def test_hub_style_class_label_tags_keep_their_names() -> None:
+    """A Hub dataset's Sequence(ClassLabel) tags (conll2003, wnut_17) are ids whose names come with the data."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+    from core.data.arrow import SplitSource
+
+    names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    features = Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=names))})
+    raw = DatasetDict({"train": Dataset.from_dict(
+        {"tokens": [["anna", "met", "bruno", "kessler"], ["oslo"]], "ner_tags": [[1, 0, 1, 2], [3]]},
+        features=features)})
+    sources = {"train": SplitSource("hub conll-like/train")}
+    task = get_task(TASK)
+    cfg = parse_config({"task": TASK, "data": {"train_file": "x"}}).data
+    text, pair, label = task.columns(cfg, raw, sources)
+    assert (text, pair, label) == ("tokens", None, "ner_tags")
+    encoding = task.encode_labels(raw, sources, label, cfg)
+    assert encoding.names == names
+    assert encoding.arrays["train"].to_pylist() == [[1, 0, 1, 2], [3]]
+
+
+@pytest.mark.parametrize(("engine", "settings"), [
+    ("trainer", {"group_by_length": False}),
+    ("torch-loop", {"class_weights": "auto", "max_steps": 14, "gradient_accumulation_steps": 2}),
+])
+def test_the_exported_script_reproduces_the_run(engine: str, settings: dict[str, Any], ner_model: Path,
+                                                tmp_path: Path) -> None:
+    """The standalone script reads the CoNLL files itself (IOB1, four columns, CRLF), converts the tags, aligns them
+    to sub-tokens (label_all_tokens) and scores entities with the inlined tags.py: the run's metrics, without
+    finetune-tui."""
+    from tests.test_export import _run_and_script_agree
+
+    data = _data(tmp_path / "data", iob1=True, columns=4, crlf=True)
+    raw = _raw(ner_model, {**data, "validation": None}, tmp_path / "run", engine, num_train_epochs=3, **settings)
+    raw["data"]["validation_fraction"] = 0.2
+    raw["tokenizer"]["label_all_tokens"] = True
+    run, _, printed = _run_and_script_agree(raw, tmp_path, {"loss", "f1", "precision", "recall", "accuracy"})
+    if "class_weights" in settings:
+        assert "class weights: {'O': " in printed
+    ours = json.loads((tmp_path / "script-out" / "model" / "task.json").read_text())
+    assert ours == json.loads((run.model_dir / "task.json").read_text())

@@ -60,11 +60,20 @@ class ScriptContext:
     keras_classifier: str = ""  # KerasHub's TextClassifier class for the checkpoint's backbone (keras engine)
     keras_dropout: tuple[float | None, float | None] = (None, None)  # the checkpoint's (encoder, head) rates
     greater_is_better: bool = True  # the best-model metric's direction (core.metrics.greater_is_better)
+    auto_model: str = "AutoModelForSequenceClassification"  # the task's model class (Task.auto_model_class)
+    collator: str = "DataCollatorWithPadding"  # the task's batch padder (Task.collator_class)
+    peft_task: str = "SEQ_CLS"  # peft's TaskType for LoRA (Task.peft_task_type)
+    own_tokenize: bool = False  # the task tokenizes its own way (task/tokenize.py.j2)
 
     @property
     def json_lines(self) -> bool:
         """Whether the script needs its small JSON-lines reader."""
         return any("read_json_lines" in f.reader for f in self.files)
+
+    @property
+    def conll(self) -> bool:
+        """Whether the script needs its CoNLL reader."""
+        return any(f.reader.startswith("read_conll") for f in self.files)
 
     @property
     def delimited(self) -> bool:
@@ -94,6 +103,9 @@ def render_script(config: RunConfig) -> str:
     if not (task_dir / "labels.py.j2").is_file():
         raise ConfigError(f"there is no script export for task {config.task!r} yet",
                           "export the yaml or the command instead")
+    if info is not None and info.model_format == "keras" and not (task_dir / "keras.py.j2").is_file():
+        raise ConfigError(f"there is no keras script export for task {config.task!r} yet",
+                          "export the yaml or the command instead, or choose engine: trainer or torch-loop")
     loader = jinja2.ChoiceLoader([
         jinja2.PrefixLoader({"task": jinja2.FileSystemLoader(str(task_dir))}),
         jinja2.FileSystemLoader(str(TEMPLATE_DIR)),
@@ -133,7 +145,10 @@ def build_context(config: RunConfig) -> ScriptContext:
     ctx.training_args = trainer_arguments(config)
     ctx.greater_is_better = greater_is_better(config.training.metric_for_best_model or config.metrics[0])
     ctx.task_title = TASKS[config.task].title.lower()
-    ctx.task = get_task(config.task).script_context(config, prepared)
+    task = get_task(config.task)
+    ctx.task = task.script_context(config, prepared)
+    ctx.auto_model, ctx.collator, ctx.peft_task = task.auto_model_class, task.collator_class, task.peft_task_type
+    ctx.own_tokenize = (task.export_dir() / "tokenize.py.j2").is_file()
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
     return ctx
 
@@ -192,7 +207,7 @@ def _file_readers(config: RunConfig) -> list[SplitFile]:
     for split, path in (("train", d.train_file), ("validation", d.validation_file), ("test", d.test_file)):
         if path is None:
             continue
-        ds, source = load_file(path, d.format, d.header, d.column_names, d.quoting)
+        ds, source = load_file(path, d.format, d.header, d.column_names, d.quoting, d.tags_column_index)
         fmt = _format(Path(path), d.format)
         feature = ds.features.get(label) if label else None
         reader = _reader(Path(path), fmt, ds.column_names, source, d.column_names is not None)
@@ -225,6 +240,8 @@ def _reader(path: Path, fmt: str, columns: list[str], source: SplitSource, named
         return f"read_delimited({p}, sep={sep}, names={_py(columns)}, skip_header={bool(source.header)}{quoting})"
     if fmt == "parquet":
         return f"Dataset.from_parquet({p})"
+    if fmt == "conll":
+        return f"read_conll({p})"
     if fmt == "jsonl":
         return f"pd.DataFrame.from_records(read_json_lines({p}))"
     return f"pd.DataFrame.from_records({_json_shape(path)})"

@@ -100,6 +100,7 @@ class Task(ABC):
     # pipeline("text-classification", model=DIR, **pipeline_kwargs) gives this task's answers (README, tests)
     pipeline_kwargs: ClassVar[dict[str, Any]] = {}
     label_dtype: ClassVar[str] = "int64"  # of the tokenized `labels` column, as the loss wants it
+    collator_class: ClassVar[str] = "DataCollatorWithPadding"  # transformers' padder, named in exported scripts
 
     title: ClassVar[str]
     wizard_fields: ClassVar[tuple[WizardField, ...]] = ()  # shown in the wizard for this task only
@@ -227,10 +228,11 @@ class Task(ABC):
 
     def collator(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> Any:
         """What pads a batch of tokenized rows (and, where labels are sequences, the labels)."""
-        from transformers import DataCollatorWithPadding
+        import transformers
 
-        return DataCollatorWithPadding(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of,
-                                       return_tensors=return_tensors)
+        return getattr(transformers, self.collator_class)(tokenizer, padding="longest",
+                                                          pad_to_multiple_of=pad_to_multiple_of,
+                                                          return_tensors=return_tensors)
 
     def gather_outputs(self, outputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """An evaluation's raw outputs and labels (rows in the split's order, padded alike where they are sequences)
@@ -246,8 +248,9 @@ class Task(ABC):
     def num_outputs(self, prepared: PreparedData) -> int:
         return len(prepared.label_names)
 
-    def label_shape(self, batch: int, names: list[str]) -> tuple[int, ...]:
-        """The shape of a batch of labels as the model takes them (of dtype label_dtype), e.g. for the batch probe."""
+    def label_shape(self, batch: int, names: list[str], length: int) -> tuple[int, ...]:
+        """The shape of a batch of labels for inputs of `length` tokens, as the model takes them (of dtype
+        label_dtype), e.g. for the batch probe."""
         return (batch,)
 
     def head_config(self, names: list[str]) -> dict[str, Any]:
@@ -443,3 +446,16 @@ class Task(ABC):
         """What the task's fragments read as `task.<key>`, decided at export time: at least `libraries` (what the
         script needs beyond the engine's) and `datasets_imports` (names the script imports from datasets)."""
         return {"libraries": [], "datasets_imports": []}
+
+
+def inlined_source(module: Any) -> str:
+    """A plain-Python module's source without its docstring, for an exported script to inline (so the script computes
+    with this very code, not a copy kept by hand)."""
+    import ast
+    from pathlib import Path
+
+    source = Path(module.__file__).read_text(encoding="utf-8")
+    body = ast.parse(source).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
+        source = "\n".join(source.splitlines()[body[0].end_lineno or 0:])
+    return source.strip("\n")

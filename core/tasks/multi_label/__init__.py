@@ -95,7 +95,7 @@ class MultiLabelClassification(Task):
         names, matrices, notes = read_multi_labels(raw, sources, label, cfg, read_label_names(cfg.label_names))
         return LabelEncoding(names, matrices, _feature(len(names)), notes)
 
-    def label_shape(self, batch: int, names: list[str]) -> tuple[int, ...]:
+    def label_shape(self, batch: int, names: list[str], length: int) -> tuple[int, ...]:
         return (batch, len(names))  # one 0/1 target per label
 
     def strata(self, labels: np.ndarray) -> np.ndarray | None:
@@ -394,21 +394,15 @@ class MultiLabelClassification(Task):
         strata, metrics, positive weights and tuned thresholds with this very code); label_columns, separator and
         by_id: how its labels are read, which the run decides from the data (labels.script_label_format), so it is
         decided here the same way. Reads the raw data once more unless the labels are 0/1 columns."""
-        import ast
-        from pathlib import Path
-
         from core.data import load_sources
         from core.data.labels import read_label_names
+        from core.tasks.base import inlined_source
         from core.tasks.multi_label.labels import script_label_format
 
-        source = Path(shared.__file__).read_text(encoding="utf-8")
-        body = ast.parse(source).body
-        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-            source = "\n".join(source.splitlines()[body[0].end_lineno or 0:])
         data = config.data
         raw, sources = ({}, {}) if data.label_columns else load_sources(data)
         found = script_label_format(raw, sources, prepared.label_column, data, read_label_names(data.label_names))
-        return {"libraries": [], "datasets_imports": [], "shared_source": source.strip("\n"), **found}
+        return {"libraries": [], "datasets_imports": [], "shared_source": inlined_source(shared), **found}
 
 
 def _feature(size: int) -> Any:

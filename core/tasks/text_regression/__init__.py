@@ -359,15 +359,9 @@ class TextRegression(Task):
         """shared_source: shared.py without its module docstring, inlined by export/data.py.j2 (so a script
         computes strata, scaling, metrics and the fold with this very code); scipy for the correlations, and
         datasets' Value to store the training scores in float64, as the tokenized splits hold them."""
-        import ast
-        from pathlib import Path
+        from core.tasks.base import inlined_source
 
-        source = Path(shared.__file__).read_text(encoding="utf-8")
-        body = ast.parse(source).body
-        if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
-            end = body[0].end_lineno or 0
-            source = "\n".join(source.splitlines()[end:])
-        return {"libraries": ["scipy"], "datasets_imports": ["Value"], "shared_source": source.strip("\n")}
+        return {"libraries": ["scipy"], "datasets_imports": ["Value"], "shared_source": inlined_source(shared)}
 
 
 def _data_error(message: str, fix: str) -> Exception:

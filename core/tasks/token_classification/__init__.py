@@ -51,6 +51,7 @@ class TokenClassification(Task):
     problem_type = ""  # transformers' token-classification heads have one loss: cross-entropy over labelled tokens
     auto_model_class = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
+    collator_class = "DataCollatorForTokenClassification"  # pads the labels too, with -100
     # "first": each word takes its first sub-token's tag, as training labels words (label_all_tokens: false);
     # "simple" gives the same entity names but may split a word whose later sub-tokens were never trained.
     pipeline_kwargs: ClassVar[dict[str, Any]] = {"aggregation_strategy": "first"}
@@ -153,12 +154,15 @@ class TokenClassification(Task):
         from core.errors import DataError
 
         given = read_label_names(cfg.label_names) if cfg.label_names is not None else None
+        if given is None:  # a Hub dataset's Sequence(ClassLabel): its names, in its id order
+            inner = getattr(raw["train"].features[label], "feature", None)
+            given = list(inner.names) if isinstance(inner, ClassLabel) else None
         sentences: dict[str, list[list[str]]] = {}
         for split, ds in raw.items():
             feature = ds.features[label]
             inner = getattr(feature, "feature", None)
             values = ds.data.column(label).to_pylist() if getattr(ds, "_indices", None) is None else ds[label]
-            names = given or (inner.names if isinstance(inner, ClassLabel) else None)
+            names = given or (list(inner.names) if isinstance(inner, ClassLabel) else None)
             if values and values[0] and isinstance(values[0][0], int) and not isinstance(values[0][0], bool):
                 if names is None:
                     raise DataError(f"the tags in '{label}' of {sources[split].desc} are numbers, and nothing names "
@@ -355,12 +359,6 @@ class TokenClassification(Task):
         return [f"⚠ max_length {max_length} cuts {cut_sentences:,} of {n:,} sentences{measured} and hides "
                 f"{cut_entities:,} of {entities:,} entities from the model; evaluation counts them as missed."]
 
-    def collator(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> Any:
-        from transformers import DataCollatorForTokenClassification
-
-        return DataCollatorForTokenClassification(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of,
-                                                  label_pad_token_id=IGNORE, return_tensors=return_tensors)
-
     def gather_outputs(self, outputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each word's first sub-token: outputs [rows, words, tags] padded with NaN, labels [rows, words] with -100."""
         import numpy as np
@@ -378,8 +376,8 @@ class TokenClassification(Task):
             tags[i, :n] = labels[i][keep[i]]
         return words, tags
 
-    def label_shape(self, batch: int, names: list[str]) -> tuple[int, ...]:
-        return (batch, 1)
+    def label_shape(self, batch: int, names: list[str], length: int) -> tuple[int, ...]:
+        return (batch, length)  # a tag per token
 
     # --- model ---------------------------------------------------------------------------------------------------
     def head_config(self, names: list[str]) -> dict[str, Any]:
@@ -642,6 +640,14 @@ class TokenClassification(Task):
         bars = [(f"{e['entity_group']}: {e['word']}", float(e["score"]), True) for e in answer["entities"]]
         line = mark_entities(list(answer["words"]), answer["tags"], meta.get("scheme") == "iobes")
         return TryView("Entities", bars, line if answer["entities"] else "no entities found")
+
+    # --- exported scripts ----------------------------------------------------------------------------------------
+    def script_context(self, config: RunConfig, prepared: PreparedData) -> dict[str, Any]:
+        """tags_source: tags.py without its docstring, inlined by export/data.py.j2, so a script reads schemes and
+        scores entities with this very code."""
+        from core.tasks.base import inlined_source
+
+        return {"libraries": [], "datasets_imports": [], "tags_source": inlined_source(T)}
 
 
 def mark_entities(words: list[str], tags: list[str], strict: bool = False) -> str:

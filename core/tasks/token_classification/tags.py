@@ -12,8 +12,6 @@ tests/test_token_tags.py checks these against cases worked out from seqeval's do
 Plain Python only: exported scripts inline this file.
 """
 
-from __future__ import annotations
-
 import re
 from collections import Counter
 
