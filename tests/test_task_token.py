@@ -467,12 +467,13 @@ def test_hub_style_class_label_tags_keep_their_names() -> None:
 @pytest.mark.parametrize(("engine", "settings"), [
     ("trainer", {"group_by_length": False}),
     ("torch-loop", {"class_weights": "auto", "max_steps": 14, "gradient_accumulation_steps": 2}),
+    pytest.param("keras", {"class_weights": "auto"}, marks=[NEEDS_KERAS, pytest.mark.slow]),
 ])
 def test_the_exported_script_reproduces_the_run(engine: str, settings: dict[str, Any], ner_model: Path,
                                                 tmp_path: Path) -> None:
     """The standalone script reads the CoNLL files itself (IOB1, four columns, CRLF), converts the tags, aligns them
     to sub-tokens (label_all_tokens) and scores entities with the inlined tags.py: the run's metrics, without
-    finetune-tui."""
+    finetune-tui, on each engine (keras: the same TokenTagger head and masked loss)."""
     from tests.test_export import _run_and_script_agree
 
     data = _data(tmp_path / "data", iob1=True, columns=4, crlf=True)

@@ -25,6 +25,7 @@ from core.engines import ENGINES
 from core.errors import ConfigError
 from core.metrics import greater_is_better
 from core.tasks import TASKS, get_task
+from core.tasks.base import Task
 
 if TYPE_CHECKING:
     from core.data import SplitSource
@@ -64,6 +65,7 @@ class ScriptContext:
     collator: str = "DataCollatorWithPadding"  # the task's batch padder (Task.collator_class)
     peft_task: str = "SEQ_CLS"  # peft's TaskType for LoRA (Task.peft_task_type)
     own_tokenize: bool = False  # the task tokenizes its own way (task/tokenize.py.j2)
+    own_keras_model: bool = False  # the task puts its own head on the backbone (build_model in task/keras.py.j2)
 
     @property
     def json_lines(self) -> bool:
@@ -149,6 +151,7 @@ def build_context(config: RunConfig) -> ScriptContext:
     ctx.task = task.script_context(config, prepared)
     ctx.auto_model, ctx.collator, ctx.peft_task = task.auto_model_class, task.collator_class, task.peft_task_type
     ctx.own_tokenize = (task.export_dir() / "tokenize.py.j2").is_file()
+    ctx.own_keras_model = type(task).keras_model is not Task.keras_model
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
     return ctx
 
