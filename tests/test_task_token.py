@@ -485,3 +485,20 @@ def test_the_exported_script_reproduces_the_run(engine: str, settings: dict[str,
         assert "class weights: {'O': " in printed
     ours = json.loads((tmp_path / "script-out" / "model" / "task.json").read_text())
     assert ours == json.loads((run.model_dir / "task.json").read_text())
+
+
+@NEEDS_KERAS
+@pytest.mark.slow
+def test_two_keras_replicas_tag_tokens(ner_model: Path, tmp_path: Path) -> None:
+    """MirroredStrategy over two logical CPUs: each replica's part of a batch, the ragged per-token outputs of the
+    evaluation joined again, every validation sentence answered."""
+    from tests.test_multiprocess import _run
+
+    run = _run(tmp_path, "two", _raw(ner_model, _data(tmp_path / "data"), tmp_path / "two", "keras",
+                                     per_device_train_batch_size=4, num_processes=2, max_steps=12,
+                                     eval_strategy="no", save_strategy="no"))
+    assert "MirroredStrategy over /cpu:0, /cpu:1" in run.stdout_path.read_text()
+    finished = run.events()[-1]
+    assert finished["type"] == "finished" and set(finished["metrics"]) >= {"f1", "loss", "test"}
+    rows = (run.path / "evaluation" / "validation" / "predictions.jsonl").read_text().splitlines()
+    assert len(rows) == 15
