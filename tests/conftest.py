@@ -54,18 +54,21 @@ def write_tsv(path: Path, rows: list[tuple[str, ...]], header: tuple[str, ...] |
     return path
 
 
-def build_tiny_model(directory: Path) -> Path:
+def build_tiny_model(directory: Path, words: list[str] | None = None, max_length: int = 128) -> Path:
+    """A 2-layer BERT (hidden 32) with a WordPiece vocabulary of `words` (default: the tiny reviews' words and w0..w39;
+    "##" pieces split words into sub-tokens)."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
     directory.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(POSITIVE + NEGATIVE + FILLER))]
-    vocab += [f"w{i}" for i in range(40)]
+    if words is None:
+        words = [*sorted(set(POSITIVE + NEGATIVE + FILLER)), *(f"w{i}" for i in range(40))]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     # transformers 5 takes the vocab as `vocab=`; `vocab_file=` is silently ignored (every token [UNK]).
     tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
-    tokenizer.model_max_length = 128
+    tokenizer.model_max_length = max_length
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=128)
+                        intermediate_size=37, max_position_embeddings=max_length)
     import torch
 
     torch.manual_seed(0)

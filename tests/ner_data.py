@@ -66,20 +66,8 @@ def write_conll(path: Path, rows: list[list[tuple[str, str]]], *, columns: int =
 
 def build_ner_model(directory: Path) -> Path:
     """A 2-layer BERT whose WordPiece vocabulary splits some names (kessler: kess ##ler, volkov: vol ##kov)."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from tests.conftest import build_tiny_model
 
-    directory.mkdir(parents=True, exist_ok=True)
     whole = sorted({w for group in (PEOPLE, PLACES, ORGS) for name in group for w in name} - {"kessler", "volkov"}
                    | set(VERBS) | set(FILLER) | {".", "kess", "vol"})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *whole, "##ler", "##kov"]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
-    tokenizer.model_max_length = 64
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=37, max_position_embeddings=64)
-    import torch
-
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return build_tiny_model(directory, [*whole, "##ler", "##kov"], max_length=64)

@@ -250,13 +250,7 @@ async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir:
         assert screen.draft.get("task") == "text-regression"
         assert screen.draft.get("metrics") == ["pearson", "spearman", "mse", "rmse", "mae", "r2"]
         assert "rating" in str(screen.query_one("#task-when", Static).render())
-        await next_step(pilot)
-        await type_into(pilot, "model.name_or_path", "tiny-bert")
-        await next_step(pilot)
-        assert current(pilot) == "dataset", problems(pilot)
-        await type_into(pilot, "data.train_file", "ratings.tsv")
-        await pilot.press("enter")
-        await settle(pilot)
+        await to_dataset(pilot, train_file="ratings.tsv")
         assert row(pilot, "data.label_column").raw_value() == "stars"
         assert screen.query_one("#balance").counts == {"1": 8, "2": 8, "3": 8, "4": 8, "5": 8}
         assert str(screen.query_one("#labels-title", Static).render()) == "Scores"
@@ -297,13 +291,7 @@ async def test_token_classification_reads_conll_shows_entities_and_what_truncati
         screen = wizard(pilot)
         screen.query_one("#task-select", Select).value = "token-classification"
         await pilot.pause()
-        await next_step(pilot)
-        await type_into(pilot, "model.name_or_path", "tiny-bert")
-        await next_step(pilot)
-        assert current(pilot) == "dataset", problems(pilot)
-        await type_into(pilot, "data.train_file", "news.conll")
-        await pilot.press("enter")
-        await settle(pilot)
+        await to_dataset(pilot, train_file="news.conll")
         assert str(screen.query_one("#labels-title", Static).render()) == "Entities"
         counts = screen.query_one("#balance").counts
         assert set(counts) == {"PER", "LOC", "ORG"} and counts["PER"] == 40

@@ -459,3 +459,9 @@ def inlined_source(module: Any) -> str:
     if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant):
         source = "\n".join(source.splitlines()[body[0].end_lineno or 0:])
     return source.strip("\n")
+
+
+def report_title(ev: Evaluation) -> str:
+    """The title of a task's report.png panel: the split, its size and its metrics."""
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
+    return f"{ev.split} ({ev.size}): {shown}"

@@ -14,7 +14,7 @@ import copy
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField
+from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField, report_title
 from core.tasks.multi_label import shared
 
 if TYPE_CHECKING:
@@ -365,8 +365,7 @@ class MultiLabelClassification(Task):
             for i, (value, s) in enumerate(zip(f1, per_label.values(), strict=True)):
                 ax.text(min(value + 0.01, 0.85), i, f"{value:.2f} (n={s['support']}, t={s['threshold']:.2f})",
                         va="center", fontsize=7)
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
-        ax.set_title(f"{ev.split} ({ev.size}): {shown}", fontsize=9)
+        ax.set_title(report_title(ev), fontsize=9)
 
     # --- screens -------------------------------------------------------------------------------------------------
     def results_grid(self, ev: Evaluation) -> Grid | None:

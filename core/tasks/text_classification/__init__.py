@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField
+from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField, report_title
 
 if TYPE_CHECKING:
     import numpy as np
@@ -249,8 +249,7 @@ class TextClassification(Task):
                 for j in ticks:
                     ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=8,
                             color="white" if share[i, j] > 0.5 else "black")
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
-        ax.set_title(f"{ev.split} ({ev.size}): {shown}", fontsize=9)
+        ax.set_title(report_title(ev), fontsize=9)
 
     # --- screens -------------------------------------------------------------------------------------------------
     def results_grid(self, ev: Evaluation) -> Grid | None:

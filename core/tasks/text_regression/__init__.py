@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField
+from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField, report_title
 from core.tasks.text_regression import shared
 
 if TYPE_CHECKING:
@@ -318,8 +318,7 @@ class TextRegression(Task):
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.legend(loc="upper left", fontsize=8)
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
-        ax.set_title(f"{ev.split} ({ev.size}): {shown}", fontsize=9)
+        ax.set_title(report_title(ev), fontsize=9)
 
 
     # --- screens -------------------------------------------------------------------------------------------------

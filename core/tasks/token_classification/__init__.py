@@ -17,7 +17,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField
+from core.tasks.base import Grid, LabelEncoding, LabelOverview, ReportSection, Task, TryView, WizardField, report_title
 from core.tasks.token_classification import tags as T
 
 if TYPE_CHECKING:
@@ -620,8 +620,7 @@ class TokenClassification(Task):
         ax.set_xlim(0, 1)
         ax.set_xlabel("entity F1")
         ax.invert_yaxis()
-        shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
-        ax.set_title(f"{ev.split} ({ev.size}): {shown}", fontsize=9)
+        ax.set_title(report_title(ev), fontsize=9)
 
     # --- screens -------------------------------------------------------------------------------------------------
     def results_grid(self, ev: Evaluation) -> Grid | None:
