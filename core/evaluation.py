@@ -153,7 +153,6 @@ def evaluate_logits(run_dir: str | Path, split: str, prepared: Any, logits: Any,
 def _evaluate(run: RunDir, split: str, metric_names: list[str], prepared: Any, scores: Any, model: str, *,
               limit: int = MOST_WRONG, report: bool, loss: float | None = None,
               meta: dict[str, Any] | None = None) -> Evaluation:
-
     task = get_task(prepared.task).for_model(meta or {})  # read as the model answers (Task.for_model)
     ds = prepared.dataset[split]
     texts = list(ds["text"])

@@ -130,6 +130,9 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
     task = get_task(prepared.task)
     transform = task.label_transform(prepared)  # e.g. text-regression's label_scaling
 
+    def encode(batch: dict[str, list[Any]], split: str) -> dict[str, Any]:
+        return task.encode_batch(tokenizer, batch, tok, padding, transform, split)
+
     identity = _tokenizer_identity(tokenizer) + "|" + task.cache_key(prepared)
     cache = _writable_cache_dir()
     result = {}
@@ -140,11 +143,9 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
         if cached is not None:
             result[split] = cached
             continue
-        def encode(batch: dict[str, list[Any]], split: str = split) -> dict[str, Any]:
-            return task.encode_batch(tokenizer, batch, tok, padding, transform, split)
-
         options: dict[str, Any] = {"batched": True, "batch_size": MAP_BATCH, "remove_columns": ds.column_names,
-                                   "new_fingerprint": fingerprint, "desc": f"Tokenizing {split}"}
+                                   "fn_kwargs": {"split": split}, "new_fingerprint": fingerprint,
+                                   "desc": f"Tokenizing {split}"}
         with _all_cores():
             try:
                 result[split] = ds.map(encode, cache_file_name=str(path) if path else None,

@@ -103,6 +103,17 @@ def problems(pilot: Pilot[Any]) -> str:
     return str(box.render()) if box.display else ""
 
 
+async def choose_task(pilot: Pilot[Any], task: str) -> WizardScreen:
+    """The Task select on the first step set to `task`, as a person choosing it would."""
+    from textual.widgets import Select
+
+    await settle(pilot)
+    screen = wizard(pilot)
+    screen.query_one("#task-select", Select).value = task
+    await pilot.pause()
+    return screen
+
+
 async def to_model(pilot: Pilot[Any], typed: bool = False) -> None:
     await settle(pilot)
     no_blink(pilot)
@@ -235,7 +246,7 @@ async def test_glue_file_shows_its_quoting_pairs_and_label_names(in_workdir: Pat
 async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir: Path) -> None:
     """Choosing text-regression on the first step: the dataset step shows the scores' spread and the label scaling
     (not label names), the training step offers the regression metrics, and the saved config is a regression one."""
-    from textual.widgets import Select, SelectionList
+    from textual.widgets import SelectionList
 
     from tests.test_task_regression import ratings
 
@@ -243,10 +254,7 @@ async def test_regression_task_changes_the_fields_labels_and_metrics(in_workdir:
     (in_workdir / "ratings.tsv").write_text(rows, encoding="utf-8")
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = wizard(pilot)
-        screen.query_one("#task-select", Select).value = "text-regression"
-        await pilot.pause()
+        screen = await choose_task(pilot, "text-regression")
         assert screen.draft.get("task") == "text-regression"
         assert screen.draft.get("metrics") == ["pearson", "spearman", "mse", "rmse", "mae", "r2"]
         assert "rating" in str(screen.query_one("#task-when", Static).render())
@@ -280,17 +288,13 @@ async def test_token_classification_reads_conll_shows_entities_and_what_truncati
     """Choosing token-classification: the dataset step reads a CoNLL-2003-style file
     (IOB1, four columns) and shows its entities with a few sentences marked instead of text and label columns, the
     tokenizer step says how many entities a short max_length hides, and the training step offers label_all_tokens."""
-    from textual.widgets import Select
 
     from tests.ner_data import sentences, write_conll
 
     write_conll(in_workdir / "news.conll", sentences(40, seed=1), columns=4, iob1=True)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        screen = wizard(pilot)
-        screen.query_one("#task-select", Select).value = "token-classification"
-        await pilot.pause()
+        screen = await choose_task(pilot, "token-classification")
         await to_dataset(pilot, train_file="news.conll")
         assert str(screen.query_one("#labels-title", Static).render()) == "Entities"
         counts = screen.query_one("#balance").counts

@@ -199,14 +199,13 @@ def _standardise(ds: Dataset, text: str, pair: str | None, ids: Any, labels: Lab
         features["text_pair"] = Value("string")
     if not hasattr(ids, "ndim"):  # an Arrow list per row, of its own length (token-classification's tag ids)
         columns["label"] = pa.chunked_array([ids])
-        digest = hashlib.sha256(b"".join(b.to_pybytes() for b in ids.buffers() if b)).hexdigest()
-        digest += str(len(ids))
-    elif ids.ndim == 2:  # a vector per row (multi-label's multi-hot labels): a fixed-size list, no object per row
-        columns["label"] = pa.chunked_array([pa.FixedSizeListArray.from_arrays(pa.array(ids.reshape(-1)),
-                                                                               ids.shape[1])])
+        digest = hashlib.sha256(b"".join(b.to_pybytes() for b in ids.buffers() if b)).hexdigest() + str(len(ids))
     else:
-        columns["label"] = pa.chunked_array([pa.array(ids)])
-    if hasattr(ids, "ndim"):
+        if ids.ndim == 2:  # a vector per row (multi-label's multi-hot labels): a fixed-size list, no object per row
+            columns["label"] = pa.chunked_array([pa.FixedSizeListArray.from_arrays(pa.array(ids.reshape(-1)),
+                                                                                   ids.shape[1])])
+        else:
+            columns["label"] = pa.chunked_array([pa.array(ids)])
         digest = hashlib.sha256(ids.tobytes()).hexdigest()
     features["label"] = labels.feature
     key = f"{ds._fingerprint}|{text}|{pair}|{task}|{labels.names}|{digest}"

@@ -192,12 +192,12 @@ class _KerasRun:
             if ctx.resume_from is not None:
                 self._load_checkpoint(Path(ctx.resume_from))
         self.inputs = input_names(self.model)
-        train = Batches(ctx.tokenized["train"], ctx.tokenizer, self.cfg.tokenizer, self.inputs, self.task)
+        train = Batches(ctx.tokenized["train"], ctx.tokenizer, self.inputs, self.task)
         self.plan = TrainPlan(train, batch, t.seed, t.group_by_length, batch * self.accumulation)
         self.eval_sets = {}
         for split in ("validation", "test"):
             if split in ctx.tokenized:
-                batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.cfg.tokenizer, self.inputs, self.task)
+                batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.inputs, self.task)
                 self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size * self.replicas),
                                          self.task.references(list(ctx.tokenized[split]["labels"])))
         self.timer = StepTimer(batch * self.accumulation)

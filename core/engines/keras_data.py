@@ -21,7 +21,7 @@ from core.engines.sampling import epoch_order, input_lengths, row_sums
 class Batches:
     """Makes (features, labels) batches of a tokenized split for a model with the given inputs."""
 
-    def __init__(self, ds: Any, tokenizer: Any, tok_config: Any, inputs: list[str], task: Any) -> None:
+    def __init__(self, ds: Any, tokenizer: Any, inputs: list[str], task: Any) -> None:
         self.ds = ds
         self.inputs = inputs
         self.task = task  # labels in the shape and dtype the task's Keras loss takes

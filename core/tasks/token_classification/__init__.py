@@ -175,13 +175,12 @@ class TokenClassification(Task):
                                     "give a name for every id in data.label_names")
                 values = [[names[v] for v in row] for row in values]
             sentences[split] = [[str(t).strip() for t in row] for row in values]
-        scheme = cfg.tag_scheme if cfg.tag_scheme != "auto" else T.detect_scheme(sentences["train"])
+        scheme = T.read_as(sentences["train"], cfg.tag_scheme)[1]
         notes = []
-        for split, rows in sentences.items():
+        for split, given_rows in sentences.items():
             src = sources[split]
             check = "iob2" if scheme == "iob1" else scheme
-            if scheme == "iob1":
-                rows = sentences[split] = [T.iob1_to_iob2(row) for row in rows]
+            rows = sentences[split] = T.read_as(given_rows, scheme)[0]
             bad = [i for i, row in enumerate(rows) if any(T.bad_tag(t, check) for t in row)]
             if bad:
                 tag = next(t for t in rows[bad[0]] if T.bad_tag(t, check))
@@ -204,7 +203,7 @@ class TokenClassification(Task):
         if T.OUTSIDE not in names:
             names = [T.OUTSIDE, *names]
         index = {n: i for i, n in enumerate(names)}
-        unknown = sorted({t for rows in sentences.values() for row in rows for t in row} - set(index))
+        unknown = sorted(seen - set(index))
         if unknown:
             raise DataError(f"tags {unknown} are not in data.label_names", "add them to data.label_names")
         arrays = {split: pa.array([[index[t] for t in row] for row in rows], pa.list_(pa.int64()))
@@ -227,10 +226,10 @@ class TokenClassification(Task):
         from collections import Counter
 
         rows = [[names[int(i)] for i in row] for row in train_labels]
-        strict = _scheme(names) == "iobes"
+        strict = T.scheme_of(names) == "iobes"
         counts = Counter(e[0] for row in rows for e in T.entities(row, strict))
         tags = Counter(int(i) for row in train_labels for i in row)
-        return {"sentences": len(rows), "words": sum(len(r) for r in rows), "scheme": _scheme(names),
+        return {"sentences": len(rows), "words": sum(len(r) for r in rows), "scheme": T.scheme_of(names),
                 "entities": dict(counts.most_common()), "tag_counts": [tags.get(i, 0) for i in range(len(names))]}
 
     def class_counts(self, prepared: PreparedData) -> list[int]:
@@ -256,9 +255,7 @@ class TokenClassification(Task):
         names = label_names or getattr(inner, "names", None)
         rows = [[names[v] if names and isinstance(v, int) and v < len(names) else str(v) for v in row]
                 for row in values if row]
-        scheme = T.detect_scheme(rows)
-        if scheme == "iob1":
-            rows = [T.iob1_to_iob2(r) for r in rows]
+        rows, scheme = T.read_as(rows)
         counts = Counter(e[0] for row in rows for e in T.entities(row, scheme == "iobes"))
         orphans = sum(T.orphan_count(r) for r in rows) if scheme != "iob1" else 0
         caption = (f"{len(rows)} sentences, {sum(len(r) for r in rows)} words, {sum(counts.values())} entities "
@@ -284,13 +281,7 @@ class TokenClassification(Task):
     # --- tokens --------------------------------------------------------------------------------------------------
     def label_transform(self, prepared: PreparedData) -> Any:
         """For label_all_tokens: each tag id's id on a word's later sub-tokens (B-X's is I-X's)."""
-        names = list(prepared.label_names)
-        index = {n: i for i, n in enumerate(names)}
-        inside = []
-        for i, name in enumerate(names):
-            prefix, kind = T.split_tag(name)
-            inside.append(index.get(f"I-{kind}", i) if prefix in ("B", "S") else i)
-        return inside
+        return T.inside_ids(list(prepared.label_names))
 
     def encode_batch(self, tokenizer: Any, batch: dict[str, list[Any]], tok: Any, padding: Any, transform: Any,
                      split: str) -> dict[str, Any]:
@@ -435,7 +426,7 @@ class TokenClassification(Task):
     def compute_metrics(self, outputs: np.ndarray, labels: np.ndarray, metrics: list[str],
                         prepared: PreparedData) -> dict[str, float]:
         names = list(prepared.label_names)
-        true, predicted = _tag_rows(outputs, labels, names)
+        true, predicted = T.tag_rows(outputs, labels, names)
         found = T.entity_scores(true, predicted, strict=prepared.label_stats.get("scheme") == "iobes")
         return {m: float(found[m]) for m in metrics}  # type: ignore[arg-type]
 
@@ -537,7 +528,7 @@ class TokenClassification(Task):
 
         from core.evaluation import ClassScores, Evaluation
 
-        strict = _scheme(names) == "iobes"
+        strict = T.scheme_of(names) == "iobes"
         true, predicted, hidden = [], [], 0
         for row_labels, row_scores in zip(labels, scores, strict=True):
             t = [names[int(i)] for i in row_labels if i != IGNORE]
@@ -560,7 +551,7 @@ class TokenClassification(Task):
             pe = {(a, b): k for k, a, b in T.entities(p, strict)}
             for span in te.keys() | pe.keys():
                 grid[axis[te.get(span, _NONE)], axis[pe.get(span, _NONE)]] += 1
-        details = {"scheme": _scheme(names), "entities_hidden_by_truncation": hidden,
+        details = {"scheme": T.scheme_of(names), "entities_hidden_by_truncation": hidden,
                    "entity_grid": {"rows": "true entity type", "columns": "predicted type on the same words",
                                    "labels": [*kinds, _NONE], "counts": grid.tolist()}}
         return Evaluation(split="", labels=list(names), size=len(labels), metrics=values, per_class=per_class,
@@ -569,7 +560,7 @@ class TokenClassification(Task):
     def example(self, names: list[str], label: Any, scores: np.ndarray) -> dict[str, Any]:
         t = [names[int(i)] for i in label if i != IGNORE]
         p, _ = _row_tags(scores[:len(t)], names, len(t))
-        strict = _scheme(names) == "iobes"
+        strict = T.scheme_of(names) == "iobes"
         te, pe = set(T.entities(t, strict)), set(T.entities(p, strict))
         return {"label": t, "predicted": p, "errors": len(te ^ pe),
                 "missed": sorted(te - pe, key=lambda e: e[1]), "extra": sorted(pe - te, key=lambda e: e[1])}
@@ -668,10 +659,6 @@ def check_fast(tokenizer: Any) -> None:
                          "choose a model with a fast tokenizer (tokenizer.json), as most Hub encoders have")
 
 
-def _scheme(names: list[str]) -> str:
-    return "iobes" if any(T.split_tag(n)[0] in ("E", "S") for n in names) else "iob2"
-
-
 def _word_count(row: np.ndarray) -> int:
     """Words of a row that the model saw (scores not NaN), from the start."""
     import numpy as np
@@ -697,19 +684,6 @@ def _row_tags(row: np.ndarray, names: list[str], length: int | None = None) -> t
         tags.append(T.OUTSIDE)
         confidence.append(0.0)
     return tags, confidence
-
-
-def _tag_rows(outputs: np.ndarray, labels: np.ndarray, names: list[str]) -> tuple[list[list[str]], list[list[str]]]:
-    """True and predicted tags per row, at the labelled words."""
-    import numpy as np
-
-    predicted = np.nan_to_num(np.asarray(outputs), nan=-np.inf).argmax(axis=-1)
-    true, guess = [], []
-    for row_labels, row_pred in zip(np.asarray(labels), predicted, strict=True):
-        keep = row_labels != IGNORE
-        true.append([names[int(i)] for i in row_labels[keep]])
-        guess.append([names[int(i)] for i in row_pred[keep]])
-    return true, guess
 
 
 def _word_loss(labels: np.ndarray, scores: np.ndarray) -> float:

@@ -8,8 +8,9 @@ package registries CI and many GPU boxes use. What finetune-tui needs from it is
   another type (a repaired orphan I-), and ends before O, B-, S- or another type; E- and S- end one.
 - strict mode (seqeval's mode="strict", used for IOBES): only well-formed entities count, B- I-* E- or S- of one type.
 - micro averages over entities; per type: precision, recall, f1, support (true entities); token accuracy over words.
-tests/test_token_tags.py checks these against cases worked out from seqeval's documented behaviour.
-Plain Python only: exported scripts inline this file.
+tests/test_task_token.py checks these against cases worked out from seqeval's documented behaviour.
+Plain Python (NumPy only inside tag_rows): exported scripts inline this file, so they read and score tags with this
+very code.
 """
 
 import re
@@ -47,6 +48,43 @@ def detect_scheme(sentences: list[list[str]]) -> str:
                 b_outside += 1
             previous = (prefix, kind)
     return "iob1" if orphans and not b_outside else "iob2"
+
+
+def read_as(sentences: list[list[str]], scheme: str = "auto") -> tuple[list[list[str]], str]:
+    """The sentences' tags as they are trained on (IOB1 converted to IOB2), and the scheme they came in (`scheme`, or
+    the one detect_scheme finds for "auto")."""
+    found = detect_scheme(sentences) if scheme == "auto" else scheme
+    return ([iob1_to_iob2(tags) for tags in sentences] if found == "iob1" else sentences), found
+
+
+def scheme_of(names: list[str]) -> str:
+    """The scheme a model's tag names are in: iobes when any is E- or S- (its entities are read strictly), else iob2."""
+    return "iobes" if any(split_tag(name)[0] in ("E", "S") for name in names) else "iob2"
+
+
+def inside_ids(names: list[str]) -> list[int]:
+    """Each tag id's id on a word's later sub-tokens (label_all_tokens): I-X for B-X and S-X, the tag itself
+    otherwise (or when the names hold no I-X)."""
+    index = {name: i for i, name in enumerate(names)}
+    out = []
+    for i, name in enumerate(names):
+        prefix, kind = split_tag(name)
+        out.append(index.get(f"I-{kind}", i) if prefix in ("B", "S") else i)
+    return out
+
+
+def tag_rows(outputs, labels, names: list[str]) -> tuple[list[list[str]], list[list[str]]]:
+    """True and predicted tags per row of an evaluation, at the positions whose label is not -100 (each word's first
+    sub-token): outputs [rows, positions, tags] (NaN or -100 where a row has ended), labels [rows, positions]."""
+    import numpy as np
+
+    predicted = np.nan_to_num(np.asarray(outputs, dtype=np.float64), nan=-np.inf).argmax(axis=-1)
+    true, guess = [], []
+    for row_labels, row_predictions in zip(np.asarray(labels), predicted, strict=True):
+        keep = row_labels != -100
+        true.append([names[int(i)] for i in row_labels[keep]])
+        guess.append([names[int(i)] for i in row_predictions[keep]])
+    return true, guess
 
 
 def bad_tag(tag: str, scheme: str) -> bool:
