@@ -16,22 +16,8 @@ from typing import Any
 
 from textual.message import Message
 
-from core.events import TERMINAL_TYPES, EventTail
+from core.events import TERMINAL_TYPES, EventTail, number
 from core.rundir import RunDir, Status
-
-
-def as_float(value: Any) -> float | None:
-    """A number from an event field; NaN/inf arrive as strings ("nan"), anything else odd is None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return None
 
 
 @dataclass
@@ -56,9 +42,9 @@ def digest(events: list[dict[str, Any]], *, initial: bool = False) -> RunBatch:
     for event in events:
         kind = event.get("type")
         if kind == "step":
-            step = as_float(event.get("step"))
+            step = number(event.get("step"))
             if step is not None:
-                loss = as_float(event.get("loss"))
+                loss = number(event.get("loss"))
                 batch.train_steps.append(step)
                 batch.train_losses.append(math.nan if loss is None else loss)
             batch.last_step = event

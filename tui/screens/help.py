@@ -42,6 +42,22 @@ The mouse works too: click a done step in the list to go back to it.
 A run is a separate process writing its own run directory (under `runs/` unless you set one):
 closing this app never stops it. Reattach with `finetune-tui monitor RUN_DIR`; list runs with
 `finetune-tui runs`.
+
+## Runs list and comparison
+
+`finetune-tui runs --ui` lists the runs.
+
+| Key | Does |
+|---|---|
+| `enter` | Open the highlighted run in the monitor |
+| `space` | Mark or unmark the run for comparison |
+| `c` | Compare the marked runs (two or more) side by side |
+| `n` / `p` in a comparison | Next / previous curve (or click its name) |
+| `r` | Read the runs again |
+| `escape` | Back |
+
+A comparison overlays the runs' curves and lists the config keys whose values differ and the
+final metrics (the best in bold). `finetune-tui runs --compare RUN_A RUN_B` prints the same table.
 """
 
 

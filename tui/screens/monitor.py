@@ -18,8 +18,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from core.events import number
 from core.rundir import RunDir, Status
-from tui.run_watch import RunUpdate, RunWatcher, as_float
+from tui.run_watch import RunUpdate, RunWatcher
 from tui.screens.confirm import ConfirmScreen
 from tui.widgets.confusion_matrix import ConfusionMatrix
 from tui.widgets.device_panel import DevicePanel
@@ -118,9 +119,9 @@ class MonitorScreen(Screen[None]):
             validation = [e for e in batch.evals if e.get("split", "validation") == "validation"]
             for event in validation:
                 metrics = event.get("metrics") if isinstance(event.get("metrics"), dict) else {}
-                step = as_float(event.get("step"))
+                step = number(event.get("step"))
                 if step is not None:
-                    chart.add_eval(step, as_float(metrics.get("loss")), as_float(metrics.get(chart.metric)))
+                    chart.add_eval(step, number(metrics.get("loss")), number(metrics.get(chart.metric)))
             results = self.query_one(ResultsPanel)
             if validation:
                 results.add_evals(validation)
@@ -134,7 +135,7 @@ class MonitorScreen(Screen[None]):
             if batch.last_step:
                 progress.update_step(batch.last_step)
             for event in batch.evals:  # the final evaluation comes after the last logged step (96 after 95)
-                if (step := as_float(event.get("step"))) is not None:
+                if (step := number(event.get("step"))) is not None:
                     progress.reach(int(step))
             if batch.device:
                 self.query_one(DevicePanel).update_snapshot(batch.device)

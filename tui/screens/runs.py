@@ -1,4 +1,5 @@
-"""The runs under an output root, newest first; Enter opens one in the monitor.
+"""The runs under an output root, newest first; Enter opens one in the monitor, space marks runs and c compares the
+marked ones side by side.
 
 Listing reads every run's events, so it happens in a thread worker and arrives as a message; the table is
 refreshed every few seconds and keeps the highlighted run across refreshes.
@@ -21,6 +22,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, WorkerState
 
 from core.rundir import RunSummary, list_runs
+from tui.screens.compare import CompareScreen
 from tui.screens.monitor import MonitorScreen, leave_screen, status_text
 from tui.widgets.results_panel import format_metric
 
@@ -41,11 +43,15 @@ def _short(text: str, width: int = 28) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def summary_cells(run: RunSummary) -> tuple[str | Text, ...]:
+MARK = "✓ "
+
+
+def summary_cells(run: RunSummary, *, marked: bool = False) -> tuple[str | Text, ...]:
     best = f"{run.metric} {format_metric(run.best)}" if run.best is not None else "-"
     started = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started)) if run.started else "-"
     return (
-        _short(run.path.name, 32),
+        # Every name keeps the mark's room, so marking a run never shifts the column.
+        Text.assemble((MARK if marked else " " * len(MARK), "bold green"), _short(run.path.name, 32)),
         status_text(run.status),
         f"{run.step}/{run.total_steps or '?'}",
         best,
@@ -63,6 +69,8 @@ class RunsTable(DataTable[str | Text]):
 
 class RunsScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("space", "toggle_mark", "Mark"),
+        Binding("c", "compare", "Compare"),
         Binding("r", "refresh", "Refresh"),
         Binding("escape,q", "back", "Back"),
     ]
@@ -77,15 +85,17 @@ class RunsScreen(Screen[None]):
         self.root = Path(root)
         self.runs: list[RunSummary] = []
         self.loads = 0  # completed listings; tests wait on it
+        self.marked: list[str] = []  # row keys (run paths) marked for comparison, in the order they were marked
 
     def compose(self) -> ComposeResult:
-        yield Static(Text.assemble(("Runs", "bold"), (f" in {self.root}", "dim")), id="runs-title")
+        yield Static(id="runs-title")
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#runs-empty", Static).display = False
+        self._show_title()
         self.action_refresh()
         self.set_interval(REFRESH_S, self.action_refresh)
 
@@ -113,7 +123,10 @@ class RunsScreen(Screen[None]):
                 "Start one with the wizard (finetune-tui); each run writes its own directory here."
             )
         keys = [str(run.path) for run in self.runs]
-        rows = [summary_cells(run) for run in self.runs]
+        if any(key not in keys for key in self.marked):  # a marked run was deleted
+            self.marked = [key for key in self.marked if key in keys]
+            self._show_title()
+        rows = [summary_cells(run, marked=str(run.path) in self.marked) for run in self.runs]
         # Explicit widths: DataTable measures auto widths on idle, and a render that comes first (as it can
         # when rows arrive from a worker) keeps the header's widths until something else changes.
         widths = {
@@ -144,6 +157,36 @@ class RunsScreen(Screen[None]):
             return None
         row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
         return Path(row_key.value) if row_key.value else None
+
+    def _show_title(self) -> None:
+        title = Text.assemble(("Runs", "bold"), (f" in {self.root}", "dim"))
+        if self.marked:
+            title.append(f"  {len(self.marked)} marked", style="bold green")
+            if len(self.marked) >= 2:
+                title.append(": c compares them", style="dim")
+        self.query_one("#runs-title", Static).update(title)
+
+    def action_toggle_mark(self) -> None:
+        path = self.highlighted_run()
+        if path is None:
+            return
+        key = str(path)
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+        table = self.query_one(RunsTable)
+        run = next((run for run in self.runs if str(run.path) == key), None)
+        if run is not None:
+            table.update_cell(key, "run", summary_cells(run, marked=key in self.marked)[0])
+        self._show_title()
+        table.action_cursor_down()  # on to the next run, as space does in file managers
+
+    def action_compare(self) -> None:
+        if len(self.marked) < 2:
+            self.notify("Mark two or more runs with space, then press c to compare them.", title="Compare runs")
+            return
+        self.app.push_screen(CompareScreen([Path(key) for key in self.marked]))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

@@ -11,7 +11,7 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from tui.run_watch import as_float
+from core.events import number
 
 
 def format_mb(mb: float | None) -> str:
@@ -63,20 +63,20 @@ class DevicePanel(Static):
             # Compact, nvtop-style: the units say which number is which, and it fits a 30-column panel.
             out.append(f"GPU{gpu.get('index', '?')} ", style="bold")
             out.append(f"{gpu.get('name', '?')}\n")
-            util, temp, power = (as_float(gpu.get(k)) for k in ("util_pct", "temp_c", "power_w"))
+            util, temp, power = (number(gpu.get(k)) for k in ("util_pct", "temp_c", "power_w"))
             out.append(f" {util:.0f}%" if util is not None else " ?%")
-            out.append("  " + _pair(as_float(gpu.get("mem_used_mb")), as_float(gpu.get("mem_total_mb"))))
+            out.append("  " + _pair(number(gpu.get("mem_used_mb")), number(gpu.get("mem_total_mb"))))
             if temp is not None:
                 out.append(f"  {temp:.0f}°C")
             if power is not None:
                 out.append(f"  {power:.0f}W")
             out.append("\n")
-        cpu = as_float(snap.get("cpu_pct"))
+        cpu = number(snap.get("cpu_pct"))
         out.append("CPU ", style="bold")
         out.append(f"{cpu:.0f}%" if cpu is not None else "?")
         out.append("  RAM ", style="bold")
-        out.append(_pair(as_float(snap.get("ram_used_mb")), as_float(snap.get("ram_total_mb"))) + "\n")
+        out.append(_pair(number(snap.get("ram_used_mb")), number(snap.get("ram_total_mb"))) + "\n")
         out.append("run ", style="bold")
-        out.append(format_mb(as_float(snap.get("proc_rss_mb"))))
+        out.append(format_mb(number(snap.get("proc_rss_mb"))))
         out.append(" resident", style="dim")
         return out

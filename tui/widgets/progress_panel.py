@@ -14,7 +14,7 @@ from textual.widget import Widget
 from textual.widgets import ProgressBar, Static
 
 from core.device import mfu
-from tui.run_watch import as_float
+from core.events import number
 
 
 def format_duration(seconds: float | None) -> str:
@@ -81,19 +81,19 @@ class ProgressPanel(Widget):
         yield Static("waiting for the first step…", classes="progress-stats")
 
     def set_plan(self, total_steps: Any, epochs: Any, parameters: Any = None, peak_tflops: Any = None) -> None:
-        total = as_float(total_steps)
+        total = number(total_steps)
         self.total = int(total) if total and total > 0 else None
-        self.epochs = as_float(epochs)
-        count = as_float(parameters)
+        self.epochs = number(epochs)
+        count = number(parameters)
         self.parameters = int(count) if count else None
-        self.peak_tflops = as_float(peak_tflops)
+        self.peak_tflops = number(peak_tflops)
         self._render_progress()
 
     def update_step(self, event: dict[str, Any]) -> None:
-        step = as_float(event.get("step"))
+        step = number(event.get("step"))
         if step is not None:
             self.step = int(step)
-        if self.total is None and (total := as_float(event.get("total_steps"))):
+        if self.total is None and (total := number(event.get("total_steps"))):
             self.total = int(total)
         self._last = event
         self._render_progress()
@@ -129,20 +129,20 @@ class ProgressPanel(Widget):
     def _stats(self) -> str:
         event = self._last
         parts: list[str] = []
-        epoch = as_float(event.get("epoch"))
+        epoch = number(event.get("epoch"))
         if epoch is not None:
             parts.append(f"epoch {epoch:.2f}/{self.epochs:g}" if self.epochs else f"epoch {epoch:.2f}")
-        elapsed = as_float(event.get("elapsed_s"))
+        elapsed = number(event.get("elapsed_s"))
         if elapsed is not None:
             parts.append(f"elapsed {format_duration(elapsed)}")
         if self.status == "finished":
             parts.append("done")
         elif self.status in ("starting", "running") and elapsed and self.step and self.total:
             parts.append(f"ETA {format_duration(elapsed / self.step * max(0, self.total - self.step))}")
-        samples = as_float(event.get("samples_per_second"))
+        samples = number(event.get("samples_per_second"))
         if samples is not None and samples == samples:
             parts.append(f"{format_rate(samples)} samples/s")
-        tokens = as_float(event.get("tokens_per_second", event.get("train_tokens_per_second")))
+        tokens = number(event.get("tokens_per_second", event.get("train_tokens_per_second")))
         if tokens is not None and tokens == tokens:
             parts.append(f"{format_rate(tokens)} tokens/s")
             utilisation = mfu(self.parameters, tokens, self.peak_tflops)

@@ -11,18 +11,18 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from core.events import number
 from core.metrics import greater_is_better
-from tui.run_watch import as_float
 from tui.widgets.progress_panel import format_duration
 
 
 def format_metric(value: Any) -> str:
-    number = as_float(value)
-    if number is None:
+    n = number(value)
+    if n is None:
         return "?" if value is None else str(value)
-    if number != number or number in (float("inf"), float("-inf")):
+    if n != n or n in (float("inf"), float("-inf")):
         return str(value)
-    return f"{number:.4f}" if abs(number) < 1000 else f"{number:.0f}"
+    return f"{n:.4f}" if abs(n) < 1000 else f"{n:.0f}"
 
 
 def wrap_path(path: str, width: int) -> list[str]:
@@ -119,7 +119,7 @@ class ResultsPanel(Static):
         if not self.evals:
             return "Evaluation", checkpoint
         last = self.evals[-1]
-        epoch = as_float(last.get("epoch"))
+        epoch = number(last.get("epoch"))
         title = f"Eval · step {last.get('step', '?')}" + (f" · epoch {epoch:.2f}" if epoch is not None else "")
         return title, checkpoint
 
@@ -158,7 +158,7 @@ class ResultsPanel(Static):
         scored = [
             (e.get("step"), value)
             for e in self.evals
-            if (value := as_float((e.get("metrics") or {}).get(self.metric))) is not None and value == value
+            if (value := number((e.get("metrics") or {}).get(self.metric))) is not None and value == value
         ]
         if not scored:
             return None
@@ -188,7 +188,7 @@ class ResultsPanel(Static):
         event = self.terminal or {}
         out = Text()
         out.append("✔ Finished", style="bold green")
-        runtime = as_float(event.get("runtime_s"))
+        runtime = number(event.get("runtime_s"))
         out.append(f" in {format_duration(runtime)}\n" if runtime is not None else "\n", style="bold green")
         metrics = event.get("metrics") if isinstance(event.get("metrics"), dict) else {}
         columns = {"val": _numeric(metrics)}
