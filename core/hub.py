@@ -66,7 +66,8 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
     return problem is None
 
 
-def _unreachable_reason() -> str:
+def unreachable_reason() -> str:
+    """Why hub_reachable() said no, naming the endpoint and any proxy, for an error's problem."""
     if offline_forced():
         return "HF_HUB_OFFLINE is set"
     url = hub_endpoint()
@@ -83,6 +84,12 @@ def require_hub(what: str, name: str, error: type[UserError] = UserError) -> Non
     fix = f"give a local {what} directory or file, or run where the Hub is reachable"
     if what == "model":
         fix += " (the bundled model works offline: bundled:all-MiniLM-L6-v2)"
-    if not offline_forced():
-        fix += "; behind a proxy set HTTPS_PROXY, for a Hub mirror set HF_ENDPOINT"
-    raise error(f"{what} {name!r} is not a local path and is not in the local cache, and {_unreachable_reason()}", fix)
+    hint = reach_hint()
+    if hint:
+        fix += f"; {hint}"
+    raise error(f"{what} {name!r} is not a local path and is not in the local cache, and {unreachable_reason()}", fix)
+
+
+def reach_hint() -> str | None:
+    """What may make the Hub reachable from here, for an error's fix; None when HF_HUB_OFFLINE says not to try."""
+    return None if offline_forced() else "behind a proxy set HTTPS_PROXY, for a Hub mirror set HF_ENDPOINT"

@@ -97,7 +97,9 @@ class Task(ABC):
     problem_type: ClassVar[str]  # transformers' config.problem_type: picks the head's loss
     auto_model_class: ClassVar[str] = "AutoModelForSequenceClassification"
     peft_task_type: ClassVar[str] = "SEQ_CLS"  # peft.TaskType member for LoRA
-    # pipeline("text-classification", model=DIR, **pipeline_kwargs) gives this task's answers (README, tests)
+    # pipeline(pipeline_task, model=DIR, **pipeline_kwargs) gives this task's answers (README, model card, tests);
+    # pipeline_task is also the Hub's pipeline_tag in the model card's metadata.
+    pipeline_task: ClassVar[str] = "text-classification"
     pipeline_kwargs: ClassVar[dict[str, Any]] = {}
     label_dtype: ClassVar[str] = "int64"  # of the tokenized `labels` column, as the loss wants it
     collator_class: ClassVar[str] = "DataCollatorWithPadding"  # transformers' padder, named in exported scripts

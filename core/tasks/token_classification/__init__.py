@@ -52,6 +52,7 @@ class TokenClassification(Task):
     auto_model_class = "AutoModelForTokenClassification"
     peft_task_type = "TOKEN_CLS"
     collator_class = "DataCollatorForTokenClassification"  # pads the labels too, with -100
+    pipeline_task = "token-classification"
     # "first": each word takes its first sub-token's tag, as training labels words (label_all_tokens: false);
     # "simple" gives the same entity names but may split a word whose later sub-tokens were never trained.
     pipeline_kwargs: ClassVar[dict[str, Any]] = {"aggregation_strategy": "first"}
