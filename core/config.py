@@ -28,6 +28,7 @@ TagScheme = Literal["auto", "iob1", "iob2", "iobes"]
 Quoting = Literal["auto", "csv", "none"]
 Precision = Literal["no", "fp16", "bf16"]
 Strategy = Literal["no", "steps", "epoch"]
+Tracker = Literal["tensorboard", "mlflow", "wandb"]
 # In the annotation, not a field_validator, so the wizard's per-field parsing (tui.draft.parse_value) runs it too.
 ClassWeights = Annotated[Literal["auto"] | list[float] | None, BeforeValidator(check_weights)]
 
@@ -300,6 +301,19 @@ class TrainingConfig(_Section):
         description="Data-parallel copies on this machine, one per GPU: torchrun processes, or keras replicas"
                     " (MirroredStrategy); null uses every local GPU.",
     )
+    report_to: list[Tracker] = Field(
+        default_factory=list,
+        description="Trackers that receive the run's scalars as it trains, besides events.jsonl: tensorboard "
+                    "(files in RUN/tensorboard), mlflow (MLFLOW_TRACKING_URI, else ./mlruns), wandb (honours "
+                    "WANDB_MODE=offline); [] for none.",
+    )
+    push_to_hub: bool = Field(
+        False, description="Upload the model directory with its card to the Hub when the run finishes (the token "
+                           "comes from HF_TOKEN or `hf auth login`).")
+    hub_model_id: str | None = Field(
+        None, description="Hub repository for push_to_hub, e.g. me/sentiment-minilm; null uses the run's name "
+                          "under your account.")
+    hub_private_repo: bool = Field(False, description="Create the Hub repository as private when it does not exist.")
 
     @field_validator("mixed_precision", mode="before")
     @classmethod
@@ -311,6 +325,16 @@ class TrainingConfig(_Section):
     @classmethod
     def _yaml_no_strategy(cls, value: Any) -> Any:
         return "no" if value is False else value
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _trackers(cls, value: Any) -> Any:
+        # TrainingArguments' spellings: one name, "none", or "all".
+        if value is None or value == "none":
+            return []
+        if value == "all":
+            return ["tensorboard", "mlflow", "wandb"]
+        return [value] if isinstance(value, str) else value
 
     @field_validator("max_steps")
     @classmethod
@@ -329,6 +353,8 @@ class TrainingConfig(_Section):
             raise ValueError("early_stopping_patience needs evaluations; set training.eval_strategy to epoch or steps")
         if self.freeze_encoder and self.lora is not None:
             raise ValueError("freeze_encoder and lora both limit what trains; choose one")
+        if len(set(self.report_to)) != len(self.report_to):
+            raise ValueError("report_to names a tracker twice; list each once")
         return self
 
 
@@ -547,3 +573,16 @@ def _describe(e: Any) -> str:
     where = f"{loc}: " if loc else ""
     shown = f"{value!r} is not valid: " if loc and not isinstance(value, dict) else ""
     return f"  - {where}{shown}{msg}"
+
+
+def flatten(mapping: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"training": {"learning_rate": 1e-4}} -> {"training.learning_rate": 1e-4}; lists stay values, and an empty
+    section stays a key so that a section present in one run only still shows."""
+    out: dict[str, Any] = {}
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

@@ -22,8 +22,9 @@ def format_event(event: dict[str, Any]) -> str | None:
         sizes = event.get("sizes", {})
         warnings = "".join(f"\nwarning: {w}" for w in event.get("warnings") or [])
         labels = event.get("label_summary") or f"{len(event.get('labels', []))} labels"  # runs before tasks: none
+        trackers = "".join(f"\n  {name}: {where}" for name, where in (event.get("report_to") or {}).items())
         return (f"started {event.get('engine')} on {event.get('device', {}).get('type')}: model {event.get('model')}, "
-                f"{labels}, sizes {sizes}, {event.get('total_steps')} steps{warnings}")
+                f"{labels}, sizes {sizes}, {event.get('total_steps')} steps{trackers}{warnings}")
     if kind == "step":
         return (f"step {event.get('step')}/{event.get('total_steps')} epoch {_num(event.get('epoch'), 2)} "
                 f"loss {_num(event.get('loss'))} lr {_num(event.get('learning_rate'), 7)} "
@@ -39,7 +40,12 @@ def format_event(event: dict[str, Any]) -> str | None:
         text = f"finished in {_num(event.get('runtime_s'), 1)} s: {format_metrics(metrics)}"
         if isinstance(test, dict):
             text += f"\n  test: {format_metrics(test)}"
-        return text + f"\n  model: {event.get('model_dir')}"
+        text += f"\n  model: {event.get('model_dir')}"
+        if event.get("hub_url"):
+            text += f"\n  pushed: {event['hub_url']}"
+        if event.get("push_error"):
+            text += f"\n  not pushed: {event['push_error']}"
+        return text
     if kind == "failed":
         hint = event.get("hint")
         return f"failed: {event.get('error')}" + (f"\n  fix: {hint}" if hint else "")

@@ -11,7 +11,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -50,6 +50,9 @@ class EventWriter:
         self._file: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
         self._lock = threading.Lock()  # the device sampler thread writes too
         self.written: set[str] = set()  # the event types this writer has emitted (this segment of the run)
+        # Called with each event once it is written: the trackers of engines that do not track by themselves
+        # (core.tracking.EventTrackers). They must not raise.
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
 
     def emit(self, type_: str, **fields: Any) -> dict[str, Any]:
         if type_ not in EVENT_TYPES:
@@ -62,6 +65,8 @@ class EventWriter:
             self._file.flush()
             if type_ in TERMINAL_TYPES:
                 os.fsync(self._file.fileno())
+        for observe in self.observers:
+            observe(event)
         return event
 
     def close(self) -> None:
@@ -113,6 +118,20 @@ class EventTail:
                 self.warnings.append(f"{self.path}: line {self._line_no} is not a valid event; skipped")
                 continue
             yield event
+
+
+def number(value: Any) -> float | None:
+    """A number from an event field; NaN and inf arrive as strings ("nan", see _clean), anything else odd is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:

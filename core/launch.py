@@ -89,8 +89,10 @@ def check_model(config: RunConfig, model_config: object) -> None:
     """The engine and the model fit together; the run process calls this too, right after loading the model config."""
     from core.engines import ENGINES, get_engine, run_precheck
     from core.tasks import get_task
+    from core.tracking import check_trackers
 
     get_engine(config.engine)
+    check_trackers(config.training.report_to)  # here because the run process calls this too, before it loads much
     info = ENGINES[config.engine]
     run_precheck(info, config)  # e.g. keras: the replicas fit; imported only for its own engine
     if info.hf_heads:

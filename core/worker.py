@@ -119,6 +119,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     from core.engines import get_engine
     from core.launch import check_data, check_model
     from core.models import check_max_length, count_parameters, load_model_config
+    from core.push import push_warnings
     from core.tasks import get_task
     from core.tokenization import check_lengths, load_tokenizer, tokenize_dataset
 
@@ -152,8 +153,10 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     warnings = _resume_warnings(run_dir, config) if resume is not None else []
     if main:  # the other processes hold no rows of their own (core.data.handoff)
         warnings += check_data(config, prepared)
+        warnings += push_warnings(config)  # now, not after hours of training
     for warning in warnings:
         print(f"warning: {warning}", flush=True)
+    report_to = _tracker_environment(run_dir, config) if main else {}
     events.emit(
         "run_started", run_id=run_dir.path.name, engine=config.engine, model=config.model.name_or_path,
         dataset=_dataset_name(run_dir), task=config.task, labels=prepared.label_names,
@@ -164,7 +167,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         label_column=prepared.label_column, device={"type": device, "name": device_name(device)},
         versions=_versions(), pid=os.getpid(), output_dir=str(run_dir.path.resolve()),
         batch_layout=_batch_layout(config), resumed_from=str(resume) if resume else None, warnings=warnings,
-        parameters=count_parameters(model_config),
+        parameters=count_parameters(model_config), report_to=report_to,
         peak_tflops=peak_tflops(device_name(device), config.training.mixed_precision) if device == "cuda" else None,
     )
     if main:
@@ -172,13 +175,42 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     print(f"training on {device}: {prepared.sizes}", flush=True)
     ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
                      tokenized=tokenized, stop_requested=stop, device=device, resume_from=resume)
-    result = engine(ctx)
+    trackers = _open_trackers(run_dir, config, events) if main else None
+    try:
+        result = engine(ctx)
+    finally:
+        if trackers is not None:
+            events.observers.remove(trackers)
+            trackers.close()
     evaluations: list[Any] = []
     if main and not result.stopped:
         result.extra.update(_after_training(run_dir, config, prepared, result))
         extra, evaluations = _evaluate(run_dir, config, prepared, result)
         result.extra.update(extra)
     return result, evaluations
+
+
+def _tracker_environment(run_dir: RunDir, config: RunConfig) -> dict[str, str]:
+    """training.report_to: the environment every engine's trackers read (core.tracking); where each one writes."""
+    from core.tracking import destinations, prepare_environment
+
+    names = config.training.report_to
+    for note in prepare_environment(names, run_dir.path, run_dir.path.name):
+        print(f"note: {note}", flush=True)
+    return destinations(names, run_dir.path)
+
+
+def _open_trackers(run_dir: RunDir, config: RunConfig, events: EventWriter) -> Any:
+    """For the engines that do not track by themselves: training.report_to's trackers, fed from the events."""
+    from core.engines import ENGINES
+    from core.tracking import EventTrackers, flat_config
+
+    names = config.training.report_to
+    if not names or ENGINES[config.engine].tracks_itself:
+        return None
+    trackers = EventTrackers(names, run_dir.path, run_dir.path.name, flat_config(config))
+    events.observers.append(trackers)
+    return trackers
 
 
 def _after_training(run_dir: RunDir, config: RunConfig, prepared: Any, result: EngineResult) -> dict[str, Any]:
@@ -294,9 +326,10 @@ def main(argv: list[str] | None = None) -> int:
         if result.test_metrics is not None:
             metrics["test"] = result.test_metrics
         _write_metrics(run_dir, result)
+        shared = _share(run_dir)
         events.emit("finished", metrics=metrics, model_dir=str(run_dir.model_dir.resolve()),
                     runtime_s=round(time.monotonic() - started, 1), checkpoint=result.last_checkpoint,
-                    **result.extra)
+                    **result.extra, **shared)
         print(f"finished: {metrics}; model in {run_dir.model_dir}", flush=True)
         _write_reports(run_dir, evaluations)
         return 0
@@ -337,6 +370,31 @@ def _follower(run_dir: RunDir, resume: Path | None) -> int:
     sampler = DeviceSampler(_Silent())
     execute(run_dir, _Silent(), StopFlag(run_dir), sampler, resume)
     return 0
+
+
+def _share(run_dir: RunDir) -> dict[str, Any]:
+    """The model card (RUN/model/README.md) and, with training.push_to_hub, the upload: after the model is saved and
+    evaluated, before `finished`. Neither fails the run, whose model is saved either way: a card that cannot be
+    written is a warning in the log, a push that fails is one too, and the `finished` event's push_error (with the
+    command that retries it); a push that succeeds gives the event hub_url."""
+    from core.model_card import write_model_card
+    from core.push import worker_push
+
+    try:
+        print(f"wrote the model card {write_model_card(run_dir.path)}", flush=True)
+    except Exception as err:  # see docstring
+        print(f"warning: the model card could not be written: {type(err).__name__}: {err}", flush=True)
+        traceback.print_exc()
+    config = load_config(run_dir.config_path)
+    if not config.training.push_to_hub:
+        return {}
+    print("pushing the model to the Hugging Face Hub", flush=True)
+    fields = worker_push(run_dir, config)
+    if "push_error" in fields:
+        print(f"warning: the model was not pushed: {fields['push_error']}", flush=True)
+    else:
+        print(f"pushed the model to {fields['hub_url']}", flush=True)
+    return fields
 
 
 def _write_metrics(run_dir: RunDir, result: EngineResult) -> None:

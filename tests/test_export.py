@@ -680,3 +680,33 @@ def test_exported_keras_script_spreads_over_replicas(tiny_model: Path, tiny_data
     text = _render({**tiny_config(tiny_model, tiny_data, tmp_path / "run", num_processes=2), "engine": "keras"})
     assert "REPLICAS = 2" in text and "tf.distribute.MirroredStrategy" in text
     assert "with strategy.scope():" in text and "DROPOUT, HEAD_DROPOUT = 0.1, 0.1" in text
+
+
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop", pytest.param("keras", marks=[KERAS, pytest.mark.slow])])
+def test_exported_script_logs_to_the_configs_trackers(engine: str, tiny_model: Path, tiny_data: dict,
+                                                      tmp_path: Path) -> None:
+    """training.report_to travels into the script: its TensorBoard files under OUTPUT_DIR/tensorboard hold the
+    validation metrics the script printed, under the names the run's trackers use."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util.tensor_util import make_ndarray
+
+    raw = {**tiny_config(tiny_model, tiny_data, tmp_path / "run", num_train_epochs=2, report_to=["tensorboard"]),
+           "engine": engine}
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    script = tmp_path / "train.py"
+    assert _cli("export", str(config_path), "--to", "script", "-o", str(script)).returncode == 0
+    result = _run_script(script, tmp_path / "out", tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    printed = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    found: dict[str, float] = {}
+    for events in sorted((tmp_path / "out" / "tensorboard").rglob("events.out.tfevents*")):
+        acc = EventAccumulator(str(events))
+        acc.Reload()
+        # torch's SummaryWriter writes scalars; tf.summary (keras) writes them as tensors.
+        found.update({tag: acc.Scalars(tag)[-1].value for tag in acc.Tags()["scalars"]})
+        tensors = {tag: make_ndarray(acc.Tensors(tag)[-1].tensor_proto) for tag in acc.Tags()["tensors"]}
+        found.update({tag: float(value) for tag, value in tensors.items() if value.ndim == 0})
+    for split, prefix in (("validation", "eval"), ("test", "test")):
+        assert found[f"{prefix}/accuracy"] == pytest.approx(printed[split]["accuracy"], abs=1e-6), (split, found)
+    assert "train/loss" in found

@@ -40,7 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("root_dir", type=Path, nargs="?", metavar="DIR",
                       help="folder that holds the runs (default: runs)")
     runs.add_argument("--root", type=Path, help="the same as DIR")
-    runs.add_argument("--ui", action="store_true", help="open the runs screen of the terminal UI")
+    runs.add_argument("--ui", action="store_true",
+                      help="open the runs screen of the terminal UI (space marks runs, c compares them)")
+    runs.add_argument("--compare", type=Path, nargs="+", metavar="RUN",
+                      help="print two or more runs side by side: their config differences and final metrics "
+                           "(a RUN that is not a path is looked for under DIR)")
 
     init = sub.add_parser("init", help="write a config by answering questions")
     init.add_argument("--plain", action="store_true", help="plain prompts instead of the full-screen wizard")
@@ -112,6 +116,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="what to export (default: yaml)")
     exp.add_argument("-o", "--output", type=Path, help="file to write (default: print it)")
     exp.add_argument("--force", action="store_true", help="replace an existing output file")
+
+    push = sub.add_parser("push", help="upload a finished run's model, with its model card, to the Hugging Face Hub",
+                          description="Uploads RUN_DIR/model (weights, tokenizer, task.json and the README.md model "
+                                      "card, written first if the run has none) to REPO_ID, creating the repository "
+                                      "if needed. The token comes from HF_TOKEN or `hf auth login`.")
+    push.add_argument("run_dir", type=Path, help="a finished run directory (or its model/ directory)")
+    push.add_argument("repo_id", help="Hub repository: owner/name, or name for one under your account")
+    push.add_argument("--private", action="store_true", help="create the repository as private (an existing "
+                                                             "repository keeps its visibility)")
     return p
 
 
@@ -136,6 +149,16 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     root = args.root_dir or args.root or Path("runs")
     if root != Path("runs") and not root.is_dir():  # a mistyped folder must not read as "no runs yet"
         raise UserError(f"{root} is not a folder", "give the folder that holds your runs (default: runs)")
+    if args.compare is not None:
+        if args.ui:
+            raise UserError("give --compare or --ui, not both",
+                            "in the runs screen (--ui), mark runs with space and press c to compare them")
+        from core.compare import format_comparison, load_comparison
+
+        # A bare run name is looked for under DIR, as `finetune-tui runs` lists them.
+        paths = [run if run.exists() or not (root / run).exists() else root / run for run in args.compare]
+        print(format_comparison(load_comparison(paths)))
+        return 0
     if args.ui:
         return _run_app(runs_root=root, show_runs=True)
     from core.console import format_runs
@@ -167,9 +190,10 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from core.config import load_config
     from core.launch import preflight, resolve_config
+    from core.push import push_warnings
 
     config = resolve_config(load_config(args.config), args.config.resolve().parent)
-    for warning in preflight(config):
+    for warning in [*push_warnings(config), *preflight(config)]:  # the token first: it needs no model or data
         print(f"warning: {warning}")
     print(f"{args.config}: config, data and model are fine")
     return 0
@@ -300,6 +324,15 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_push(args: argparse.Namespace) -> int:
+    from core.push import push_run
+
+    pushed = push_run(args.run_dir, args.repo_id, private=args.private)
+    card = "README.md written" if pushed.card == "written" else "README.md kept as edited"
+    print(f"pushed {len(pushed.files)} files ({card}) to {pushed.url}")
+    return 0
+
+
 def _cmd_resume(args: argparse.Namespace) -> int:
     from core.launch import resume_run
     from core.rundir import RunDir
@@ -375,7 +408,7 @@ def _cmd_probe_lr(args: argparse.Namespace) -> int:
 COMMANDS = {"run": _cmd_run, "runs": _cmd_runs, "monitor": _cmd_monitor, "init": _cmd_init,
             "validate": _cmd_validate, "inspect": _cmd_inspect, "demo": _cmd_demo, "stop": _cmd_stop,
             "evaluate": _cmd_evaluate, "predict": _cmd_predict, "export": _cmd_export,
-            "resume": _cmd_resume, "probe": _cmd_probe}
+            "resume": _cmd_resume, "probe": _cmd_probe, "push": _cmd_push}
 
 
 def _open_wizard(args: argparse.Namespace) -> int:

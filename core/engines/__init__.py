@@ -32,6 +32,8 @@ class EngineInfo:
     hf_heads: bool  # the model must be a transformers model with a head for the task (checked before a run)
     model_format: str  # what its final model directory holds: "hf" (transformers) or "keras" (core.predict)
     script_template: str  # its standalone-script template in core/export_templates/
+    tracks_itself: bool  # True: it feeds training.report_to's trackers itself (Trainer's integrations); False: the
+    #                      worker feeds them from its events (core.tracking.EventTrackers)
 
     def missing(self) -> list[str]:
         return [p for p in self.packages if not installed(p)]
@@ -54,6 +56,7 @@ ENGINES: dict[str, EngineInfo] = {
         "The default: checkpoints, evaluation, early stopping and mixed precision handled for you.",
         ("transformers", "torch"), "pip install torch transformers", "core.engines.trainer",
         replicas_in_process=False, precheck=None, hf_heads=True, model_format="hf", script_template="trainer.py.j2",
+        tracks_itself=True,
     ),
     "torch-loop": EngineInfo(
         "torch-loop", "Native PyTorch loop",
@@ -61,14 +64,14 @@ ENGINES: dict[str, EngineInfo] = {
         ("torch", "transformers", "accelerate"), "pip install torch transformers accelerate",
         "core.engines.torch_loop",
         replicas_in_process=False, precheck=None, hf_heads=True, model_format="hf",
-        script_template="torch_loop.py.j2",
+        script_template="torch_loop.py.j2", tracks_itself=False,
     ),
     "keras": EngineInfo(
         "keras", "Keras on TensorFlow",
         "For teams whose serving and tooling are already Keras/TensorFlow (uses KerasHub models).",
         ("keras", "keras_hub", "tensorflow"), 'pip install "finetune-tui[keras]"', "core.engines.keras",
         replicas_in_process=True, precheck="core.engines.keras:check_replicas", hf_heads=False, model_format="keras",
-        script_template="keras.py.j2",
+        script_template="keras.py.j2", tracks_itself=False,
     ),
 }
 

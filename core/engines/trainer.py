@@ -16,6 +16,7 @@ from core.engines.base import (
 )
 from core.engines.hf_model import build_model, save_final_model
 from core.engines.sampling import input_lengths, seeded_length_grouped_sampler
+from core.engines.trainer_trackers import TrainerTrackers
 from core.metrics import greater_is_better
 from core.tasks import get_task
 from core.tokenization import make_collator
@@ -58,7 +59,8 @@ def training_arguments(ctx: RunContext) -> Any:
         train_sampling_strategy="group_by_length" if t.group_by_length else "random",
         seed=t.seed,
         data_seed=t.seed,
-        report_to="none",
+        report_to="none",  # training.report_to goes through core.engines.trainer_trackers, after our callback
+        run_name=ctx.run_dir.path.name,
         disable_tqdm=True,
         use_cpu=ctx.device == "cpu",
         dataloader_num_workers=0,
@@ -95,6 +97,8 @@ class _EventsCallback:
                 loss=logs["loss"], learning_rate=logs.get("learning_rate"), grad_norm=logs.get("grad_norm"),
                 samples_per_second=rate, tokens_per_second=tokens, elapsed_s=elapsed,
             )
+            if rate is not None:  # for the tracker callbacks after this one (core.engines.trainer_trackers)
+                logs["samples_per_second"] = rate
 
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any) -> None:
         metrics = metrics or {}
@@ -130,7 +134,7 @@ class _EventsCallback:
 
 
 def train(ctx: RunContext) -> EngineResult:
-    from transformers import EarlyStoppingCallback, Trainer, TrainerCallback
+    from transformers import EarlyStoppingCallback, TrainerCallback
 
     cfg = ctx.config
     model = build_model(cfg, ctx.prepared.label_names)
@@ -142,6 +146,21 @@ def train(ctx: RunContext) -> EngineResult:
     callbacks: list[Any] = [_as_trainer_callback(events_cb, TrainerCallback)]
     if cfg.training.early_stopping_patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=cfg.training.early_stopping_patience))
+    trackers = TrainerTrackers(cfg.training.report_to, ctx.run_dir.path) if is_main_process() else None
+    if trackers is not None:
+        callbacks += trackers.callbacks
+    try:
+        return _train(ctx, args, events_cb, watch, callbacks, model, trackers)
+    finally:
+        if trackers is not None:
+            trackers.close()
+
+
+def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: DivergenceWatch, callbacks: list[Any],
+           model: Any, trackers: TrainerTrackers | None) -> EngineResult:
+    from transformers import Trainer
+
+    cfg = ctx.config
     has_eval = "validation" in ctx.tokenized
     task = get_task(cfg.task).for_run(cfg)  # e.g. multi-label's decision threshold in its metrics
     events_cb.keeper = _LogitsKeeper(
@@ -182,6 +201,8 @@ def train(ctx: RunContext) -> EngineResult:
         test_metrics, predictions["test"] = strip_prefix(output.metrics, "test_"), _outputs(task, output)
         ctx.events.emit("eval", step=trainer.state.global_step, epoch=round(trainer.state.epoch or 0, 4),
                         split="test", metrics=test_metrics)
+        if trackers is not None and trackers.inner:
+            trainer.log(output.metrics)  # predict() logs nothing; the trackers get test/… as they got eval/…
     if is_main_process():
         save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir, ctx.prepared)
     return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx),

@@ -318,7 +318,9 @@ def trainer_arguments(config: RunConfig) -> list[tuple[str, Any, str]]:
         ("train_sampling_strategy", sampling, "similar lengths batched together" if t.group_by_length else ""),
         ("seed", t.seed, ""),
         ("data_seed", t.seed, "the order of the training examples"),
-        ("report_to", "none", ""),
+        ("report_to", t.report_to or "none",
+         "Trainer's own tracker integrations (their names, e.g. eval_accuracy, on MLflow)" if t.report_to else ""),
+        ("run_name", config.output_dir.name if config.output_dir else None, "the trackers' name for this run"),
         ("dataloader_num_workers", 0, ""),
     ]
 

@@ -9,8 +9,10 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Checkbox, Collapsible, Label, SelectionList, Static
 
+from core.errors import ConfigError
 from core.lr_range import rate_label
 from core.tasks import DEFAULT_TASK, TASKS, get_task
+from core.tracking import TRACKERS, check_trackers, installed_trackers
 from tui.draft import choices, help_for
 from tui.screens.steps.base import Step, say
 from tui.screens.steps.dataset import task_fields
@@ -18,6 +20,11 @@ from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
 
 LORA_PATHS = ("training.lora.r", "training.lora.alpha", "training.lora.dropout")
+
+
+def tracker_options(chosen: list[str]) -> list[tuple[str, str, bool]]:
+    ready = installed_trackers()
+    return [(name if name in ready else f"{name} (not installed)", name, name in chosen) for name in TRACKERS]
 
 
 def _precisions() -> list[str]:
@@ -92,6 +99,15 @@ class TrainingStep(Step):
             yield row("training.per_device_eval_batch_size", "Eval batch size")
             yield row("training.num_processes", "Processes (GPUs)", placeholder="one per local GPU")
             yield row("training.max_grad_norm", "Max grad norm")
+            with Vertical(classes="field-row"):
+                with Horizontal(classes="field-line"):
+                    yield Label("Trackers", classes="field-label")
+                    yield SelectionList[str](*tracker_options(d.get("training.report_to") or []), id="report-to",
+                                             compact=True)
+                yield Static(help_for("training.report_to"), classes="field-help", markup=False)
+            yield row("training.push_to_hub", "Push to the Hub", editor="checkbox")
+            yield row("training.hub_model_id", "Hub repository", placeholder="<you>/<run name>")
+            yield row("training.hub_private_repo", "Private repository", editor="checkbox")
             yield row("output_dir", "Output directory", placeholder="runs/<engine>-<data>-<time>",
                       suggester=PathSuggester(None, dirs_only=True))
 
@@ -324,8 +340,11 @@ class TrainingStep(Step):
 
     def on_selection_list_selected_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
         event.stop()
-        # Keep the schema's order so the YAML (and the first metric, the default best one) stay stable.
         picked = set(event.selection_list.selected)
+        if event.selection_list.id == "report-to":
+            self.draft.set("training.report_to", [name for name in TRACKERS if name in picked])
+            return
+        # Keep the schema's order so the YAML (and the first metric, the default best one) stay stable.
         self.draft.set("metrics", [m for m in self.draft.metric_choices() if m in picked])
 
     def quick_problems(self) -> list[str]:
@@ -335,6 +354,10 @@ class TrainingStep(Step):
         if problems:
             return problems
         problems = self.section_problems("training")
+        try:
+            check_trackers(self.draft.get("training.report_to") or [])
+        except ConfigError as err:
+            problems.append(f"Trackers: {err.problem}; {err.fix}")
         if self.draft.lora_enabled():
             problems += self.section_problems("training.lora")
         # Checks across sections (e.g. the best-model metric must be one of the metrics) need the whole config.

@@ -1,0 +1,85 @@
+"""training.report_to on the trainer engine: Trainer's own integration callbacks, placed and named so that they log
+what the other engines log (core.tracking).
+
+They are added after the events callback, which puts each logged step's samples_per_second into the logs they read
+(Trainer logs throughput only at the end). TensorBoard writes to RUN/tensorboard; MLflow's callback gets the
+`train/…`, `eval/…` names its TensorBoard and W&B siblings already use, and keeps its run open until the test split
+is logged after training. Each callback is guarded: one that raises is dropped with a warning, never the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from core.tracking import TENSORBOARD_DIR, warn
+
+
+class TrainerTrackers:
+    def __init__(self, names: list[str], run_dir: Path) -> None:
+        from transformers import TrainerCallback
+        from transformers.integrations import MLflowCallback, TensorBoardCallback, WandbCallback, rewrite_logs
+
+        class NamedMLflow(MLflowCallback):  # type: ignore[misc]
+            def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any], **kwargs: Any) -> None:
+                super().on_log(args, state, control, rewrite_logs(logs), **kwargs)
+
+            def on_train_end(self, *args: Any, **kwargs: Any) -> None:
+                pass  # the test split is logged after training; close() ends the MLflow run
+
+            def finish(self) -> None:
+                if self._initialized and self._auto_end_run and self._ml_flow.active_run() is not None:
+                    self._ml_flow.end_run()
+
+        self.inner: dict[str, Any] = {}
+        for name in names:
+            if name == "tensorboard":
+                callback = TensorBoardCallback()
+                callback.logging_dir = str(run_dir / TENSORBOARD_DIR)  # read at train begin, and at any reopen
+            elif name == "mlflow":
+                callback = NamedMLflow()
+            else:
+                callback = WandbCallback()
+            self.inner[name] = callback
+        self.callbacks = [_guarded(name, callback, TrainerCallback, self.inner) for name, callback in
+                          self.inner.items()]
+
+    def close(self) -> None:
+        """After the last log: files flushed and runs ended before the worker exits without interpreter teardown."""
+        for name, callback in list(self.inner.items()):
+            try:
+                if name == "tensorboard" and callback.tb_writer is not None:
+                    callback.tb_writer.close()
+                elif name == "mlflow":
+                    callback.finish()
+                elif name == "wandb" and callback._wandb is not None and callback._wandb.run is not None:
+                    callback._wandb.finish()
+            except Exception as err:  # a tracker is a copy of the events; see the module docstring
+                warn(name, err)
+        self.inner.clear()
+
+
+def _guarded(name: str, inner: Any, base: type, alive: dict[str, Any]) -> Any:
+    """`inner` as a TrainerCallback whose failures become a warning and drop it (from `alive` too, so close()
+    leaves it alone)."""
+
+    class Guarded(base):  # type: ignore[misc, valid-type]
+        def __repr__(self) -> str:
+            return f"Guarded({type(inner).__name__})"
+
+    def forward(event: str) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if name not in alive:
+                return None
+            try:
+                return getattr(inner, event)(*args, **kwargs)
+            except Exception as err:  # see the module docstring
+                warn(name, err)
+                alive.pop(name, None)
+                return None
+
+        return call
+
+    for event in (attr for attr in dir(base) if attr.startswith("on_")):
+        setattr(Guarded, event, forward(event))
+    return Guarded()
