@@ -118,15 +118,24 @@ def load_run(path: Path, label: str | None = None) -> ComparedRun:
 
 
 def read_config(run: RunDir) -> dict[str, Any] | None:
-    """The run's config.yaml as written, flattened. Read raw rather than validated: a run made by an older version
-    must still compare, and a diff is about what the file says."""
+    """The run's config.yaml, flattened, with this version's defaults for the keys it predates (a run of an older
+    version does not differ from a new one by a key neither set); as written when it no longer validates, so such a
+    run still compares."""
     import yaml
+
+    from core.config import parse_config
+    from core.errors import ConfigError
 
     try:
         raw = yaml.safe_load(run.config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return None
-    return flatten(raw) if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return flatten(parse_config(raw).model_dump(mode="json"))
+    except ConfigError:
+        return flatten(raw)
 
 
 def run_labels(paths: list[Path]) -> list[str]:
@@ -222,10 +231,11 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def format_metric(value: Any) -> str:
+def format_metric(value: Any, missing: str = MISSING) -> str:
+    """A metric as every table shows it: 4 decimals, whole numbers from 1000 on, NaN/inf as written."""
     n = number(value)
     if n is None:
-        return MISSING if value is None else str(value)
+        return missing if value is None else str(value)
     if not math.isfinite(n):
         return str(value)
     return f"{n:.4f}" if abs(n) < 1000 else f"{n:.0f}"

@@ -336,6 +336,19 @@ class TrainingConfig(_Section):
             return ["tensorboard", "mlflow", "wandb"]
         return [value] if isinstance(value, str) else value
 
+    @field_validator("hub_model_id")
+    @classmethod
+    def _repo_id(cls, value: str | None) -> str | None:
+        from core.errors import UserError
+        from core.push import check_repo_id  # huggingface_hub's rules, imported only when a repository is named
+
+        if value is not None:
+            try:
+                check_repo_id(value)
+            except UserError as err:
+                raise ValueError(f"{err.problem}; {err.fix}") from None
+        return value
+
     @field_validator("max_steps")
     @classmethod
     def _max_steps(cls, value: int) -> int:
@@ -353,8 +366,9 @@ class TrainingConfig(_Section):
             raise ValueError("early_stopping_patience needs evaluations; set training.eval_strategy to epoch or steps")
         if self.freeze_encoder and self.lora is not None:
             raise ValueError("freeze_encoder and lora both limit what trains; choose one")
-        if len(set(self.report_to)) != len(self.report_to):
-            raise ValueError("report_to names a tracker twice; list each once")
+        twice = sorted({name for name in self.report_to if self.report_to.count(name) > 1})
+        if twice:
+            raise ValueError(f"report_to lists {', '.join(twice)} more than once; list each tracker once")
         return self
 
 

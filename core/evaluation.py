@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import RunDirError, UserError
-from core.rundir import RunDir, write_json
+from core.rundir import RunDir, read_json, write_json
 from core.tasks import DEFAULT_TASK, get_task
 
 SPLITS = ("train", "validation", "test")
@@ -210,7 +210,7 @@ def _write(run: RunDir, ev: Evaluation, rows: Any, *, report: bool) -> None:
         write_json(out / "metrics.json", ev.to_dict())
         _write_jsonl(out / "predictions.jsonl", rows)
         _write_jsonl(out / "most_wrong.jsonl", ev.most_wrong)
-        summary = _read_json(run.metrics_path)
+        summary = read_json(run.metrics_path)
         summary.setdefault("evaluation", {})[ev.split] = {"metrics": ev.metrics, "dir": str(out.relative_to(run.path))}
         write_json(run.metrics_path, summary)
     except OSError as err:
@@ -229,18 +229,10 @@ def _write_jsonl(path: Path, rows: Any) -> None:
     tmp.replace(path)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def load_evaluation(run_dir: str | Path, split: str = "validation") -> Evaluation | None:
     """A written evaluation (with its most-wrong list), or None when there is none (yet)."""
     directory = evaluation_dir(run_dir, split)
-    data = _read_json(directory / "metrics.json")
+    data = read_json(directory / "metrics.json")
     if not data:
         return None
     try:

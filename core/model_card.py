@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from core.errors import RunDirError
-from core.rundir import RunDir
+from core.rundir import RunDir, read_json
 
 if TYPE_CHECKING:
     from huggingface_hub import ModelCard, ModelCardData
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.evaluation import Evaluation
 
 CARD_FILE = "README.md"
+STAMP = "written by finetune-tui; unedited while this matches: sha256 "
 EVAL_SPLITS = ("validation", "test")  # the splits a run evaluates at its end (core.worker._evaluate)
 LICENSE_TODO = ("**License: to do.** This card says `license: other` because finetune-tui cannot know the terms "
                 "of the base model and of the training data. Set `license:` in the metadata above to the license "
@@ -51,6 +52,15 @@ class RunRecord:
     metrics: dict[str, dict[str, float]]  # split -> final metrics (metrics.json)
     evaluations: dict[str, Evaluation]  # split -> what the evaluation wrote under evaluation/<split>/
     model_format: str  # core.predict.model_format of RUN/model
+
+    @property
+    def base_model(self) -> str | None:
+        """The base model's Hub id; None for a local one. The run recorded which it was (local_model in
+        run_started), so a card written later, from another folder, still tells a relative path from a Hub id."""
+        name = self.config.model.name_or_path
+        if "local_model" in self.started:
+            return None if self.started["local_model"] else hub_base_model(name)
+        return hub_base_model(name)
 
     @property
     def labels(self) -> list[str]:
@@ -75,18 +85,10 @@ def read_run(run_dir: str | Path) -> RunRecord:
                           "wait until the run has finished, or resume it with `finetune-tui resume`")
     # The last segment's: a resumed run's model was saved by it, with its versions.
     started = next((e for e in reversed(run.events()) if e["type"] == "run_started"), {})
-    summary = _read_json(run.metrics_path)
+    summary = read_json(run.metrics_path)
     metrics = {split: _numbers(summary.get(split)) for split in EVAL_SPLITS if isinstance(summary.get(split), dict)}
     evaluations = {split: ev for split in EVAL_SPLITS if (ev := load_evaluation(run.path, split)) is not None}
     return RunRecord(run, load_config(run.config_path), started, metrics, evaluations, fmt)
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _numbers(metrics: dict[str, Any]) -> dict[str, float]:
@@ -101,20 +103,27 @@ def write_model_card(run_dir: str | Path, repo_id: str | None = None) -> Path:
     it is pushed to), else the model directory. Returns the card's path."""
     record = read_run(run_dir)
     path = record.run.model_dir / CARD_FILE
-    build_model_card(record, repo_id).save(path)
+    text = str(build_model_card(record, repo_id))
+    # The stamp tells a card as written from one edited since, however the run was moved or finetune-tui changed.
+    path.write_text(f"{text}\n<!-- {STAMP}{_digest(text)} -->\n", encoding="utf-8")
     return path
 
 
-def card_is_generated(run_dir: str | Path, repo_ids: tuple[str | None, ...] = (None,)) -> bool:
-    """Whether RUN/model/README.md is exactly what finetune-tui writes for this run (for one of `repo_ids`): a card
-    someone edited (a license set, a paragraph added) is theirs, and must not be written over."""
-    record = read_run(run_dir)
-    path = record.run.model_dir / CARD_FILE
+def card_is_generated(run_dir: str | Path) -> bool:
+    """Whether RUN/model/README.md is as finetune-tui wrote it: a card someone edited (a license set, a paragraph
+    added) is theirs, and must not be written over."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = (RunDir(run_dir).model_dir / CARD_FILE).read_text(encoding="utf-8")
     except OSError:
         return False
-    return any(str(build_model_card(record, repo)) == text for repo in repo_ids)
+    body, _, stamp = text.rstrip("\n").rpartition(f"\n<!-- {STAMP}")
+    return bool(body) and stamp == f"{_digest(body)} -->"
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def build_model_card(record: RunRecord, repo_id: str | None = None) -> ModelCard:
@@ -140,7 +149,7 @@ def card_data(record: RunRecord, repo_id: str | None = None) -> ModelCardData:
     hub = config.data.hub
     metrics = sorted({name for values in record.metrics.values() for name in values if name != "loss"})
     return ModelCardData(
-        base_model=hub_base_model(config.model.name_or_path),
+        base_model=record.base_model,
         datasets=[hub.name] if hub is not None else None,
         pipeline_tag=task.pipeline_task,
         library_name=_FORMATS[record.model_format].library,
@@ -212,15 +221,15 @@ def _intro(record: RunRecord, repo_id: str | None) -> str:
 
     info = TASKS[record.config.task]
     when = info.when.rstrip(".")
-    return (f"# {model_name(record, repo_id)}\n\n{_base_model_text(record.config.model.name_or_path)} fine-tuned for "
+    return (f"# {model_name(record, repo_id)}\n\n{_base_model_text(record)} fine-tuned for "
             f"**{info.title.lower()}** ({when[0].lower()}{when[1:]}) on {_data_source(record)}, with finetune-tui.")
 
 
-def _base_model_text(name_or_path: str) -> str:
-    hub_id = hub_base_model(name_or_path)
+def _base_model_text(record: RunRecord) -> str:
+    hub_id = record.base_model
     if hub_id is not None:
         return f"[{hub_id}](https://huggingface.co/{hub_id})"
-    return f"A local model (`{Path(name_or_path).name}`)"
+    return f"A local model (`{Path(record.config.model.name_or_path).name}`)"
 
 
 def _data_source(record: RunRecord) -> str:
@@ -285,7 +294,7 @@ def _training_section(record: RunRecord) -> str:
             "saved weights)") if t.lora is not None else "no"
     rows = [
         ("engine", f"{c.engine} ({ENGINES[c.engine].title})" if c.engine in ENGINES else c.engine),
-        ("base model", _base_model_name(c.model.name_or_path) + (f" @ {c.model.revision}" if c.model.revision
+        ("base model", _base_model_name(record) + (f" @ {c.model.revision}" if c.model.revision
                                                                   else "")),
         ("learning rate", f"{t.learning_rate:g} ({t.lr_scheduler_type}, warmup {t.warmup_ratio:g})"),
         ("epochs", f"{t.num_train_epochs:g}" + (f" (stopped at max_steps {t.max_steps})" if t.max_steps > 0 else "")),
@@ -308,9 +317,9 @@ def _training_section(record: RunRecord) -> str:
             + f"\n\n<details><summary>All settings (config.yaml)</summary>\n\n```yaml\n{settings}\n```\n\n</details>")
 
 
-def _base_model_name(name_or_path: str) -> str:
-    hub_id = hub_base_model(name_or_path)
-    return hub_id if hub_id is not None else f"{Path(name_or_path).name} (local)"
+def _base_model_name(record: RunRecord) -> str:
+    hub_id = record.base_model
+    return hub_id if hub_id is not None else f"{Path(record.config.model.name_or_path).name} (local)"
 
 
 def _results_section(record: RunRecord) -> str:

@@ -9,6 +9,7 @@ redacted. Whether the Hub can be reached is asked once, quickly (core.hub), befo
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,17 +106,12 @@ def _require_hub(repo_id: str, retry: str) -> None:
 
 
 def push_warnings(config: RunConfig) -> list[str]:
-    """What `validate` (and the run's start) should say about training.push_to_hub before hours of training: a
-    repository id that cannot be pushed to, or no token to push with."""
+    """What `validate` (and the run's start) should say about training.push_to_hub before hours of training: no
+    token to push with. (A repository id that cannot be pushed to is refused when the config loads.)"""
     t = config.training
     if not t.push_to_hub:
         return []
     out = []
-    if t.hub_model_id is not None:
-        try:
-            check_repo_id(t.hub_model_id)
-        except PushError as err:
-            out.append(f"training.hub_model_id: {err.problem}; the push at the end of the run would fail")
     if not hub_token():
         out.append("training.push_to_hub is true but no Hugging Face token is found (HF_TOKEN, `hf auth login`): the "
                    f"run would train and then fail to push; {TOKEN_FIX}")
@@ -171,7 +167,12 @@ def _upload(run: RunDir, repo_id: str, private: bool, token: str) -> Pushed:
 
     api = HfApi(token=token)
     repo = api.create_repo(repo_id, private=private, exist_ok=True)  # a bare name lands under the token's account
-    card = _card_for(run, repo.repo_id)
+    try:
+        card = _card_for(run, repo.repo_id)
+    except Exception as err:  # not the Hub's doing: trying the upload again would not help
+        raise PushError(f"the model card of {run.path} could not be written ({type(err).__name__}: {err})",
+                        f"write {run.model_dir / 'README.md'} yourself (a card you edited is uploaded as it is), "
+                        "then push again") from None
     files = files_to_push(run.model_dir)
     # A copy: upload_folder appends its own patterns to the list it is given.
     api.upload_folder(repo_id=repo.repo_id, folder_path=run.model_dir, ignore_patterns=list(NOT_PUSHED),
@@ -183,7 +184,7 @@ def _card_for(run: RunDir, repo_id: str) -> str:
     """Write the card that names `repo_id`, unless someone edited the one there (then it goes up as it is)."""
     from core.model_card import CARD_FILE, card_is_generated, write_model_card
 
-    if (run.model_dir / CARD_FILE).is_file() and not card_is_generated(run.path, (None, repo_id)):
+    if (run.model_dir / CARD_FILE).is_file() and not card_is_generated(run.path):
         return "kept"
     write_model_card(run.path, repo_id)
     return "written"
@@ -207,18 +208,23 @@ def redact(text: str) -> str:
     return text.replace(token, "***") if token else text
 
 
-def worker_push(run: RunDir, config: RunConfig) -> dict[str, Any]:
+def worker_push(run: RunDir, config: RunConfig, stop_requested: bool = False) -> dict[str, Any]:
     """training.push_to_hub at the end of a run (the model saved, `finished` not yet written): the fields for the
-    `finished` event, hub_url or push_error (with the command that retries it). Never raises."""
+    `finished` event, hub_url or push_error (with the command that retries it). Never raises. A stop asked for once
+    training was over skips the upload, which can take long: the person wants the run to end now."""
     import traceback
 
     repo_id = config.training.hub_model_id or default_repo_id(run.path)
     retry = f"finetune-tui push {run.path} {repo_id}" + (" --private" if config.training.hub_private_repo else "")
+    if stop_requested:
+        return {"push_error": f"not pushed: a stop was asked for before the upload; push with: {retry}"}
     try:
         pushed = upload_model(run, check_repo_id(repo_id), config.training.hub_private_repo)
     except UserError as err:
         return {"push_error": redact(f"{err.problem}; retry with: {retry}")}
     except Exception as err:  # a bug here must not cost the run: its model is saved
-        traceback.print_exc()
+        print(redact(traceback.format_exc()), file=sys.stderr, flush=True)
         return {"push_error": redact(f"{type(err).__name__}: {err}; retry with: {retry}")}
+    except BaseException as err:  # interrupted mid-upload (KeyboardInterrupt, SystemExit): the run still finishes
+        return {"push_error": f"the upload was interrupted ({type(err).__name__}); retry with: {retry}"}
     return {"hub_url": pushed.url, "hub_repo_id": pushed.repo_id}

@@ -7,21 +7,20 @@ Made for people who copy results off a GPU box without a display: matplotlib's A
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from core.events import number
 
 if TYPE_CHECKING:
     from core.evaluation import Evaluation
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if number == number and abs(number) != float("inf") else None
+    """A finite number from an event, else None (NaN/inf are not drawn)."""
+    n = number(value)
+    return n if n is not None and math.isfinite(n) else None
 
 
 def loss_curves(events: list[dict[str, Any]]) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:

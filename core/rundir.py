@@ -38,7 +38,7 @@ STARTING_GRACE_S = 30.0
 RUN_ENTRIES = frozenset({
     "config.yaml", "events.jsonl", "stdout.log", "stderr.log", "run.pid", "run.lock", "STOP", "checkpoints",
     "model", "metrics.json", "evaluation", ".write-test", "config.yaml.tmp", "metrics.json.tmp", "handoff.json",
-    "handoff.json.tmp",
+    "handoff.json.tmp", "tensorboard", "wandb", "trackers.json", "trackers.json.tmp",
 })
 
 Status = Literal["starting", "running", "finished", "failed", "stopped", "died"]
@@ -316,6 +316,16 @@ def list_runs(root: str | Path) -> list[RunSummary]:
     candidates = [root] if is_run_dir(root) else sorted(p for p in root.iterdir() if p.is_dir() and is_run_dir(p))
     summaries = [cached_summary(p.resolve()) for p in candidates]
     return sorted(summaries, key=lambda s: s.started or 0, reverse=True)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object the run wrote (metrics.json, trackers.json, ...); {} when it is missing, half-written or not an
+    object, which readers treat as "nothing recorded yet"."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def write_json(path: Path, data: Any) -> None:

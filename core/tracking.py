@@ -13,9 +13,11 @@ directory, offline when this machine has no W&B login (it must never stop a deta
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import netrc
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from core.events import number
 
 TENSORBOARD_DIR = "tensorboard"
 PROJECT = "finetune-tui"  # MLflow experiment and W&B project unless the environment names one
+IDS_FILE = "trackers.json"  # the MLflow and W&B run ids of this run, for its resumed segments
 
 
 @dataclass(frozen=True)
@@ -70,29 +73,75 @@ def wandb_logged_in() -> bool:
         return False
 
 
-def prepare_environment(names: list[str], run_dir: Path, run_name: str) -> list[str]:
-    """Set the trackers' environment defaults for this process (the user's own settings win); returns notes for
-    the log. Trainer's integrations and Accelerate's trackers both read these variables, so every engine agrees."""
+def prepare_environment(names: list[str], run_dir: Path, run_name: str) -> tuple[list[str], list[str]]:
+    """Set the trackers' environment defaults for this process (the user's own settings win); returns the trackers
+    that can run and notes for the log. Trainer's integrations and Accelerate's trackers both read these variables,
+    so every engine agrees. A resumed run continues its MLflow and W&B runs (their ids are kept in RUN/trackers.json)
+    instead of starting new ones that overlap it."""
     notes: list[str] = []
+    kept = list(names)
+    ids = _read_ids(run_dir)
     if "mlflow" in names:
         if "MLFLOW_TRACKING_URI" not in os.environ:
             # A local store in ./mlruns, on the database backend: MLflow 3 refuses the old plain-file one.
             store = Path.cwd().resolve() / "mlruns"
-            store.mkdir(exist_ok=True)
-            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
-            notes.append(f"mlflow: no MLFLOW_TRACKING_URI, logging to {store}; see it with "
-                         f"`mlflow ui --backend-store-uri sqlite:///{store / 'mlflow.db'}`")
+            try:
+                store.mkdir(exist_ok=True)
+            except OSError as err:
+                kept.remove("mlflow")
+                notes.append(f"warning: the mlflow tracker is off: no MLFLOW_TRACKING_URI and {store} cannot be "
+                             f"created ({err.strerror}); set MLFLOW_TRACKING_URI, or start the run from a folder "
+                             "you can write to")
+            else:
+                os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
+                notes.append(f"mlflow: no MLFLOW_TRACKING_URI, logging to {store}; see it with "
+                             f"`mlflow ui --backend-store-uri sqlite:///{store / 'mlflow.db'}`")
         os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", PROJECT)
-        os.environ.setdefault("MLFLOW_RUN_NAME", run_name)
+        if ids.get("mlflow"):
+            os.environ.setdefault("MLFLOW_RUN_ID", ids["mlflow"])
     if "wandb" in names:
         os.environ.setdefault("WANDB_PROJECT", PROJECT)
         os.environ.setdefault("WANDB_DIR", str(run_dir.resolve()))
         os.environ.setdefault("WANDB_NAME", run_name)
+        if "WANDB_RUN_ID" not in os.environ:
+            if not ids.get("wandb"):
+                ids["wandb"] = secrets.token_hex(4)  # W&B's own id format: 8 lowercase characters
+                _write_ids(run_dir, ids)
+            os.environ["WANDB_RUN_ID"] = ids["wandb"]
+            os.environ.setdefault("WANDB_RESUME", "allow")
         if "WANDB_MODE" not in os.environ and not wandb_logged_in():
             os.environ["WANDB_MODE"] = "offline"
+            files = Path(os.environ["WANDB_DIR"]) / "wandb"
             notes.append(f"wandb: no login on this machine (WANDB_API_KEY or `wandb login`), logging offline to "
-                         f"{run_dir / 'wandb'}; upload later with `wandb sync {run_dir / 'wandb'}/offline-run-*`")
-    return notes
+                         f"{files}; upload later with `wandb sync {files}/offline-run-*`")
+    return kept, notes
+
+
+def _read_ids(run_dir: Path) -> dict[str, str]:
+    from core.rundir import read_json
+
+    return {k: v for k, v in read_json(run_dir / IDS_FILE).items() if isinstance(v, str)}
+
+
+def _write_ids(run_dir: Path, ids: dict[str, str]) -> None:
+    from core.rundir import write_json
+
+    write_json(run_dir / IDS_FILE, ids)
+
+
+def remember_mlflow_run(run_dir: Path) -> None:
+    """Once an MLflow run is open: its id, so that a resumed run continues it (prepare_environment)."""
+    import mlflow
+
+    active = mlflow.active_run()
+    ids = _read_ids(run_dir)
+    if active is not None and ids.get("mlflow") != active.info.run_id:
+        _write_ids(run_dir, {**ids, "mlflow": active.info.run_id})
+
+
+def end_status(outcome: str) -> str:
+    """MLflow's status for how this segment of the run ended: "finished", "stopped" (resumable) or "failed"."""
+    return {"finished": "FINISHED", "stopped": "KILLED"}.get(outcome, "FAILED")
 
 
 def destinations(names: list[str], run_dir: Path) -> dict[str, str]:
@@ -130,10 +179,12 @@ def warn(name: str, err: BaseException) -> None:
 
 class EventTrackers:
     """Accelerate's trackers fed from the run's events (engines that do not track by themselves). A tracker that
-    fails is dropped with a warning: a tracker is a copy, never a reason to lose the run."""
+    fails is finished as far as it can be and dropped with a warning: a tracker is a copy, never a reason to lose the
+    run. Only the main process holds one."""
 
     def __init__(self, names: list[str], run_dir: Path, run_name: str, config: dict[str, Any]) -> None:
         self.trackers: dict[str, Any] = {}
+        self.run_dir = run_dir
         for name in names:
             self._guard(name, lambda name=name: self._open(name, run_dir, run_name, config))
 
@@ -143,41 +194,58 @@ class EventTrackers:
         if name == "tensorboard":
             # run_name "" puts the event files straight in RUN/tensorboard, where Trainer's integration writes them.
             tracker = TensorBoardTracker("", run_dir / TENSORBOARD_DIR)
-            tracker.start()
-            tracker.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.items()))
         elif name == "mlflow":
             tracker = MLflowTracker(experiment_name=os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT),
-                                    run_name=os.environ.get("MLFLOW_RUN_NAME", run_name))
-            tracker.start()
-            tracker.store_init_configuration(config)
+                                    run_name=run_name)
         else:
             tracker = WandBTracker(os.environ.get("WANDB_PROJECT", PROJECT), name=run_name,
                                    dir=os.environ.get("WANDB_DIR", str(run_dir)))
-            tracker.start()
+        tracker.start()
+        self.trackers[name] = tracker  # from here on, a failure finishes it (_guard)
+        if name == "tensorboard":
+            tracker.writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.items()))
+        else:
             tracker.store_init_configuration(config)
-        self.trackers[name] = tracker
+        if name == "mlflow":
+            remember_mlflow_run(run_dir)
 
     def _guard(self, name: str, action: Callable[[], None]) -> None:
         try:
             action()
         except Exception as err:  # see class docstring
             warn(name, err)
-            self.trackers.pop(name, None)
+            tracker = self.trackers.pop(name, None)
+            if tracker is not None:
+                with contextlib.suppress(Exception):
+                    tracker.finish()
 
     def __call__(self, event: dict[str, Any]) -> None:
         values = scalars(event)
-        if not values:
+        step = number(event.get("step"))
+        if not values or step is None:
             return
-        step = int(event.get("step", 0))
         for name, tracker in list(self.trackers.items()):
             # W&B charts Trainer's runs against train/global_step (WandbCallback defines it as the x axis).
-            logged = {**values, "train/global_step": step} if name == "wandb" else values
-            self._guard(name, lambda tracker=tracker, logged=logged: tracker.log(logged, step=step))
+            logged = {**values, "train/global_step": int(step)} if name == "wandb" else values
+            self._guard(name, lambda tracker=tracker, logged=logged: tracker.log(logged, step=int(step)))
 
-    def close(self) -> None:
+    def close(self, outcome: str) -> None:
+        """outcome: "finished", "stopped" or "failed" (end_status)."""
         for name, tracker in list(self.trackers.items()):
-            self._guard(name, tracker.finish)
+            if name == "mlflow":
+                self._guard(name, lambda: _end_mlflow(outcome))
+            elif name == "wandb":
+                self._guard(name, lambda tracker=tracker: tracker.run.finish(exit_code=0 if outcome != "failed"
+                                                                             else 1))
+            else:
+                self._guard(name, tracker.finish)
         self.trackers.clear()
+
+
+def _end_mlflow(outcome: str) -> None:
+    import mlflow
+
+    mlflow.end_run(status=end_status(outcome))
 
 
 def flat_config(config: Any) -> dict[str, Any]:

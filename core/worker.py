@@ -167,7 +167,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         label_column=prepared.label_column, device={"type": device, "name": device_name(device)},
         versions=_versions(), pid=os.getpid(), output_dir=str(run_dir.path.resolve()),
         batch_layout=_batch_layout(config), resumed_from=str(resume) if resume else None, warnings=warnings,
-        parameters=count_parameters(model_config), report_to=report_to,
+        parameters=count_parameters(model_config), report_to=report_to, local_model=_local_model(config),
         peak_tflops=peak_tflops(device_name(device), config.training.mixed_precision) if device == "cuda" else None,
     )
     if main:
@@ -176,12 +176,14 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     ctx = RunContext(config=config, run_dir=run_dir, events=events, prepared=prepared, tokenizer=tokenizer,
                      tokenized=tokenized, stop_requested=stop, device=device, resume_from=resume)
     trackers = _open_trackers(run_dir, config, events) if main else None
+    outcome = "failed"
     try:
         result = engine(ctx)
+        outcome = "stopped" if result.stopped else "finished"
     finally:
         if trackers is not None:
             events.observers.remove(trackers)
-            trackers.close()
+            trackers.close(outcome)
     evaluations: list[Any] = []
     if main and not result.stopped:
         result.extra.update(_after_training(run_dir, config, prepared, result))
@@ -190,14 +192,25 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     return result, evaluations
 
 
+def _local_model(config: RunConfig) -> str | None:
+    """The model directory when the model is a local one (not the bundled copy of a Hub model, not a Hub id): the
+    model card names a Hub base model only, and a relative path can read as one later, from another folder."""
+    from core.models import BUNDLED_ALIASES
+
+    name = config.model.name_or_path
+    path = Path(name).expanduser()
+    return str(path.resolve()) if name not in BUNDLED_ALIASES and path.exists() else None
+
+
 def _tracker_environment(run_dir: RunDir, config: RunConfig) -> dict[str, str]:
     """training.report_to: the environment every engine's trackers read (core.tracking); where each one writes."""
     from core.tracking import destinations, prepare_environment
 
-    names = config.training.report_to
-    for note in prepare_environment(names, run_dir.path, run_dir.path.name):
-        print(f"note: {note}", flush=True)
-    return destinations(names, run_dir.path)
+    kept, notes = prepare_environment(config.training.report_to, run_dir.path, run_dir.path.name)
+    for note in notes:
+        print(note if note.startswith("warning: ") else f"note: {note}", flush=True)
+    config.training.report_to = kept  # for the engine; config.yaml keeps what was asked for
+    return destinations(kept, run_dir.path)
 
 
 def _open_trackers(run_dir: RunDir, config: RunConfig, events: EventWriter) -> Any:
@@ -326,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         if result.test_metrics is not None:
             metrics["test"] = result.test_metrics
         _write_metrics(run_dir, result)
-        shared = _share(run_dir)
+        shared = _share(run_dir, stop())
         events.emit("finished", metrics=metrics, model_dir=str(run_dir.model_dir.resolve()),
                     runtime_s=round(time.monotonic() - started, 1), checkpoint=result.last_checkpoint,
                     **result.extra, **shared)
@@ -372,7 +385,7 @@ def _follower(run_dir: RunDir, resume: Path | None) -> int:
     return 0
 
 
-def _share(run_dir: RunDir) -> dict[str, Any]:
+def _share(run_dir: RunDir, stop_requested: bool) -> dict[str, Any]:
     """The model card (RUN/model/README.md) and, with training.push_to_hub, the upload: after the model is saved and
     evaluated, before `finished`. Neither fails the run, whose model is saved either way: a card that cannot be
     written is a warning in the log, a push that fails is one too, and the `finished` event's push_error (with the
@@ -389,7 +402,7 @@ def _share(run_dir: RunDir) -> dict[str, Any]:
     if not config.training.push_to_hub:
         return {}
     print("pushing the model to the Hugging Face Hub", flush=True)
-    fields = worker_push(run_dir, config)
+    fields = worker_push(run_dir, config, stop_requested)
     if "push_error" in fields:
         print(f"warning: the model was not pushed: {fields['push_error']}", flush=True)
     else:

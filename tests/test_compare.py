@@ -28,10 +28,12 @@ from core.compare import (
     flatten,
     format_comparison,
     load_comparison,
+    read_config,
     run_labels,
 )
 from core.config import parse_config, save_config
 from core.errors import RunDirError, UserError
+from core.rundir import RunDir
 from tests.screen_harness import Harness, wait_until
 from tui.cli import EXIT_USER_ERROR, main
 from tui.screens.compare import CompareScreen
@@ -170,13 +172,20 @@ def test_cli_compare_prints_config_differences_and_final_metrics(three_runs: lis
     lines = out.splitlines()
     header = next(line for line in lines if line.lstrip().startswith("sst2-lr5e-5  sst2-lr1e-4"))
     assert header.split() == ["sst2-lr5e-5", "sst2-lr1e-4", "sst2-torch"]
-    table = {line.split()[0]: line.split()[1:] for line in lines if line.startswith("  ") and "/" not in line}
+    table, sections, section = {}, {}, ""
+    for line in lines:
+        if line.startswith(("config differences", "final metrics")):
+            section = line
+        elif line.startswith("  ") and "/" not in line:
+            table[line.split()[0]] = sections.setdefault(section, {})[line.split()[0]] = line.split()[1:]
     assert table["engine"] == ["trainer", "trainer", "torch-loop"]
     assert table["training.learning_rate"] == ["5e-05", "0.0001", "0.0001"]
     assert table["training.per_device_train_batch_size"] == ["16", "16", "32"]
     assert "training.seed" not in table and "output_dir" not in table
     assert lines.index("final metrics: validation") < lines.index("final metrics: test")
-    assert table["accuracy"] == ["0.8400", "0.8625*", "-"]  # the test split's, the last one listed
+    validation, test = sections["final metrics: validation"], sections["final metrics: test"]
+    assert validation["accuracy"] == ["0.8500", "0.8725*", "0.8350"]  # sst2-torch: its last evaluation
+    assert test["accuracy"] == ["0.8400", "0.8625*", "-"]  # it died before the test split
     assert "* the best value of the metric" in out
     assert "note: sst2-torch died before the end" in out
 
@@ -291,3 +300,20 @@ def test_snapshot_compare_screen(snap_compare: Callable[..., bool], three_runs: 
 
     app = Harness(lambda: CompareScreen(three_runs))
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_a_key_an_older_run_never_wrote_is_no_difference(three_runs: list[Path]) -> None:
+    """A run made before training.report_to existed reads as having its default, so only real choices differ; a
+    config that no longer validates still compares as written."""
+    import yaml
+
+    older = three_runs[0] / "config.yaml"
+    raw = yaml.safe_load(older.read_text())
+    del raw["training"]["report_to"], raw["training"]["push_to_hub"]
+    older.write_text(yaml.safe_dump(raw))
+    keys = [key for key, _ in config_differences([read_config(RunDir(p)) for p in three_runs[:2]])]
+    assert keys == ["training.learning_rate"]
+    raw["training"]["no_such_setting"] = 1
+    older.write_text(yaml.safe_dump(raw))
+    keys = [key for key, _ in config_differences([read_config(RunDir(p)) for p in three_runs[:2]])]
+    assert "training.no_such_setting" in keys

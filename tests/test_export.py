@@ -262,13 +262,15 @@ def test_script_training_arguments_match_the_trainer_engine(tiny_model: Path, ti
     text = _render(raw)
     call = next(n for n in ast.walk(ast.parse(text))
                 if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "TrainingArguments")
-    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "output_dir"}
+    # Where it writes and what the trackers call the run come from the script's command line.
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg not in ("output_dir", "run_name")}
     script_args = TrainingArguments(output_dir=str(tmp_path / "x"), **kwargs).to_dict()
-    ctx = SimpleNamespace(config=config, run_dir=SimpleNamespace(checkpoints_dir=tmp_path / "x"), device="cpu")
+    ctx = SimpleNamespace(config=config, run_dir=SimpleNamespace(checkpoints_dir=tmp_path / "x", path=tmp_path / "run"),
+                          device="cpu")
     engine_args = training_arguments(ctx).to_dict()  # type: ignore[arg-type]
     # Where it runs (use_cpu turns pin_memory off), what it prints and counts for the monitor: not the results.
     ignore = {"use_cpu", "dataloader_pin_memory", "disable_tqdm", "output_dir", "logging_dir",
-              "include_num_input_tokens_seen"}
+              "include_num_input_tokens_seen", "run_name"}
     diff = {k: (script_args.get(k), v) for k, v in engine_args.items() if k not in ignore and script_args.get(k) != v}
     assert not diff
 
@@ -686,12 +688,12 @@ def test_exported_keras_script_spreads_over_replicas(tiny_model: Path, tiny_data
 def test_exported_script_logs_to_the_configs_trackers(engine: str, tiny_model: Path, tiny_data: dict,
                                                       tmp_path: Path) -> None:
     """training.report_to travels into the script: its TensorBoard files under OUTPUT_DIR/tensorboard hold the
-    validation metrics the script printed, under the names the run's trackers use."""
+    metrics the script printed, under the names the run's trackers use, and MLflow gets them in the runs' store."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util.tensor_util import make_ndarray
 
-    raw = {**tiny_config(tiny_model, tiny_data, tmp_path / "run", num_train_epochs=2, report_to=["tensorboard"]),
-           "engine": engine}
+    raw = {**tiny_config(tiny_model, tiny_data, tmp_path / "run", num_train_epochs=2,
+                         report_to=["tensorboard", "mlflow"]), "engine": engine}
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(raw))
     script = tmp_path / "train.py"
@@ -710,3 +712,12 @@ def test_exported_script_logs_to_the_configs_trackers(engine: str, tiny_model: P
     for split, prefix in (("validation", "eval"), ("test", "test")):
         assert found[f"{prefix}/accuracy"] == pytest.approx(printed[split]["accuracy"], abs=1e-6), (split, found)
     assert "train/loss" in found
+
+    # MLflow: the runs' default store (./mlruns where the script ran), experiment finetune-tui, the output's name.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("finetune-tui")
+    (run,) = client.search_runs([experiment.experiment_id], "attributes.run_name = 'out'")
+    name = "eval_accuracy" if engine == "trainer" else "eval/accuracy"  # Trainer's script: its callback's own names
+    assert run.data.metrics[name] == pytest.approx(printed["validation"]["accuracy"], abs=1e-6)

@@ -73,7 +73,7 @@ def test_the_run_writes_a_card_whose_metadata_the_hub_library_reads_back(trained
     assert found == expected
     assert {"accuracy", "f1"} <= set(data.metrics) and "loss" not in data.metrics
     assert all(r.task_type == "text-classification" and r.dataset_type == "local" for r in data.eval_results)
-    assert card_is_generated(trained_run.path), "writing it again gives the same text"
+    assert card_is_generated(trained_run.path), "the card is as the run wrote it"
 
 
 def test_the_body_holds_data_settings_tables_and_provenance(trained_run: RunDir) -> None:
@@ -124,6 +124,11 @@ def test_a_card_for_a_hub_repository_names_it_and_no_local_path(trained_run: Run
     config["data"] = {**config["data"], "train_file": None, "test_file": None,
                       "hub": {"name": "stanfordnlp/imdb", "train_split": "train", "test_split": "test"}}
     run.config_path.write_text(yaml.safe_dump(config))
+    events = [json.loads(line) for line in run.events_path.read_text().splitlines()]
+    for event in events:  # as a run of a Hub model records it
+        if event["type"] == "run_started":
+            event["local_model"] = None
+    run.events_path.write_text("".join(json.dumps(e) + "\n" for e in events))
     card = ModelCard.load(write_model_card(run.path, "someone/imdb-tiny"))
     assert card.data.base_model == "google-bert/bert-base-uncased"
     assert card.data.datasets == ["stanfordnlp/imdb"]
@@ -134,8 +139,20 @@ def test_a_card_for_a_hub_repository_names_it_and_no_local_path(trained_run: Run
     assert 'pipeline("text-classification", model="someone/imdb-tiny")' in card.text
     assert "hf download someone/imdb-tiny --local-dir imdb-tiny" in card.text
     assert str(tmp_path) not in str(card) and "/tmp" not in str(card)
-    assert not card_is_generated(run.path), "the card on disk names the repository, not the directory"
-    assert card_is_generated(run.path, (None, "someone/imdb-tiny"))
+    assert card_is_generated(run.path)
+
+
+def test_a_moved_run_keeps_its_card_unedited_and_its_local_base_model_local(trained_run: RunDir, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Copied off the GPU box and looked at from elsewhere: the card still counts as finetune-tui's (push may rewrite
+    it), and a base model that was a local directory is not taken for a Hub id; an edit makes the card the user's."""
+    run = RunDir(shutil.copytree(trained_run.path, tmp_path / "elsewhere" / "moved"))
+    monkeypatch.chdir(tmp_path)
+    assert card_is_generated(run.path)
+    assert ModelCard.load(write_model_card(run.path)).data.base_model is None
+    card = run.model_dir / CARD_FILE
+    card.write_text(card.read_text().replace("license: other", "license: apache-2.0"))
+    assert not card_is_generated(run.path)
 
 
 @pytest.mark.parametrize(("name", "expected"), [

@@ -181,14 +181,13 @@ def test_validate_warns_about_a_push_without_a_token(tiny_model: Path, tiny_data
     import core.push
 
     path = tmp_path / "push.yaml"
-    raw = tiny_config(tiny_model, tiny_data, tmp_path / "run", push_to_hub=True, hub_model_id="me/x--y")
+    raw = tiny_config(tiny_model, tiny_data, tmp_path / "run", push_to_hub=True, hub_model_id="me/x")
     path.write_text(yaml.safe_dump(raw))
     monkeypatch.setattr(core.push, "hub_token", lambda: None)
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "warning: training.push_to_hub is true but no Hugging Face token is found" in out
     assert "hf auth login" in out
-    assert "warning: training.hub_model_id: 'me/x--y' is not a Hub repository id" in out
     monkeypatch.setattr(core.push, "hub_token", lambda: TOKEN)
     raw["training"]["hub_model_id"] = "me/fine"
     path.write_text(yaml.safe_dump(raw))
@@ -280,3 +279,13 @@ def test_a_run_with_push_to_hub_pushes_before_it_finishes(tiny_model: Path, tiny
     started = next(e for e in run.events() if e["type"] == "run_started")
     assert started["warnings"] == [], "a token was there"
     assert _files_holding(run.path, TOKEN) == []
+
+
+def test_a_bad_hub_model_id_in_the_config_is_refused_when_it_loads() -> None:
+    from core.config import parse_config
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"training.hub_model_id: 'me/my/model' is not valid.*owner/name"):
+        parse_config({"data": {"train_file": "x.csv"}, "training": {"hub_model_id": "me/my/model"}})
+    assert parse_config({"data": {"train_file": "x.csv"},
+                         "training": {"hub_model_id": "me/model"}}).training.hub_model_id == "me/model"

@@ -192,31 +192,94 @@ def test_report_to_takes_trainingarguments_spellings() -> None:
 def test_wandb_logs_offline_rather_than_prompting_when_this_machine_has_no_login(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
-    for key in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DIR", "WANDB_PROJECT", "WANDB_NAME"):
-        monkeypatch.setenv(key, "x")  # recorded, so the test's changes are undone
-        monkeypatch.delenv(key)
-    notes = prepare_environment(["wandb"], tmp_path / "run", "run")
-    assert os.environ["WANDB_MODE"] == "offline" and "wandb sync" in notes[0]
+    _forget_tracker_environment(monkeypatch)
+    (tmp_path / "run").mkdir()
+    kept, notes = prepare_environment(["wandb"], tmp_path / "run", "run")
+    assert kept == ["wandb"] and os.environ["WANDB_MODE"] == "offline" and "wandb sync" in notes[0]
     assert os.environ["WANDB_DIR"] == str((tmp_path / "run").resolve())
 
     monkeypatch.delenv("WANDB_MODE")
     (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret-key\n")
     (tmp_path / ".netrc").chmod(0o600)
-    assert prepare_environment(["wandb"], tmp_path / "run", "run") == []
+    assert prepare_environment(["wandb"], tmp_path / "run", "run") == (["wandb"], [])
     assert "WANDB_MODE" not in os.environ
 
 
-def test_a_tracker_that_raises_is_dropped_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_tracker_that_raises_is_finished_and_dropped_with_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    finished = []
+
     class Broken:
         def log(self, values: dict, step: int) -> None:
             raise OSError("disk full")
 
         def finish(self) -> None:
-            raise AssertionError("a dropped tracker is not finished")
+            finished.append(True)
+            raise OSError("still full")  # finishing as far as it can; this failure is not reported again
 
     trackers = EventTrackers([], tmp_path, "run", {})
     trackers.trackers["tensorboard"] = Broken()
     trackers({"type": "step", "step": 2, "loss": 0.5, "epoch": 0.1})
-    assert trackers.trackers == {}
-    assert "the tensorboard tracker failed (OSError: disk full)" in capsys.readouterr().out
-    trackers.close()
+    trackers({"type": "step", "step": None, "loss": 0.5})  # no step: nothing to log, and nothing raised
+    assert trackers.trackers == {} and finished == [True]
+    assert capsys.readouterr().out.count("the tensorboard tracker failed (OSError: disk full)") == 1
+    trackers.close("finished")
+
+
+def test_mlflow_is_left_out_with_a_warning_when_its_default_store_cannot_be_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _forget_tracker_environment(monkeypatch)
+    (tmp_path / "mlruns").write_text("a file where the store would go")
+    monkeypatch.chdir(tmp_path)
+    kept, notes = prepare_environment(["tensorboard", "mlflow"], tmp_path / "run", "run")
+    assert kept == ["tensorboard"]
+    assert notes[0].startswith("warning: the mlflow tracker is off") and "set MLFLOW_TRACKING_URI" in notes[0]
+
+
+TRACKER_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID", "WANDB_API_KEY", "WANDB_MODE",
+               "WANDB_DIR", "WANDB_PROJECT", "WANDB_NAME", "WANDB_RUN_ID", "WANDB_RESUME")
+
+
+def _forget_tracker_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trackers' variables unset, and whatever the code under test sets undone after the test."""
+    for key in TRACKER_ENV:
+        monkeypatch.setenv(key, "x")  # recorded, so monkeypatch restores the original state
+        monkeypatch.delenv(key)
+
+
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop"])
+def test_a_resumed_run_continues_its_mlflow_and_wandb_runs(
+        engine: str, tiny_model: Path, tiny_data: dict[str, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.launch import create_run, resolve_config, resume_checkpoint
+    from core.worker import main as worker_main
+    from tests.test_stop_resume import _stop_at
+
+    _forget_tracker_environment(monkeypatch)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no W&B login: offline
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    raw = {**tiny_config(tiny_model, tiny_data, tmp_path / "run", save_strategy="steps", save_steps=6,
+                         report_to=ALL), "engine": engine}
+    run = create_run(resolve_config(parse_config(raw)))
+    with monkeypatch.context() as m:
+        _stop_at(m, run, 12)
+        assert worker_main([str(run.path)]) == 0, run.log_tail(40)
+    assert run.events()[-1]["type"] == "stopped"
+    assert worker_main([str(run.path), "--resume", str(resume_checkpoint(run))]) == 0, run.log_tail(40)
+    assert run.events()[-1]["type"] == "finished"
+    steps = sorted({e["step"] for e in run.events() if e["type"] == "step"})
+    assert steps[0] < 12 < steps[-1]
+
+    history, _ = _mlflow(uri, run.path.name)  # exactly one MLflow run: the resumed segment continued it
+    assert sorted(history["train/loss"]) == steps
+    logs = sorted(run.path.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(logs) == 2 and logs[0].name == logs[1].name  # two segments, one W&B run id
+    logged: set[int] = set()
+    for log in logs:
+        for record in _wandb_records(log):
+            if record.WhichOneof("record_type") == "history":
+                row = {item.key or "/".join(item.nested_key): item.value_json for item in record.history.item}
+                if "train/loss" in row:
+                    logged.add(int(json.loads(row["train/global_step"])))
+    assert sorted(logged) == steps

@@ -837,3 +837,36 @@ def test_dataset_snapshot_at_80x24(in_workdir: Path, no_keras: None, snap_compar
 
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 
+
+
+async def test_training_step_picks_trackers_and_refuses_one_that_is_not_installed(
+        in_workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets import SelectionList
+
+    import core.tracking
+    import tui.screens.steps.training as training_step
+
+    ready = ["tensorboard", "mlflow"]  # as if wandb were not installed
+    monkeypatch.setattr(core.tracking, "installed_trackers", lambda: list(ready))
+    monkeypatch.setattr(training_step, "installed_trackers", lambda: list(ready))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await to_training(pilot)
+        screen = wizard(pilot)
+        trackers = screen.query_one("#report-to", SelectionList)
+        prompts = [str(trackers.get_option_at_index(i).prompt) for i in range(trackers.option_count)]
+        assert prompts == ["tensorboard", "mlflow", "wandb (not installed)"]
+        trackers.select("mlflow")
+        trackers.select("tensorboard")
+        await pilot.pause()
+        assert screen.draft.build().training.report_to == ["tensorboard", "mlflow"]  # the schema's order
+        trackers.select("wandb")
+        await pilot.pause()
+        await next_step(pilot)
+        assert current(pilot) == "training"
+        assert 'pip install "finetune-tui[wandb]"' in problems(pilot)
+        trackers.deselect("wandb")
+        await pilot.pause()
+        await next_step(pilot)
+        assert current(pilot) == "review", problems(pilot)
+        assert screen.draft.build().training.report_to == ["tensorboard", "mlflow"]

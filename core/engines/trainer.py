@@ -149,11 +149,14 @@ def train(ctx: RunContext) -> EngineResult:
     trackers = TrainerTrackers(cfg.training.report_to, ctx.run_dir.path) if is_main_process() else None
     if trackers is not None:
         callbacks += trackers.callbacks
+    outcome = "failed"
     try:
-        return _train(ctx, args, events_cb, watch, callbacks, model, trackers)
+        result = _train(ctx, args, events_cb, watch, callbacks, model, trackers)
+        outcome = "stopped" if result.stopped else "finished"
+        return result
     finally:
         if trackers is not None:
-            trackers.close()
+            trackers.close(outcome)
 
 
 def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: DivergenceWatch, callbacks: list[Any],

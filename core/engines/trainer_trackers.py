@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from core.tracking import TENSORBOARD_DIR, warn
+from core.tracking import TENSORBOARD_DIR, end_status, remember_mlflow_run, warn
 
 
 class TrainerTrackers:
@@ -21,15 +21,23 @@ class TrainerTrackers:
         from transformers.integrations import MLflowCallback, TensorBoardCallback, WandbCallback, rewrite_logs
 
         class NamedMLflow(MLflowCallback):  # type: ignore[misc]
+            def setup(self, args: Any, state: Any, model: Any) -> None:
+                super().setup(args, state, model)
+                remember_mlflow_run(run_dir)  # a resumed run continues this MLflow run
+
             def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any], **kwargs: Any) -> None:
                 super().on_log(args, state, control, rewrite_logs(logs), **kwargs)
 
-            def on_train_end(self, *args: Any, **kwargs: Any) -> None:
-                pass  # the test split is logged after training; close() ends the MLflow run
+            def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+                self.ended = (args, state, control)  # the test split is logged after training; finish() ends it
 
-            def finish(self) -> None:
+            def finish(self, outcome: str) -> None:
+                if getattr(self, "ended", None) is not None:
+                    keep, self._auto_end_run = self._auto_end_run, False
+                    super().on_train_end(*self.ended)  # its artifacts (HF_MLFLOW_LOG_ARTIFACTS), not its end_run
+                    self._auto_end_run = keep
                 if self._initialized and self._auto_end_run and self._ml_flow.active_run() is not None:
-                    self._ml_flow.end_run()
+                    self._ml_flow.end_run(status=end_status(outcome))
 
         self.inner: dict[str, Any] = {}
         for name in names:
@@ -44,16 +52,17 @@ class TrainerTrackers:
         self.callbacks = [_guarded(name, callback, TrainerCallback, self.inner) for name, callback in
                           self.inner.items()]
 
-    def close(self) -> None:
-        """After the last log: files flushed and runs ended before the worker exits without interpreter teardown."""
+    def close(self, outcome: str) -> None:
+        """After the last log: files flushed and runs ended (as "finished", "stopped" or "failed") before the worker
+        exits without interpreter teardown."""
         for name, callback in list(self.inner.items()):
             try:
                 if name == "tensorboard" and callback.tb_writer is not None:
                     callback.tb_writer.close()
                 elif name == "mlflow":
-                    callback.finish()
+                    callback.finish(outcome)
                 elif name == "wandb" and callback._wandb is not None and callback._wandb.run is not None:
-                    callback._wandb.finish()
+                    callback._wandb.finish(exit_code=1 if outcome == "failed" else 0)
             except Exception as err:  # a tracker is a copy of the events; see the module docstring
                 warn(name, err)
         self.inner.clear()

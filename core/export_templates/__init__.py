@@ -26,6 +26,8 @@ from core.errors import ConfigError
 from core.metrics import greater_is_better
 from core.tasks import TASKS, get_task
 from core.tasks.base import Task
+from core.tracking import PROJECT as TRACKER_PROJECT
+from core.tracking import TENSORBOARD_DIR
 
 if TYPE_CHECKING:
     from core.data import SplitSource
@@ -66,6 +68,8 @@ class ScriptContext:
     peft_task: str = "SEQ_CLS"  # peft's TaskType for LoRA (Task.peft_task_type)
     own_tokenize: bool = False  # the task tokenizes its own way (task/tokenize.py.j2)
     own_keras_model: bool = False  # the task puts its own head on the backbone (build_model in task/keras.py.j2)
+    tracker_project: str = TRACKER_PROJECT  # MLflow experiment and W&B project, as finetune-tui's runs use
+    tensorboard_dir: str = TENSORBOARD_DIR  # under OUTPUT_DIR, as RUN/tensorboard
 
     @property
     def json_lines(self) -> bool:
@@ -320,7 +324,6 @@ def trainer_arguments(config: RunConfig) -> list[tuple[str, Any, str]]:
         ("data_seed", t.seed, "the order of the training examples"),
         ("report_to", t.report_to or "none",
          "Trainer's own tracker integrations (their names, e.g. eval_accuracy, on MLflow)" if t.report_to else ""),
-        ("run_name", config.output_dir.name if config.output_dir else None, "the trackers' name for this run"),
         ("dataloader_num_workers", 0, ""),
     ]
 

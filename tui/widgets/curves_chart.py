@@ -16,7 +16,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.widgets.chart_canvas import Series, render_chart
-from tui.widgets.loss_chart import MIN_PLOT_SIZE, ChartView, downsample_minmax
+from tui.widgets.loss_chart import MIN_PLOT_SIZE, ChartView, downsample_minmax, show_message
 
 SPARSE_COLUMNS = 4  # a curve with at most a point per this many columns gets markers
 # Bright enough to tell apart on the dark themes; the monitor's cyan and orange come first.
@@ -99,11 +99,7 @@ class CurvesChart(Widget):
         self.call_after_refresh(self._redraw)  # after the layout, when the plot has its new size
 
     def _show_message(self, text: str | None) -> None:
-        self.message = text
-        self.query_one(ChartView).display = text is None
-        message = self.query_one(".chart-message", Static)
-        message.display = text is not None
-        message.update(text or "")
+        show_message(self, text)
 
     def _plot_size(self) -> tuple[int, int]:
         # What is left beside the legend, whether the plot or a message shows now: a plot hidden behind a message
@@ -123,7 +119,8 @@ class CurvesChart(Widget):
             if len(xs) > 1:
                 series.append(Series(xs, ys, color=run.color))
             if 0 < len(xs) <= size[0] // SPARSE_COLUMNS:
-                # Evaluations are few: a marker shows where each one is (and a lone one is not a dot nobody sees).
+                # Few points (evaluations, a short run's losses): a marker shows where each one is, and a lone
+                # one is not a dot nobody sees.
                 series.append(Series(xs, ys, color=run.color, kind="points"))
             if len(xs):
                 self.drawn.append(run.label)

@@ -52,6 +52,15 @@ def downsample_minmax(
     return x[index], y[index]
 
 
+def show_message(chart: Widget, text: str | None) -> None:
+    """A chart widget's plot, or in its place a message (e.g. "waiting for the first step"); None shows the plot."""
+    chart.message = text  # type: ignore[attr-defined]
+    chart.query_one(ChartView).display = text is None
+    message = chart.query_one(".chart-message", Static)
+    message.display = text is not None
+    message.update(text or "")
+
+
 class ChartView(Widget):
     """Shows the rows chart_canvas drew, through Textual's line API (one Strip a row, nothing re-parsed)."""
 
@@ -182,11 +191,7 @@ class LossChart(Widget):
             self._redraw()
 
     def _show_message(self, text: str | None) -> None:
-        self.message = text
-        self.query_one(ChartView).display = text is None
-        message = self.query_one(".chart-message", Static)
-        message.display = text is not None
-        message.update(text or "")
+        show_message(self, text)
 
     def _redraw(self) -> None:
         self._dirty = False

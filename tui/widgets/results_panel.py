@@ -11,18 +11,14 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
+from core.compare import format_metric as core_format_metric
 from core.events import number
 from core.metrics import greater_is_better
 from tui.widgets.progress_panel import format_duration
 
 
 def format_metric(value: Any) -> str:
-    n = number(value)
-    if n is None:
-        return "?" if value is None else str(value)
-    if n != n or n in (float("inf"), float("-inf")):
-        return str(value)
-    return f"{n:.4f}" if abs(n) < 1000 else f"{n:.0f}"
+    return core_format_metric(value, missing="?")
 
 
 def wrap_path(path: str, width: int) -> list[str]:
