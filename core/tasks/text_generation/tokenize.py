@@ -1,0 +1,425 @@
+"""text-generation's tokens: input_ids and labels, -100 wherever a token carries no loss, for the three shapes of
+formats.py; truncation to max_length; packing; and the tokenizer step's length facts. Shared by every engine, so the
+trainer engine (TRL's SFTTrainer) and torch-loop train on the very same tokens.
+
+Which tokens carry the loss (training.train_on_prompt false, the default):
+    prompt + completion   the completion's tokens and the EOS appended to it; none of the prompt's
+    messages              each assistant turn as the chat template writes it, its end-of-turn marker (ChatML's
+                          <|im_end|>) included, so the model learns to stop; no system or user token
+    text                  every token
+train_on_prompt true: every token of every shape. The first token of an example never carries loss in any shape:
+nothing before it predicts it (the causal LM loss compares token i + 1 with the output at token i), and
+DataCollatorWithFlattening drops it the same way where examples are packed, so counts here are the tokens trained on.
+
+Truncation keeps the start and cuts the end (the response's end; for chat, the last turns), as TRL's keep_start does.
+An example left with no loss token (a prompt that fills max_length) would cost a step and teach nothing: it is left out
+and counted (Tokenized.lossless), never silently kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.errors import DataError, ModelError
+from core.tasks.text_generation.formats import CHATML, COMPLETION, MESSAGES, PROMPT, TEXT
+
+if TYPE_CHECKING:
+    import numpy as np
+
+IGNORE_INDEX = -100
+Span = tuple[int, int]  # token positions [start, end) that carry the loss
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")  # as transformers looks for it
+
+
+@dataclass
+class Encoding:
+    """One example's tokens before truncation, and the spans of them that carry the loss (never position 0)."""
+
+    input_ids: list[int]
+    spans: list[Span]
+
+    def labels(self, max_length: int | None = None) -> list[int]:
+        """The labels of the first max_length tokens: the token where it carries the loss, -100 elsewhere."""
+        n = len(self.input_ids) if max_length is None else min(len(self.input_ids), max_length)
+        labels = [IGNORE_INDEX] * n
+        for start, end in self.spans:
+            end = min(end, n)
+            if start < end:
+                labels[start:end] = self.input_ids[start:end]
+        return labels
+
+    def loss_tokens(self, max_length: int | None = None) -> int:
+        n = len(self.input_ids) if max_length is None else min(len(self.input_ids), max_length)
+        return sum(max(0, min(end, n) - start) for start, end in self.spans)
+
+
+def _eos_id(tokenizer: Any) -> int:
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if eos is None:
+        name = getattr(tokenizer, "name_or_path", "") or "this model"
+        raise ModelError(f"the tokenizer of {name} has no end-of-sequence token, which ends every answer and text so "
+                         "the model learns where to stop", "choose a decoder LM whose tokenizer sets eos_token")
+    return int(eos)
+
+
+def _ids(tokenizer: Any, texts: list[str], special: bool) -> list[list[int]]:
+    if not texts:
+        return []
+    enc = tokenizer(texts, add_special_tokens=special, return_attention_mask=False, return_token_type_ids=False,
+                    verbose=False)
+    return [list(ids) for ids in enc["input_ids"]]
+
+
+def encode(tokenizer: Any, batch: Mapping[str, Sequence[Any]], *, train_on_prompt: bool = False,
+           chat_template: str | None = None, indices: Sequence[int] | None = None) -> list[Encoding]:
+    """Each example of a batch in formats.py's shape ({prompt, completion}, {messages} or {text}) as tokens and loss
+    spans, untruncated. chat_template: the resolved template (formats.resolve_chat_template) for messages. indices:
+    the examples' rows in their split, for errors (0-based; the batch's own positions by default)."""
+    if MESSAGES in batch:
+        if chat_template is None:
+            raise ValueError("messages need the chat template (formats.resolve_chat_template)")
+        return _encode_chats(tokenizer, list(batch[MESSAGES]), chat_template, train_on_prompt, indices)
+    eos = _eos_id(tokenizer)
+    if PROMPT in batch and COMPLETION in batch:
+        # Prompt and response are tokenized apart and joined: the boundary is then exact (no BPE merge straddles
+        # it), and the prompt's tokens are the ones generation starts from, where the prompt is tokenized alone.
+        prompts = _ids(tokenizer, [str(p) for p in batch[PROMPT]], special=True)
+        responses = _ids(tokenizer, [str(c) for c in batch[COMPLETION]], special=False)
+        out = []
+        for prompt, response in zip(prompts, responses, strict=True):
+            if prompt and prompt[-1] == eos:  # a tokenizer that ends every text with EOS (add_eos_token): not a prompt
+                prompt = prompt[:-1]
+            ids = prompt + response + [eos]
+            out.append(Encoding(ids, [(1 if train_on_prompt else max(1, len(prompt)), len(ids))]))
+        return out
+    if TEXT in batch:
+        out = []
+        for ids in _ids(tokenizer, [str(t) for t in batch[TEXT]], special=True):
+            if not ids or ids[-1] != eos:  # EOS ends each document, so packed documents stay apart in meaning too
+                ids.append(eos)
+            out.append(Encoding(ids, [(1, len(ids))]))
+        return out
+    raise ValueError(f"a batch holds {MESSAGES}, {PROMPT} and {COMPLETION}, or {TEXT}; this one: {', '.join(batch)}")
+
+
+# --- chat -----------------------------------------------------------------------------------------------------------
+#
+# Which tokens are the assistant's. transformers 5 offers apply_chat_template(return_assistant_tokens_mask=True),
+# exact because the template itself marks the assistant's text with {% generation %} blocks, but few models' own
+# templates have them (Llama 3's, Qwen2.5's and Mistral's do not). So: a template with the blocks goes through
+# transformers; any other is rendered once whole and once for each assistant turn's prefixes (the conversation before
+# the turn with the generation prompt, and through the turn), and the turn's characters are the difference. Comparing
+# rendered text, not token counts, keeps BPE merges across a boundary from shifting the span: the whole conversation
+# is tokenized once and a token is the assistant's when its characters overlap the turn's, as transformers does for
+# {% generation %} spans. A template that renders a conversation's beginning differently from the whole (one that
+# rewrites earlier turns, as reasoning models' templates drop old thinking) is refused with the fix, never guessed.
+
+def _encode_chats(tokenizer: Any, conversations: list[Any], template: str, train_on_prompt: bool,
+                  indices: Sequence[int] | None) -> list[Encoding]:
+    from jinja2 import TemplateError
+
+    if not getattr(tokenizer, "is_fast", False):
+        name = getattr(tokenizer, "name_or_path", "") or "this model"
+        raise ModelError(f"the tokenizer of {name} is a slow (Python) tokenizer, and finding the assistant's tokens in "
+                         "a conversation needs a fast tokenizer's character offsets",
+                         "choose a model with a fast tokenizer (tokenizer.json)")
+    tagged = bool(_GENERATION_TAG.search(template))
+    out = []
+    for n, turns in enumerate(conversations):
+        try:
+            if tagged:
+                enc = tokenizer.apply_chat_template(turns, chat_template=template, tokenize=True, return_dict=True,
+                                                    return_assistant_tokens_mask=True)
+                ids, mask = list(enc["input_ids"]), list(enc["assistant_masks"])
+            else:
+                ids, mask = _assistant_mask_by_prefixes(tokenizer, turns, template)
+        except TemplateError as err:
+            row = (indices[n] if indices is not None else n) + 1
+            raise DataError(f"the chat template cannot write out the conversation of data row {row} (1 = first data "
+                            f"row): {err}", "change that conversation as the message says, or set "
+                            f"data.chat_template (e.g. {CHATML})") from None
+        spans = [(1, len(ids))] if train_on_prompt else _runs(mask)
+        out.append(Encoding(ids, spans))
+    return out
+
+
+def _assistant_mask_by_prefixes(tokenizer: Any, turns: list[dict[str, str]], template: str) -> tuple[list[int],
+                                                                                                     list[int]]:
+    def render(part: list[dict[str, str]], prompt: bool) -> str:
+        if not part:
+            return ""
+        return str(tokenizer.apply_chat_template(part, chat_template=template, tokenize=False,
+                                                 add_generation_prompt=prompt))
+
+    whole = render(turns, False)
+    chars: list[Span] = []
+    for k, turn in enumerate(turns):
+        if turn["role"] != "assistant":
+            continue
+        before, through = render(turns[:k], True), render(turns[:k + 1], False)
+        if not (whole.startswith(before) and whole.startswith(through) and len(before) <= len(through)):
+            raise ModelError(
+                "the chat template writes the beginning of a conversation differently from the whole conversation "
+                "(it changes earlier turns), so the assistant's tokens cannot be told from the rest",
+                f"set data.chat_template: {CHATML}, or give a template that marks the assistant's text with "
+                "{% generation %} ... {% endgeneration %}")
+        # The layout after the turn's end marker (ChatML's newline) is the template's, not the answer's.
+        chars.append((len(before), len(through.rstrip())))
+    enc = tokenizer(whole, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
+    ids = list(enc["input_ids"])
+    mask, span = [0] * len(ids), 0
+    for position, (start, end) in enumerate(enc["offset_mapping"]):
+        while span < len(chars) and start >= chars[span][1]:
+            span += 1
+        if span == len(chars):
+            break
+        if end > chars[span][0]:  # overlaps the turn (a token trimmed to no width inside it counts too)
+            mask[position] = 1
+    return ids, mask
+
+
+def _runs(mask: Sequence[int]) -> list[Span]:
+    """[start, end) of each run of 1s in a mask, never starting at position 0."""
+    spans: list[Span] = []
+    start = None
+    for i, m in enumerate([*mask, 0]):
+        if m and start is None:
+            start = i
+        elif not m and start is not None:
+            if max(start, 1) < i:
+                spans.append((max(start, 1), i))
+            start = None
+    return spans
+
+
+# --- truncation -----------------------------------------------------------------------------------------------------
+
+def tokenize_batch(tokenizer: Any, batch: Mapping[str, Sequence[Any]], *, max_length: int,
+                   train_on_prompt: bool = False, chat_template: str | None = None,
+                   indices: Sequence[int] | None = None) -> dict[str, list[Any]]:
+    """A Dataset.map(batched=True) batch as columns: input_ids and labels cut to max_length, `length` (tokens before
+    the cut), `loss_tokens` (after it) and `cut` (the cut took loss tokens). Keep the rows with loss_tokens > 0
+    (Tokenized.lossless counts the others)."""
+    encodings = encode(tokenizer, batch, train_on_prompt=train_on_prompt, chat_template=chat_template, indices=indices)
+    out: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": [], "loss_tokens": [], "cut": []}
+    for enc in encodings:
+        out["input_ids"].append(enc.input_ids[:max_length])
+        out["labels"].append(enc.labels(max_length))
+        out["length"].append(len(enc.input_ids))
+        kept = enc.loss_tokens(max_length)
+        out["loss_tokens"].append(kept)
+        out["cut"].append(kept < enc.loss_tokens())
+    return out
+
+
+@dataclass
+class Tokenized:
+    """tokenize_examples' answer: the examples to train on, and what max_length did to the rest."""
+
+    rows: list[dict[str, list[int]]]  # input_ids and labels of the examples kept, in order
+    kept: list[int]  # their positions in the batch
+    cut: list[int]  # examples whose loss tokens max_length cut (some or all)
+    lossless: list[int]  # examples left with no loss token, left out
+    examples: int
+    max_length: int
+
+    def notes(self) -> list[str]:
+        """What a run's log says about the cut (nothing when max_length cut no loss token)."""
+        notes = []
+        if self.cut:
+            notes.append(f"max_length {self.max_length} cuts the loss-carrying tokens (responses, assistant turns) of "
+                         f"{len(self.cut):,} of {self.examples:,} examples")
+        if self.lossless:
+            n = len(self.lossless)
+            what = "1 example is" if n == 1 else f"{n:,} examples are"
+            notes.append(f"{what} left out: the prompt fills max_length {self.max_length}, leaving no token to "
+                         f"learn (rows {_rows(self.lossless)}, 1 = first)")
+        return notes
+
+
+def _rows(indices: list[int], limit: int = 5) -> str:
+    shown = ", ".join(str(i + 1) for i in indices[:limit])
+    return shown + (", ..." if len(indices) > limit else "")
+
+
+def tokenize_examples(tokenizer: Any, batch: Mapping[str, Sequence[Any]], *, max_length: int,
+                      train_on_prompt: bool = False, chat_template: str | None = None) -> Tokenized:
+    """tokenize_batch for a whole (small) split at once, the examples with no loss token left out and counted."""
+    if max_length < 2:
+        raise ValueError("max_length must leave room for a token to predict and one to predict it from (>= 2)")
+    cols = tokenize_batch(tokenizer, batch, max_length=max_length, train_on_prompt=train_on_prompt,
+                          chat_template=chat_template)
+    kept = [i for i, n in enumerate(cols["loss_tokens"]) if n > 0]
+    return Tokenized(
+        rows=[{"input_ids": cols["input_ids"][i], "labels": cols["labels"][i]} for i in kept], kept=kept,
+        cut=[i for i, c in enumerate(cols["cut"]) if c],
+        lossless=[i for i, n in enumerate(cols["loss_tokens"]) if n == 0],
+        examples=len(cols["input_ids"]), max_length=max_length,
+    )
+
+
+# --- packing --------------------------------------------------------------------------------------------------------
+#
+# Packing puts several examples in one sequence of at most max_length tokens, with position ids restarting at 0 for
+# each, so no example attends to another: transformers' attention reads the restarts (masking_utils'
+# find_packed_sequence_indices for sdpa and eager, the varlen kernels for flash attention) when no attention_mask is
+# given and the forward pass builds no cache (collate_packed says use_cache=False). The layout of a sequence is exactly
+# DataCollatorWithFlattening's, which lays it out here (input_ids and labels concatenated, each example's first label
+# -100, position ids restarting), so it is transformers' format by construction; TRL's padding-free collator reads the
+# same rows through their seq_lengths.
+#
+# Which examples share a sequence: best-fit decreasing (TRL's "bfd" strategy): longest first, each into the open
+# sequence it fills most tightly. An example is never split across sequences: an example's second half without its
+# first would be trained on without its prompt. tokenize_batch has already cut every example to max_length, so each
+# fits; a longer one here is a caller's error.
+
+def pack_lengths(lengths: Sequence[int], max_length: int) -> list[list[int]]:
+    """Groups of example indices (each group's lengths summing to at most max_length, indices ascending), by
+    best-fit decreasing. Open sequences are kept by remaining room (at most max_length + 1 distinct values), so
+    finding the tightest fit is a bisect, not a scan over every sequence."""
+    bad = next((i for i, n in enumerate(lengths) if not 0 < n <= max_length), None)
+    if bad is not None:
+        raise ValueError(f"example {bad} has {lengths[bad]} tokens; packing takes examples of 1 to max_length "
+                         f"({max_length}) tokens (cut them to max_length first)")
+    rooms: list[int] = []  # the distinct room left in open sequences, ascending
+    by_room: dict[int, list[int]] = {}  # room -> open sequences with that much left
+    groups: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        n = lengths[i]
+        j = bisect.bisect_left(rooms, n)
+        if j < len(rooms):
+            room = rooms[j]
+            group = by_room[room].pop()
+            if not by_room[room]:
+                del by_room[room], rooms[j]
+        else:
+            room, group = max_length, len(groups)
+            groups.append([])
+        groups[group].append(i)
+        left = room - n
+        if left:
+            if left not in by_room:
+                bisect.insort(rooms, left)
+                by_room[left] = []
+            by_room[left].append(group)
+    return [sorted(g) for g in groups]
+
+
+@dataclass
+class Packed:
+    """Packed sequences: input_ids, labels, position_ids (restarting at 0 per example) and seq_lengths per row."""
+
+    rows: list[dict[str, list[int]]]
+    groups: list[list[int]]  # the examples (positions in the input) in each row
+    efficiency: float  # real tokens / (rows * max_length): the share of a max_length-wide batch that is not padding
+
+
+def packing(examples: Sequence[Mapping[str, Sequence[int]]], max_length: int) -> Packed:
+    """Tokenized examples (input_ids, labels; each at most max_length long) packed into sequences of at most
+    max_length tokens."""
+    from transformers import DataCollatorWithFlattening
+
+    lengths = [len(e["input_ids"]) for e in examples]
+    groups = pack_lengths(lengths, max_length)
+    flatten = DataCollatorWithFlattening(return_tensors="np", separator_id=IGNORE_INDEX)
+    rows = []
+    for group in groups:
+        laid = flatten([{"input_ids": list(examples[i]["input_ids"]), "labels": list(examples[i]["labels"])}
+                        for i in group])
+        rows.append({"input_ids": laid["input_ids"][0].tolist(), "labels": laid["labels"][0].tolist(),
+                     "position_ids": laid["position_ids"][0].tolist(), "seq_lengths": [lengths[i] for i in group]})
+    efficiency = sum(lengths) / (len(groups) * max_length) if groups else 0.0
+    return Packed(rows, groups, efficiency)
+
+
+def collate_packed(rows: Sequence[Mapping[str, Sequence[int]]], return_tensors: str = "pt") -> dict[str, Any]:
+    """A batch of packed rows as one [1, tokens] row, position ids kept and no attention_mask (which would hide the
+    restarts): the padding-free batch flash attention's varlen kernels take, and which sdpa and eager attention mask
+    example by example. No padding is needed. use_cache=False goes with it: transformers (5.x) looks for packed
+    sequences in the position ids only when the forward pass builds no cache, and a model whose config says
+    use_cache (most do) builds one even in training, letting every example attend to those packed before it."""
+    import numpy as np
+
+    out: dict[str, Any] = {key: np.concatenate([np.asarray(r[key], dtype=np.int64) for r in rows])[None, :]
+                           for key in ("input_ids", "labels", "position_ids")}
+    if return_tensors == "pt":
+        import torch
+
+        out = {key: torch.from_numpy(value) for key, value in out.items()}
+    out["use_cache"] = False
+    return out
+
+
+# --- the tokenizer step's facts ---------------------------------------------------------------------------------------
+
+@dataclass
+class LengthSummary:
+    """What max_length does to the sampled examples."""
+
+    max_length: int
+    examples: int  # sampled
+    total: int  # in the split
+    cut: int  # examples whose loss tokens (response, assistant turns) the cut would shorten
+    lossless: int  # examples the cut would leave with no loss token (left out of training)
+    loss_fraction: float  # of the tokens trained on (the examples kept, after the cut), the share carrying loss
+    packed_sequences: int  # sequences the kept examples pack into
+    packing_efficiency: float  # their real tokens / (packed_sequences * max_length)
+
+    @property
+    def cut_share(self) -> float:
+        return self.cut / self.examples if self.examples else 0.0
+
+
+@dataclass
+class LengthFacts:
+    """Token lengths of sampled training examples, measured once (untruncated) when the tokenizer step opens; `at`
+    answers for any max_length without tokenizing again (cheap enough for every keystroke). lengths are prompt +
+    response (the whole conversation, the whole text) in tokens, EOS included: the histogram's data."""
+
+    lengths: np.ndarray
+    span_rows: np.ndarray  # the loss spans of all examples, flattened: example, start, end
+    span_starts: np.ndarray
+    span_ends: np.ndarray
+    total: int
+
+    def at(self, max_length: int) -> LengthSummary:
+        import numpy as np
+
+        n = len(self.lengths)
+        kept_len = np.minimum(self.lengths, max_length)
+        inside = np.clip(np.minimum(self.span_ends, max_length) - self.span_starts, 0, None)
+        whole = self.span_ends - self.span_starts
+        loss = np.bincount(self.span_rows, weights=inside, minlength=n)
+        cut_rows = np.unique(self.span_rows[inside < whole])
+        kept = loss > 0
+        tokens = int(kept_len[kept].sum())
+        groups = pack_lengths(kept_len[kept].tolist(), max_length) if tokens else []
+        return LengthSummary(
+            max_length=max_length, examples=n, total=self.total, cut=len(cut_rows), lossless=int((~kept).sum()),
+            loss_fraction=float(loss[kept].sum() / tokens) if tokens else 0.0, packed_sequences=len(groups),
+            packing_efficiency=tokens / (len(groups) * max_length) if groups else 0.0,
+        )
+
+
+def length_facts(tokenizer: Any, batch: Mapping[str, Sequence[Any]], *, train_on_prompt: bool = False,
+                 chat_template: str | None = None, total: int | None = None) -> LengthFacts:
+    """LengthFacts of a batch of examples (a sample of the training split, as core.tokenization.sample_indices picks
+    it; total: the split's size)."""
+    import numpy as np
+
+    encodings = encode(tokenizer, batch, train_on_prompt=train_on_prompt, chat_template=chat_template)
+    spans = [(row, s, e) for row, enc in enumerate(encodings) for s, e in enc.spans]
+    rows, starts, ends = (np.asarray(c, dtype=np.int64) for c in zip(*spans, strict=True)) if spans else (
+        np.zeros(0, dtype=np.int64),) * 3
+    return LengthFacts(np.asarray([len(e.input_ids) for e in encodings], dtype=np.int64), rows, starts, ends,
+                       len(encodings) if total is None else total)
+
+
+__all__ = [
+    "IGNORE_INDEX", "Encoding", "LengthFacts", "LengthSummary", "Packed", "Tokenized", "collate_packed", "encode",
+    "length_facts", "pack_lengths", "packing", "tokenize_batch", "tokenize_examples",
+]
