@@ -9,6 +9,8 @@ is logged after training. Each callback is guarded: one that raises is dropped w
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,28 +51,39 @@ class TrainerTrackers:
             else:
                 callback = WandbCallback()
             self.inner[name] = callback
-        self.callbacks = [_guarded(name, callback, TrainerCallback, self.inner) for name, callback in
+        self.callbacks = [_guarded(name, callback, TrainerCallback, self._drop) for name, callback in
                           self.inner.items()]
 
     def close(self, outcome: str) -> None:
         """After the last log: files flushed and runs ended (as "finished", "stopped" or "failed") before the worker
         exits without interpreter teardown."""
-        for name, callback in list(self.inner.items()):
+        for name in list(self.inner):
             try:
-                if name == "tensorboard" and callback.tb_writer is not None:
-                    callback.tb_writer.close()
-                elif name == "mlflow":
-                    callback.finish(outcome)
-                elif name == "wandb" and callback._wandb is not None and callback._wandb.run is not None:
-                    callback._wandb.finish(exit_code=1 if outcome == "failed" else 0)
+                self._end(name, outcome)
             except Exception as err:  # a tracker is a copy of the events; see the module docstring
                 warn(name, err)
-        self.inner.clear()
+
+    def _drop(self, name: str) -> None:
+        """A callback that failed: ended as far as it can be (an MLflow run left open stays RUNNING for ever, as the
+        worker exits without interpreter teardown), then left out of every later event and of close()."""
+        with contextlib.suppress(Exception):
+            self._end(name, "failed")
+
+    def _end(self, name: str, outcome: str) -> None:
+        callback = self.inner.pop(name)
+        if name == "tensorboard" and callback.tb_writer is not None:
+            callback.tb_writer.close()
+        elif name == "mlflow":
+            callback.finish(outcome)
+        elif name == "wandb" and callback._wandb is not None and callback._wandb.run is not None:
+            callback._wandb.finish(exit_code=1 if outcome == "failed" else 0)
 
 
-def _guarded(name: str, inner: Any, base: type, alive: dict[str, Any]) -> Any:
-    """`inner` as a TrainerCallback whose failures become a warning and drop it (from `alive` too, so close()
-    leaves it alone)."""
+def _guarded(name: str, inner: Any, base: type, drop: Callable[[str], None]) -> Any:
+    """`inner` as a TrainerCallback whose first failure becomes a warning and drops it (`drop`); later events skip
+    it."""
+
+    failed: list[Exception] = []
 
     class Guarded(base):  # type: ignore[misc, valid-type]
         def __repr__(self) -> str:
@@ -78,13 +91,14 @@ def _guarded(name: str, inner: Any, base: type, alive: dict[str, Any]) -> Any:
 
     def forward(event: str) -> Any:
         def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if name not in alive:
+            if failed:
                 return None
             try:
                 return getattr(inner, event)(*args, **kwargs)
             except Exception as err:  # see the module docstring
                 warn(name, err)
-                alive.pop(name, None)
+                failed.append(err)
+                drop(name)
                 return None
 
         return call
