@@ -164,6 +164,25 @@ class DataConfig(_Section):
         "helps when scores are large or far from 0; the saved model still gives raw scores. none trains on the "
         "scores as they are.",
     )
+    prompt_template: str | None = Field(
+        None,
+        description="text-generation, instruction data: the prompt made of the row's columns, e.g. "
+        "'{instruction}\\n\\n{input}\\n\\n### Response:\\n' (an empty field drops out with the text before "
+        "it); the model learns to write response_column after it.",
+    )
+    response_column: str | None = Field(
+        None, description="text-generation, instruction data: the column with the answer to learn."
+    )
+    messages_column: str | None = Field(
+        None,
+        description="text-generation, chat data: the column with each row's conversation, a list of {role, content} "
+        "turns (roles system, user, assistant).",
+    )
+    chat_template: str | None = Field(
+        None,
+        description="text-generation, chat data: how conversations are written out; null uses the tokenizer's own "
+        "template, chatml the ChatML format (<|im_start|>role ... <|im_end|>), or give a Jinja chat template.",
+    )
     validation_fraction: float = Field(
         0.1, gt=0, lt=1,
         description="Share of the training data held out for validation when no validation data is given.",
@@ -239,7 +258,8 @@ class LoraSettings(_Section):
     alpha: int = Field(16, ge=1, description="Scaling of the update (alpha / r).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout on the LoRA layers.")
     target_modules: list[str] | None = Field(
-        None, description="Module names to adapt, e.g. [query, value]; null picks the usual ones for the model."
+        None, description="Module names to adapt, e.g. [query, value]; [all-linear] adapts every linear layer but the "
+        "output head; null picks the usual ones for the model."
     )
 
 
@@ -294,6 +314,26 @@ class TrainingConfig(_Section):
     freeze_encoder: bool = Field(False, description="Train only the classification head; the encoder stays fixed.")
     lora: LoraSettings | None = Field(
         None, description="Train low-rank adapters with peft instead of all weights; null trains all weights."
+    )
+    train_on_prompt: bool = Field(
+        False,
+        description="text-generation: learn the prompt's (and user turns') tokens too; false puts the loss only on "
+        "responses and assistant turns.",
+    )
+    packing: bool = Field(
+        False,
+        description="text-generation: pack several training examples into each max_length sequence (no attention "
+        "across examples; position ids restart per example), so short examples waste no padding.",
+    )
+    quantization: Literal["4bit", "8bit"] | None = Field(
+        None,
+        description="text-generation on a CUDA GPU: load the model's weights in 4 or 8 bits (QLoRA, with bitsandbytes) "
+        "and train LoRA adapters over them; null loads them in full precision.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute activations in the backward pass instead of keeping them: much less memory for about "
+        "a third more time per step.",
     )
     seed: int = Field(42, description="Random seed for initialisation and data order.")
     num_processes: int | None = Field(
@@ -366,6 +406,10 @@ class TrainingConfig(_Section):
             raise ValueError("early_stopping_patience needs evaluations; set training.eval_strategy to epoch or steps")
         if self.freeze_encoder and self.lora is not None:
             raise ValueError("freeze_encoder and lora both limit what trains; choose one")
+        if self.quantization is not None and self.lora is None:
+            raise ValueError(f"quantization {self.quantization} keeps the weights in {self.quantization[0]} bits, "
+                             "which cannot be trained; set training.lora (QLoRA trains adapters over them), or "
+                             "quantization: null")
         twice = sorted({name for name in self.report_to if self.report_to.count(name) > 1})
         if twice:
             raise ValueError(f"report_to lists {', '.join(twice)} more than once; list each tracker once")
@@ -424,18 +468,21 @@ class RunConfig(_Section):
     @model_validator(mode="before")
     @classmethod
     def _task_defaults(cls, data: Any) -> Any:
-        # Metrics and learning settings a config leaves out come from its task (TaskInfo.training_defaults): pydantic's
-        # field defaults cannot see the task.
+        # Metrics and settings a config leaves out come from its task (core.tasks.task_defaults): pydantic's field
+        # defaults cannot see the task. A setting given, even as null, stays.
         if not isinstance(data, dict) or data.get("task", DEFAULT_TASK) not in TASKS:
             return data
-        info = TASKS[data.get("task", DEFAULT_TASK)]
-        data = {"metrics": list(default_metrics(info.name)), **data}
-        training = data.get("training", {})
-        if isinstance(training, dict):
-            data["training"] = {**info.training_defaults, **training}
-        elif isinstance(training, TrainingConfig):
-            missing = {k: v for k, v in info.training_defaults.items() if k not in training.model_fields_set}
-            data["training"] = training.model_copy(update=missing)
+        from core.tasks import task_defaults
+
+        data = {"metrics": list(default_metrics(data.get("task", DEFAULT_TASK))), **data}
+        for path, value in task_defaults(data.get("task", DEFAULT_TASK)).items():
+            section, key = path.split(".")
+            given = data.get(section, {})
+            if isinstance(given, dict):
+                data[section] = {key: value, **given}
+            elif isinstance(given, BaseModel) and key not in given.model_fields_set:
+                data[section] = given.model_copy(update={key: getattr(SECTIONS[section].model_validate({key: value}),
+                                                                      key)})
         return data
 
     @field_validator("metrics")
@@ -550,6 +597,14 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "": RunConfig, "model": ModelConfig, "data": DataConfig, "tokenizer": TokenizerConfig,
     "training": TrainingConfig, "training.lora": LoraSettings, "data.hub": HubDataset,
 }
+
+
+def default_at(path: str) -> Any:
+    """The schema's default of a dotted config path, e.g. default_at('training.lora') (None)."""
+    section, _, name = path.rpartition(".")
+    info = SECTIONS[section].model_fields[name]
+    value = info.get_default(call_default_factory=True)
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else value
 
 
 def field_help(section: str, name: str) -> str:

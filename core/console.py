@@ -32,6 +32,9 @@ def format_event(event: dict[str, Any]) -> str | None:
                 + (f" {_num(event.get('tokens_per_second'), 0)} tokens/s" if event.get("tokens_per_second") else ""))
     if kind == "eval":
         return f"eval ({event.get('split')}) step {event.get('step')}: {format_metrics(event.get('metrics', {}))}"
+    if kind == "sample":
+        samples = event.get("samples") or []
+        return "\n".join(f"  sample: {_short(s.get('prompt'))} => {_short(s.get('generated'))}" for s in samples[:2])
     if kind == "checkpoint":
         return f"checkpoint {event.get('path')}"
     if kind == "finished":
@@ -52,6 +55,11 @@ def format_event(event: dict[str, Any]) -> str | None:
     if kind == "stopped":
         return f"stopped at step {event.get('step')}; checkpoint {event.get('checkpoint')}"
     return None
+
+
+def _short(text: object, width: int = 40) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= width else flat[:width - 3] + "..."
 
 
 def format_runs(runs: list[RunSummary]) -> str:

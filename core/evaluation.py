@@ -96,11 +96,13 @@ def score(labels: list[str], metric_names: list[str], references: Any, probabili
 def evaluate_run(
     run_dir: str | Path, split: str = "validation", *, prepared: Any = None, predictor: Any = None,
     batch_size: int | None = None, limit: int = MOST_WRONG, report: bool = True,
+    metrics: dict[str, float] | None = None,
 ) -> Evaluation:
     """Evaluate the run's saved model on `split` and write the files listed in the module docstring.
 
     `prepared` (core.data.PreparedData) and `predictor` (core.predict.Predictor) may be passed by a caller that
-    already has them, e.g. the run process at the end of training."""
+    already has them, e.g. the run process at the end of training; `metrics`, the engine's, spare a task that keeps
+    no outputs (Task.evaluate_model) measuring them again."""
     import numpy as np
 
     from core.config import load_config
@@ -129,6 +131,12 @@ def evaluate_run(
     if predictor.task.name != prepared.task:
         raise EvaluationError(f"the model was trained for {predictor.task.name}, but the run's config says "
                               f"task: {prepared.task}", "evaluate the model on the run it came from")
+    own = predictor.task.for_run(config).evaluate_model(predictor, prepared, split, config.metrics, metrics, limit)
+    if own is not None:  # a task that keeps no outputs (text-generation): its metrics and answers
+        ev, rows = own
+        ev.model, ev.time = str(getattr(predictor, "path", run.model_dir)), round(time.time(), 3)
+        _write(run, ev, rows, report=report)
+        return ev
     scores = _in_run_order(np.asarray(predictor.scores(
         list(ds["text"]), pairs, batch_size=batch_size or config.training.per_device_eval_batch_size)),
         predictor.labels, list(prepared.label_names))

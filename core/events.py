@@ -22,6 +22,7 @@ EVENT_TYPES = (
     "eval",  # step, epoch, split, metrics {loss, accuracy, ...}
     "device",  # periodic snapshot of GPUs, CPU, RAM and the run's memory
     "checkpoint",  # step, path
+    "sample",  # step, split, samples [{prompt, reference, generated}]: what the model answers now (text-generation)
     "finished",  # metrics, model_dir, runtime_s
     "failed",  # error, hint, error_type, traceback_tail
     "stopped",  # step, checkpoint: the run was asked to stop and stopped cleanly

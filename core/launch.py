@@ -96,7 +96,10 @@ def check_model(config: RunConfig, model_config: object) -> None:
     info = ENGINES[config.engine]
     run_precheck(info, config)  # e.g. keras: the replicas fit; imported only for its own engine
     if info.hf_heads:
+        from core.engines.hf_model import check_quantization
+
         get_task(config.task).check_hf_model(model_config, config.model.name_or_path)
+        check_quantization(config)
 
 
 def check_data(config: RunConfig, prepared: object) -> list[str]:

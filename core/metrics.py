@@ -16,7 +16,7 @@ MACRO_OF = {"f1": "f1_macro", "precision": "precision_macro", "recall": "recall_
 
 
 # Metrics that are best when lowest: errors and losses. Any other name ending in "loss" is one too.
-LOWER_IS_BETTER = frozenset({"loss", "mse", "rmse", "mae", "hamming_loss"})
+LOWER_IS_BETTER = frozenset({"loss", "mse", "rmse", "mae", "hamming_loss", "perplexity"})
 _SPLIT_PREFIXES = ("eval_", "test_")  # how Trainer and the events name a split's metric: eval_loss, test_mse
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from core.data import PreparedData
+    from core.tasks.base import Task
 
 MAP_BATCH = 1000  # rows per Dataset.map batch; "longest" padding pads to the longest of each such batch
 SAMPLE_LIMIT = 5000  # length_stats tokenizes at most this many examples
@@ -113,7 +114,8 @@ def _reopen(path: Path | None) -> Dataset | None:
         return None
 
 
-def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase, tok: TokenizerConfig) -> DatasetDict:
+def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase, tok: TokenizerConfig,
+                     task: Task | None = None) -> DatasetDict:
     """input_ids, attention_mask[, token_type_ids] and labels (int) for every split; the text columns are dropped.
 
     Padding: dynamic leaves rows unpadded (the collator pads each training batch); max_length pads every row to
@@ -121,13 +123,14 @@ def tokenize_dataset(prepared: PreparedData, tokenizer: PreTrainedTokenizerBase,
 
     Each split is written to an Arrow file under tokenized_cache_dir(), named by what it depends on, and a later
     run with the same data, tokenizer and settings memory-maps it instead of tokenizing again (60,000 rows:
-    10 s to tokenize, a fraction of a second to reopen; bench/data.py)."""
+    10 s to tokenize, a fraction of a second to reopen; bench/data.py). A task may return fewer rows than it was
+    given (text-generation leaves out examples with nothing to learn, and packs)."""
     from datasets import DatasetDict
 
     from core.tasks import get_task
 
     padding = _padding(tok)
-    task = get_task(prepared.task)
+    task = task or get_task(prepared.task)  # the run's (Task.for_run) where its settings shape the tokens
     transform = task.label_transform(prepared)  # e.g. text-regression's label_scaling
 
     def encode(batch: dict[str, list[Any]], split: str) -> dict[str, Any]:

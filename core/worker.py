@@ -131,6 +131,8 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
     check_model(config, model_config)  # `finetune-tui run` leaves these checks to us: we load the model anyway
     _seed(config.training.seed)
     tokenizer = load_tokenizer(config.model)
+    run_task = get_task(config.task).for_run(config)
+    run_task.prepare_tokenizer(tokenizer)  # e.g. data.chat_template, saved with the model's tokenizer
     limit = check_max_length(config.tokenizer.max_length, model_config, tokenizer)
 
     def prepared_here(prepared: Any) -> None:
@@ -146,8 +148,14 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         print(f"loading data for {config.engine} run in {run_dir.path}", flush=True)
     # Under torchrun only rank 0 reads and tokenizes; the others map its tokenized splits (core.data.handoff).
     prepared, tokenized = prepare_and_tokenize(
-        config.data, run_dir.path, lambda p: tokenize_dataset(p, tokenizer, config.tokenizer), prepared_here,
+        config.data, run_dir.path, lambda p: tokenize_dataset(p, tokenizer, config.tokenizer, run_task), prepared_here,
         config.task)
+    if not len(tokenized["train"]):
+        from core.errors import DataError
+
+        raise DataError(f"no training example is left to learn from at tokenizer.max_length "
+                        f"{config.tokenizer.max_length}: every one was cut to nothing the model could learn",
+                        "raise tokenizer.max_length, or check the data")
     check_lengths(tokenized, limit, config.tokenizer)  # with truncation off, before a long row crashes the run
     device = torch_device()
     warnings = _resume_warnings(run_dir, config) if resume is not None else []
@@ -161,7 +169,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         "run_started", run_id=run_dir.path.name, engine=config.engine, model=config.model.name_or_path,
         dataset=_dataset_name(run_dir), task=config.task, labels=prepared.label_names,
         label_summary=get_task(config.task).summary(prepared), sizes=prepared.sizes,
-        total_steps=total_steps(config, prepared.sizes["train"]), num_train_epochs=config.training.num_train_epochs,
+        total_steps=total_steps(config, len(tokenized["train"])), num_train_epochs=config.training.num_train_epochs,
         primary_metric=config.training.metric_for_best_model or config.metrics[0], metrics=config.metrics,
         text_column=prepared.text_column, text_pair_column=prepared.text_pair_column,
         label_column=prepared.label_column, device={"type": device, "name": device_name(device)},
@@ -247,18 +255,28 @@ def _evaluate(run_dir: RunDir, config: RunConfig, prepared: Any, result: EngineR
     The model is already saved: a report that cannot be written is logged, not turned into a failed run.
     """
     from core.evaluation import evaluate_logits, evaluate_run
+    from core.tasks import get_task
 
     written: dict[str, str] = {}
     evaluations = []
+    predictor = None
+    keeps_outputs = get_task(config.task).keeps_outputs
     try:
         for split, metrics in (("validation", result.metrics), ("test", result.test_metrics or {})):
             if split not in prepared.dataset:
                 continue
-            if split in result.predictions:
+            if result.predictions.get(split) is not None:
                 ev = evaluate_logits(run_dir.path, split, prepared, result.predictions[split], config.metrics,
                                      loss=metrics.get("loss"), report=False)
-            else:  # an engine that kept no logits: the saved model is run over the split once more
-                ev = evaluate_run(run_dir.path, split, prepared=prepared, report=False)
+            else:
+                # An engine that kept no logits: the saved model is run over the split once more. A task that
+                # keeps none takes the engine's metrics and only answers a few of the split's prompts.
+                if predictor is None:
+                    from core.predict import load_predictor
+
+                    predictor = load_predictor(run_dir.path)
+                ev = evaluate_run(run_dir.path, split, prepared=prepared, predictor=predictor, report=False,
+                                  metrics=metrics if not keeps_outputs and metrics else None)
             evaluations.append(ev)
             written[split] = str((run_dir.path / "evaluation" / split).resolve())
     except Exception as err:  # see docstring

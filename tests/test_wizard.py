@@ -669,7 +669,7 @@ import tui.screens.steps.model as model_step
 from tui.app import make_app
 
 
-def slow_check(model):  # a model check that takes its time, as a slow Hub or a first transformers import does
+def slow_check(model, task):  # a model check that takes its time, as a slow Hub or a first transformers import does
     time.sleep(20)
     raise RuntimeError("left behind, as it should be")
 

@@ -162,16 +162,17 @@ class Draft:
         some the new task also reports, a best-model metric it does not report is cleared, and settings the new task
         has no use for go back to their neutral values (Task.unused_settings). Learning settings still at the old
         task's defaults take the new task's (TaskInfo.training_defaults); one the person changed stays."""
-        from core.config import TrainingConfig
-        from core.tasks import DEFAULT_TASK, TASKS, get_task
+        from core.config import default_at
+        from core.tasks import DEFAULT_TASK, get_task, task_defaults
 
         old_name = self.get("task") or DEFAULT_TASK
         old, new = get_task(old_name), get_task(name)
         self.set("task", name)
-        for key in {*TASKS[old_name].training_defaults, *TASKS[name].training_defaults}:
-            base = TrainingConfig.model_fields[key].default
-            if self.get(f"training.{key}") == TASKS[old_name].training_defaults.get(key, base):
-                self.set(f"training.{key}", TASKS[name].training_defaults.get(key, base))
+        before, after = task_defaults(old_name), task_defaults(name)
+        for path in {*before, *after}:
+            base = default_at(path)
+            if self.get(path) == before.get(path, base):
+                self.set(path, after.get(path, base))
         chosen = [m for m in self.get("metrics") or [] if m in new.metric_names]
         if not chosen or list(self.get("metrics") or []) == list(old.default_metrics):
             chosen = list(new.default_metrics)

@@ -224,16 +224,15 @@ class PlainWizard:
     def echo_lengths(self) -> None:
         """The same measurement as the wizard's histogram, as one line, to choose max_length from."""
         from core.config import ModelConfig
-        from core.tokenization import dataset_length_stats, load_tokenizer
+        from core.tasks import get_task
+        from core.tokenization import load_tokenizer
 
         if self.prepared is None:
             return
         try:
             tokenizer = load_tokenizer(ModelConfig.model_validate(self.draft.get("model")))
-            train = self.prepared.dataset["train"]
-            pair = "text_pair" if "text_pair" in train.column_names else None
-            stats = dataset_length_stats(train, tokenizer, int(self.draft.get("tokenizer.max_length")),
-                                         pair_column=pair)
+            stats = get_task(self.prepared.task).measure_lengths(self.prepared, tokenizer,
+                                                                 int(self.draft.get("tokenizer.max_length")))
         except UserError as err:
             self.echo(f"  (token lengths unavailable: {err.message})")
             return

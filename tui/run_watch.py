@@ -33,6 +33,7 @@ class RunBatch:
     last_step: dict[str, Any] | None = None
     device: dict[str, Any] | None = None  # the newest snapshot only: older ones are of no use on screen
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    samples: dict[str, Any] | None = None  # the newest `sample` event: what the model answers now
     terminal: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -55,6 +56,8 @@ def digest(events: list[dict[str, Any]], *, initial: bool = False) -> RunBatch:
                 batch.device = event["snapshot"]
         elif kind == "checkpoint":
             batch.checkpoints.append(event)
+        elif kind == "sample":
+            batch.samples = event
         elif kind == "run_started":
             batch.started = event
         elif kind in TERMINAL_TYPES:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from core.config import DataConfig
-from core.data.arrow import SplitSource, arrow_column, column_array, column_kind, make_dataset, true_rows, where
+from core.data.arrow import SplitSource, arrow_column, column_kind, make_dataset, true_rows, where
 from core.data.files import load_file
 from core.data.inspection import LABEL_NAMES, suggest_columns
 from core.data.splitting import split_and_subset
@@ -85,22 +85,28 @@ def prepare_data(cfg: DataConfig, task: str = DEFAULT_TASK) -> PreparedData:
         if len(ds) == 0:
             raise DataError(f"the {split} data {sources[split].desc} has no rows", f"give {split} data with examples")
     the_task = get_task(task)
-    text, pair, label = the_task.columns(cfg, raw, sources) or _resolve_columns(cfg, raw, sources,
-                                                                              the_task.label_columns(cfg))
-    labels = the_task.encode_labels(raw, sources, label, cfg)
-
-    standard = {split: _standardise(ds, text, pair, labels.arrays[split], labels, task) for split, ds in raw.items()}
+    own = the_task.prepare_splits(cfg, raw, sources)
+    if own is not None:
+        standard, names, notes = own.splits, own.label_names, own.notes
+        text, pair, label = own.text_column, None, None
+    else:
+        text, pair, label = the_task.columns(cfg, raw, sources) or _resolve_columns(cfg, raw, sources,
+                                                                                  the_task.label_columns(cfg))
+        labels = the_task.encode_labels(raw, sources, label, cfg)
+        standard = {split: _standardise(ds, text, pair, labels.arrays[split], labels, task)
+                    for split, ds in raw.items()}
+        names, notes = labels.names, labels.notes
     del raw  # the file's other columns are not needed any more
     dataset, validation_source = split_and_subset(cfg, standard, sources, the_task.strata)
     if cfg.hub is not None:
         source = cfg.hub.name + (f"/{cfg.hub.config}" if cfg.hub.config else "")
     else:
         source = str(cfg.train_file)
-    stats = the_task.label_stats(column_array(arrow_column(dataset["train"], "label")), labels.names, cfg)
     prepared = PreparedData(
-        dataset=dataset, label_names=labels.names, text_column=text, text_pair_column=pair, label_column=label,
+        dataset=dataset, label_names=names, text_column=text, text_pair_column=pair, label_column=label,
         sizes={k: len(v) for k, v in dataset.items()}, source=source, validation_source=validation_source,
-        notes=source_notes(sources) + labels.notes, task=task, label_stats=stats,
+        notes=source_notes(sources) + notes, task=task, label_stats=the_task.prepared_stats(dataset["train"], names,
+                                                                                          cfg),
     )
     prepared.class_counts = the_task.class_counts(prepared)
     return prepared

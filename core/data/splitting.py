@@ -36,7 +36,7 @@ def split_and_subset(
                 f"hold out {cfg.validation_fraction:.0%} for validation",
                 "add examples, or give a validation file (data.validation_file)",
             )
-        groups = strata(column_array(arrow_column(train, "label")))
+        groups = strata(column_array(arrow_column(train, "label"))) if "label" in train.column_names else None
         if groups is None:  # the task has nothing to stratify on
             train_idx, val_idx, stratified = shuffle_split(n, n_val, cfg.shuffle_seed)
         else:

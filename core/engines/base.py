@@ -139,6 +139,27 @@ def class_weights(ctx: RunContext) -> list[float] | None:
     return weights
 
 
+def emit_samples(ctx: RunContext, model: Any, step: int) -> None:
+    """After a validation evaluation, on the main process: the task's samples of what the model now answers
+    (Task.validation_samples) as a `sample` event. A sample that fails is a warning, never a failed run."""
+    from core.tasks import get_task
+
+    try:
+        samples = get_task(ctx.config.task).for_run(ctx.config).validation_samples(model, ctx.tokenizer, ctx.prepared)
+    except Exception as err:  # see docstring
+        print(f"warning: no samples at step {step}: {type(err).__name__}: {err}", flush=True)
+        return
+    if samples:
+        ctx.events.emit("sample", step=step, split="validation", samples=samples)
+
+
+def batch_tokens(batch: Any) -> Any:
+    """The real (non-padding) tokens of a batch: its attention mask's ones, or every token of a packed batch, which
+    has no padding and no mask."""
+    mask = batch.get("attention_mask")
+    return mask.sum() if mask is not None else batch["input_ids"].numel()
+
+
 _NEVER = 2**62  # DivergenceWatch's key for "no step diverged"
 
 

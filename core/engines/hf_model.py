@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from core.config import RunConfig
-from core.errors import ModelError
+from core.errors import ConfigError, ModelError
 from core.models import load_error, resolve_model
+
+ADAPTER_DIR = "adapter"  # RUN/adapter: a LoRA run's adapter weights, beside RUN/model (merged)
 
 
 def build_model(config: RunConfig, label_names: list[str]) -> Any:
@@ -18,6 +20,7 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
     from core.tasks import get_task
 
     task = get_task(config.task)
+    quantized = _quantization(config)
     try:
         model = getattr(transformers, task.auto_model_class).from_pretrained(
             resolve_model(config.model.name_or_path),
@@ -27,6 +30,7 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
             # checkpoint as it is, and AdamW would then update bf16 weights, or fp16's GradScaler refuse them.
             # training.mixed_precision stays autocast over these float32 weights.
             dtype=torch.float32,
+            **quantized,
             **task.head_config(label_names),
         )
     except ValueError as err:
@@ -40,9 +44,59 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
     if config.training.freeze_encoder:
         for param in model.base_model.parameters():
             param.requires_grad = False
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=config.training.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif config.training.gradient_checkpointing:
+        # Non-reentrant checkpointing also gives gradients to LoRA's adapters when the frozen inputs need none.
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers 5.2x's name for it
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.training.gradient_checkpointing and hasattr(model.config, "use_cache"):
+        model.config.use_cache = False  # a cache is built for generation; with checkpointing it only costs memory
     if config.training.lora is not None:
         model = _with_lora(model, config, task.peft_task_type)
     return model
+
+
+def check_quantization(config: RunConfig) -> None:
+    """training.quantization needs a CUDA GPU and bitsandbytes: refused before anything loads, with the reason."""
+    bits = config.training.quantization
+    if bits is None:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"training.quantization is {bits}, and this machine has no CUDA GPU: bitsandbytes' "
+                          f"{bits} weights (QLoRA) are computed by CUDA kernels",
+                          "set training.quantization: null to train LoRA over full-precision weights (or run on a "
+                          "GPU machine)")
+    from core.engines import installed
+
+    if not installed("bitsandbytes"):
+        raise ConfigError(f"training.quantization is {bits}, which needs the bitsandbytes package",
+                          "pip install bitsandbytes, or set training.quantization: null")
+
+
+def _quantization(config: RunConfig) -> dict[str, Any]:
+    """from_pretrained's quantization_config for training.quantization (QLoRA's NF4 with double quantization, bf16
+    compute where the GPU has it), or nothing."""
+    bits = config.training.quantization
+    if bits is None:
+        return {}
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    check_quantization(config)
+    if bits == "8bit":
+        return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"quantization_config": BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                      bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)}
 
 
 def _with_lora(model: Any, config: RunConfig, task_type: str) -> Any:
@@ -54,7 +108,9 @@ def _with_lora(model: Any, config: RunConfig, task_type: str) -> Any:
         return get_peft_model(
             model,
             LoraConfig(task_type=getattr(TaskType, task_type), r=lora.r, lora_alpha=lora.alpha,
-                       lora_dropout=lora.dropout, target_modules=lora.target_modules),
+                       lora_dropout=lora.dropout,
+                       # peft's own spelling for every linear layer but the output head is the string itself
+                       target_modules="all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules),
         )
     except ValueError as err:
         raise ModelError(
@@ -77,8 +133,14 @@ def save_final_model(model: Any, tokenizer: Any, out_dir: Path, prepared: Any) -
 
     task = get_task(prepared.task)
     if hasattr(model, "merge_and_unload"):  # LoRA: fold the adapters in, so the result is a plain model
+        # The adapter alone too (megabytes, not the model's gigabytes), beside the model: RUN/adapter loads with
+        # peft's PeftModel.from_pretrained over the base model, or shares the run without the merged weights.
+        adapter_dir = out_dir.parent / ADAPTER_DIR
+        model.save_pretrained(adapter_dir)
+        tokenizer.save_pretrained(adapter_dir)
         model = model.merge_and_unload()
     task.finalize_model(model, prepared)
+    task.finalize_saved(model, tokenizer)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)

@@ -23,8 +23,10 @@ from core.engines.base import (
     RunContext,
     StepTimer,
     agree_to_stop,
+    batch_tokens,
     class_weights,
     concat_rows,
+    emit_samples,
     total_steps,
 )
 from core.engines.hf_model import build_model, save_final_model
@@ -218,7 +220,7 @@ class _Loop:
                         self.scheduler.step()
                     self.optimizer.zero_grad()
                 s.batches_done += 1
-                self.tokens += batch["attention_mask"].sum()
+                self.tokens += batch_tokens(batch)
                 micro_loss = loss.detach().float() if micro_loss is None else micro_loss + loss.detach().float()
                 micro += 1
                 if not acc.sync_gradients:
@@ -283,6 +285,8 @@ class _Loop:
         if evaluate and "validation" in self.eval_loaders:
             metrics = self.evaluate("validation")
             self._emit("eval", step=s.global_step, epoch=round(float(epoch), 4), split="validation", metrics=metrics)
+            if self.accelerator.is_main_process:
+                emit_samples(self.ctx, self.accelerator.unwrap_model(self.model), s.global_step)
             s.last_eval_step, s.last_eval = s.global_step, metrics
             improved = s.track_best(metrics, self.primary)
         if save:
@@ -301,9 +305,15 @@ class _Loop:
         self.model.eval()
         loss_sum, count = 0.0, 0
         chunks, references = [], []
+        keep = self.task.keeps_outputs
         for batch in self.eval_loaders[split]:
             with torch.no_grad():
                 out = self.model(**batch)
+            if not keep:  # a language model: the loss alone (its logits are vocabulary-sized per token)
+                losses = acc.gather_for_metrics(out.loss.detach().float().repeat(len(batch["labels"])))
+                loss_sum += float(losses.sum())
+                count += len(losses)
+                continue
             logits, refs = out.logits.detach().float(), batch["labels"]
             if refs.ndim > 1 and logits.ndim > 2:  # sequences of labels: each process's batch has its own length
                 logits = acc.pad_across_processes(logits, dim=1, pad_index=PAD_LABEL)
@@ -315,12 +325,15 @@ class _Loop:
             loss_sum += float(losses.sum())
             count += len(losses)
         self.model.train()
+        loss = loss_sum / max(count, 1)
+        if not keep:
+            self.logits[split] = (self.state.global_step, None)
+            return {"loss": loss, **self.task.metrics_from_loss(loss)}
         # Kept for the evaluation report: the loader is sequential, so the rows are in the split's order.
         outputs, labels = self.task.gather_outputs(concat_rows(chunks, PAD_LABEL) if chunks else np.zeros((0, 0)),
                                                    concat_rows(references, PAD_LABEL))
         self.logits[split] = (self.state.global_step, outputs)
-        return {"loss": loss_sum / max(count, 1),
-                **self.task.compute_metrics(outputs, labels, self.cfg.metrics, self.ctx.prepared)}
+        return {"loss": loss, **self.task.compute_metrics(outputs, labels, self.cfg.metrics, self.ctx.prepared)}
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def _save(self) -> Path:

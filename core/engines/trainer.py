@@ -11,6 +11,7 @@ from core.engines.base import (
     StepTimer,
     agree_to_stop,
     class_weights,
+    emit_samples,
     is_main_process,
     strip_prefix,
 )
@@ -65,6 +66,8 @@ def training_arguments(ctx: RunContext) -> Any:
         use_cpu=ctx.device == "cpu",
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",  # tokens/s and MFU in the monitor
+        # A task that keeps no outputs (a language model's are vocabulary-sized per token) is evaluated by its loss.
+        prediction_loss_only=not get_task(ctx.config.task).keeps_outputs,
     )
 
 
@@ -106,11 +109,14 @@ class _EventsCallback:
         stripped = strip_prefix(metrics, f"{'test' if split == 'test' else 'eval'}_")
         self.ctx.events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4), split=split,
                              metrics=stripped)
-        if split == "validation" and self.keeper is not None:
+        if split == "validation":
             # best_global_step is updated after this callback: the previous best stays until this one beats it.
             keep = {state.global_step, state.best_global_step}
             self.evaluations = {k: v for k, v in self.evaluations.items() if k in keep}
-            self.evaluations[state.global_step] = (stripped, self.keeper.take())
+            self.evaluations[state.global_step] = (stripped, self.keeper.take() if self.keeper else None)
+            model = _.get("model")
+            if model is not None and is_main_process():
+                emit_samples(self.ctx, model, state.global_step)
 
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         path = self.ctx.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
@@ -166,8 +172,9 @@ def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: Diverg
     cfg = ctx.config
     has_eval = "validation" in ctx.tokenized
     task = get_task(cfg.task).for_run(cfg)  # e.g. multi-label's decision threshold in its metrics
-    events_cb.keeper = _LogitsKeeper(
-        task, lambda outputs, labels: task.compute_metrics(outputs, labels, cfg.metrics, ctx.prepared))
+    if task.keeps_outputs:
+        events_cb.keeper = _LogitsKeeper(
+            task, lambda outputs, labels: task.compute_metrics(outputs, labels, cfg.metrics, ctx.prepared))
     trainer = _trainer_class(Trainer)(
         model=model,
         args=args,
@@ -180,6 +187,7 @@ def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: Diverg
         class_weights=class_weights(ctx),
         weighted_loss=task.torch_loss,
         watch=watch,
+        loss_metrics=task.metrics_from_loss,
     )
     trainer.train(resume_from_checkpoint=str(ctx.resume_from) if ctx.resume_from else None)
     watch.check(args.device)  # the steps since the last log, evaluation or save: never a NaN model saved as final
@@ -218,7 +226,9 @@ def _logits(predictions: Any) -> Any:
 
 
 def _outputs(task: Any, output: Any) -> Any:
-    """A prediction's outputs as the task reads them (Task.gather_outputs)."""
+    """A prediction's outputs as the task reads them (Task.gather_outputs); None for a task that keeps none."""
+    if output.predictions is None:
+        return None
     return task.gather_outputs(_logits(output.predictions), output.label_ids)[0]
 
 
@@ -254,11 +264,12 @@ def _trainer_class(base: type) -> type:
 
     class SeededTrainer(base):  # type: ignore[misc, valid-type]
         def __init__(self, *args: Any, class_weights: list[float] | None = None, weighted_loss: Any = None,
-                     watch: DivergenceWatch | None = None, **kwargs: Any) -> None:
+                     watch: DivergenceWatch | None = None, loss_metrics: Any = None, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.class_weights = class_weights
             self.weighted_loss = weighted_loss
             self.watch = watch
+            self.loss_metrics = loss_metrics
             self._weight_tensor: Any = None
             # Trainer takes a forward(**kwargs) as a sign that the model divides its loss by num_items_in_batch, and
             # then neither divides by gradient_accumulation_steps nor undoes the processes' averaging. The
@@ -312,6 +323,10 @@ def _trainer_class(base: type) -> type:
         def evaluation_loop(self, *args: Any, **kwargs: Any) -> Any:
             order = getattr(self, "_eval_order", None)  # set as the dataloader was made, just before this
             output = super().evaluation_loop(*args, **kwargs)
+            prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+            loss = output.metrics.get(f"{prefix}_loss")
+            if self.loss_metrics is not None and loss is not None:  # e.g. perplexity, where the logged metrics are
+                output.metrics.update({f"{prefix}_{k}": v for k, v in self.loss_metrics(float(loss)).items()})
             if order is None or output.predictions is None:
                 return output
             import numpy as np

@@ -29,6 +29,9 @@ class TaskInfo:
     # defaults does not learn every task.
     training_defaults: Mapping[str, Any] = field(default_factory=dict)
     defaults_why: str = ""  # the sweep's finding in a sentence, for the wizard
+    # Defaults the task's shape calls for rather than a sweep (dotted config path -> value), applied the same way:
+    # text-generation trains LoRA adapters on long sequences in small batches.
+    shape_defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 TASKS: dict[str, TaskInfo] = {
@@ -64,6 +67,20 @@ TASKS: dict[str, TaskInfo] = {
         "bundled model, 2e-4 for 6 epochs beat the one-size 5e-5 for 3 (test F1 micro 0.533 vs 0.318), chosen by "
         "bench/task_defaults.py; a tuned threshold (auto) did no better there.",
     ),
+    "text-generation": TaskInfo(
+        "text-generation", "Text generation (instruction tuning)",
+        "A decoder LLM (Llama, Qwen, SmolLM, GPT-2) taught to answer: instruction or chat data, or plain text.",
+        "core.tasks.text_generation",
+        shape_defaults={
+            # LoRA on every linear layer (QLoRA's finding: adapting all of them matches full fine-tuning where
+            # attention alone does not), at the learning rate LoRA recipes use (TRL's and the QLoRA paper's 2e-4).
+            "training.lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": ["all-linear"]},
+            "training.learning_rate": 2e-4,
+            "training.per_device_train_batch_size": 4,
+            "training.per_device_eval_batch_size": 8,
+            "tokenizer.max_length": 1024,
+        },
+    ),
 }
 DEFAULT_TASK = "text-classification"
 _loaded: dict[str, Task] = {}
@@ -82,3 +99,10 @@ def get_task(name: str) -> Task:
         task = importlib.import_module(TASKS[check_task_name(name)].module).TASK
         _loaded[name] = task
     return task
+
+
+def task_defaults(name: str) -> dict[str, Any]:
+    """Every default a task gives a config that leaves the setting out, as dotted path -> value: the swept
+    training_defaults and the shape_defaults."""
+    info = TASKS[check_task_name(name)]
+    return {**{f"training.{k}": v for k, v in info.training_defaults.items()}, **info.shape_defaults}

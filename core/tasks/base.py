@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import numpy as np
@@ -71,6 +72,16 @@ class TryView:
     line: str = ""
 
 
+@dataclass
+class TaskSplits:
+    """A task's own standardised splits (Task.prepare_splits), for a task whose rows are not text + label."""
+
+    splits: dict[str, Any]  # split -> datasets.Dataset of the task's columns
+    label_names: list[str]
+    text_column: str  # the column that holds most of what a row says, for logs and screens
+    notes: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class WizardField:
     """A config field only some tasks use, as the wizard's dataset or training step shows it for those tasks."""
@@ -103,9 +114,14 @@ class Task(ABC):
     pipeline_kwargs: ClassVar[dict[str, Any]] = {}
     label_dtype: ClassVar[str] = "int64"  # of the tokenized `labels` column, as the loss wants it
     collator_class: ClassVar[str] = "DataCollatorWithPadding"  # transformers' padder, named in exported scripts
+    # False: the engines keep no per-row outputs of an evaluation (a language model's are vocabulary-sized per token):
+    # its metrics are the loss and metrics_from_loss, and the task's evaluate_model makes its report.
+    keeps_outputs: ClassVar[bool] = True
 
     title: ClassVar[str]
     wizard_fields: ClassVar[tuple[WizardField, ...]] = ()  # shown in the wizard for this task only
+    # (Hub id, size) of well-known models the wizard's model step offers for this task; () offers none.
+    suggested_models: ClassVar[tuple[tuple[str, str], ...]] = ()
     # Settings that mean nothing for this task: dotted config path -> (the value that leaves it unused, why). A config
     # that sets one otherwise is refused (check_config), and the wizard puts it back when the task changes.
     unused_settings: ClassVar[dict[str, tuple[Any, str]]] = {}
@@ -151,6 +167,17 @@ class Task(ABC):
     def encode_labels(self, raw: Any, sources: dict[str, SplitSource], label: str, cfg: DataConfig) -> LabelEncoding:
         """Every split's label column checked and encoded (vectorised); errors name file, row and fix. `label` is
         None only for a task whose label_columns() names the columns instead."""
+
+    def prepare_splits(self, cfg: DataConfig, raw: Any, sources: dict[str, SplitSource]) -> TaskSplits | None:
+        """Every raw split checked and standardised the task's own way (text-generation: prompt + completion,
+        messages or text); None: core.data.prepare finds text and label columns and encode_labels encodes them."""
+        return None
+
+    def prepared_stats(self, train: Any, names: list[str], cfg: DataConfig) -> dict[str, Any]:
+        """label_stats of the prepared training split (a Dataset), kept in PreparedData."""
+        from core.data.arrow import arrow_column, column_array
+
+        return self.label_stats(column_array(arrow_column(train, "label")), names, cfg)
 
     def label_columns(self, cfg: DataConfig) -> list[str] | None:
         """Columns that together hold each row's labels, where the config names several (multi-label's
@@ -217,6 +244,27 @@ class Task(ABC):
         out = dict(enc)
         out["labels"] = batch["label"] if transform is None else transform(batch["label"])
         return out
+
+    def measure_lengths(self, prepared: PreparedData, tokenizer: Any, max_length: int, batch_size: int = 16,
+                        truncation: bool = True) -> Any:
+        """core.tokenization.LengthStats of (a sample of) the training examples as the model reads them, for the
+        tokenizer step and plain mode: the texts (and pairs) by default."""
+        from core.tokenization import dataset_length_stats
+
+        train = prepared.dataset["train"]
+        pair = "text_pair" if "text_pair" in train.column_names else None
+        return dataset_length_stats(train, tokenizer, max_length, batch_size=batch_size, truncation=truncation,
+                                    text_column="text", pair_column=pair)
+
+    def first_example_ids(self, prepared: PreparedData, tokenizer: Any) -> list[int]:
+        """The first training example's token ids, untruncated, with the special tokens the model sees."""
+        train = prepared.dataset["train"]
+        if not len(train):
+            return []
+        first = train[0]
+        pair = first.get("text_pair")
+        words = isinstance(first["text"], list)  # a sentence as its words (token-classification)
+        return list(tokenizer(first["text"], pair, truncation=False, is_split_into_words=words)["input_ids"])
 
     def length_facts(self, prepared: PreparedData, tokenizer: Any) -> Any:
         """What this task needs to know about the training texts' token lengths beyond LengthStats, measured once
@@ -289,6 +337,14 @@ class Task(ABC):
     def finalize_model(self, model: Any, prepared: PreparedData) -> None:  # noqa: B027
         """Last changes to the trained torch model before it is saved (after LoRA is merged)."""
 
+    def finalize_saved(self, model: Any, tokenizer: Any) -> None:  # noqa: B027
+        """Settings of the saved model and tokenizer that generation from the directory reads (text-generation:
+        where an answer ends); nothing by default."""
+
+    def prepare_tokenizer(self, tokenizer: Any) -> None:  # noqa: B027
+        """Changes to the run's tokenizer before it tokenizes anything (text-generation: data.chat_template becomes
+        its own, and is saved with it). Called on the task for_run gives."""
+
     def outputs_as_saved(self, outputs: np.ndarray, prepared: PreparedData) -> np.ndarray:
         """Outputs of the model as it trains, as the saved model gives them (text-regression folds its label
         scaling into the head only when saving)."""
@@ -331,6 +387,22 @@ class Task(ABC):
     def compute_metrics(self, outputs: np.ndarray, labels: np.ndarray, metrics: list[str],
                         prepared: PreparedData) -> dict[str, float]:
         """The configured metrics of a whole split from the model's raw outputs (logits) and the stored labels."""
+
+    def metrics_from_loss(self, loss: float) -> dict[str, float]:
+        """Metrics that follow from an evaluation's mean loss alone (text-generation: perplexity)."""
+        return {}
+
+    def validation_samples(self, model: Any, tokenizer: Any, prepared: PreparedData) -> list[dict[str, Any]] | None:
+        """What the model answers at an evaluation, for people to read as it learns (text-generation: greedy answers
+        to a few fixed validation prompts, with the data's answers): the engines write them as a `sample` event
+        after each validation evaluation, from the main process. None: nothing."""
+        return None
+
+    def evaluate_model(self, predictor: Any, prepared: PreparedData, split: str, metric_names: list[str],
+                       metrics: dict[str, float] | None, limit: int) -> tuple[Evaluation, list[dict[str, Any]]] | None:
+        """For a task that keeps no outputs: the Evaluation of a split (its metrics given by the engine, or measured
+        with the predictor's model when None) and the rows of its predictions.jsonl. None: scored from outputs."""
+        return None
 
     @abstractmethod
     def eval_loss(self, outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -412,6 +484,13 @@ class Task(ABC):
     @abstractmethod
     def results_grid(self, ev: Evaluation) -> Grid | None:
         """The monitor's view of a finished run's evaluation."""
+
+    streams_answers: ClassVar[bool] = False  # the Try screen answers on Enter, piece by piece (stream_answer)
+
+    def stream_answer(self, predictor: Any, text: str, stop: Any) -> Iterator[str]:
+        """The answer to one text as it is made, piece by piece, ending early once stop() is True (tasks that
+        stream_answers; the others answer at once through predict)."""
+        raise NotImplementedError(f"{self.name} answers at once")
 
     @abstractmethod
     def try_intro(self, meta: dict[str, Any]) -> str:

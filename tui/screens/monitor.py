@@ -28,6 +28,7 @@ from tui.widgets.log_tail import LogTail
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.progress_panel import ProgressPanel
 from tui.widgets.results_panel import ResultsPanel
+from tui.widgets.samples_panel import SamplesPanel
 
 STATUS_STYLES: dict[str, tuple[str, str]] = {
     "starting": ("◌", "bold yellow"),
@@ -76,6 +77,7 @@ class MonitorScreen(Screen[None]):
         yield ProgressPanel(id="monitor-progress")
         with Horizontal(id="monitor-body"):
             yield LossChart(id="monitor-chart")
+            yield SamplesPanel(id="monitor-samples")
             with Vertical(id="monitor-side"):
                 yield DevicePanel(id="monitor-device")
                 yield ResultsPanel(id="monitor-results")
@@ -127,6 +129,8 @@ class MonitorScreen(Screen[None]):
                 results.add_evals(validation)
             if batch.checkpoints:
                 results.set_checkpoint(batch.checkpoints[-1])
+            if batch.samples is not None:
+                self.query_one(SamplesPanel).show_samples(batch.samples)
             if batch.terminal:
                 results.set_terminal(batch.terminal)
                 if batch.terminal.get("type") == "finished" and isinstance(batch.terminal.get("evaluation"), dict):

@@ -1,4 +1,5 @@
-"""Try the model: type a text (and its pair, for a sentence-pair model) and see each label's probability.
+"""Try the model: type a text (and its pair, for a sentence-pair model) and see each label's probability, or (a
+model that writes its answers, text-generation) press Enter and watch the answer being written, ctrl+s to stop it.
 
 The model is loaded once, in a thread, through core.predict (the same path as `finetune-tui predict`); each
 prediction runs in a thread too, the newest text replacing any still in flight, so typing never waits on torch.
@@ -85,7 +86,8 @@ class TryModelScreen(Screen[None]):
         height: auto;
     }
     """
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back"),
+                                             Binding("ctrl+s", "stop_answer", "Stop the answer")]
 
     def __init__(self, run_dir: Path) -> None:
         super().__init__()
@@ -96,6 +98,8 @@ class TryModelScreen(Screen[None]):
         self.answer: dict[str, Any] = {}  # the last prediction shown (the task's answer)
         self.shown_for: tuple[str, str | None] | None = None  # the input that prediction was made for
         self._timer: Timer | None = None
+        self._stop_asked = False  # a streamed answer (Task.streams_answers) in flight ends at its next piece
+        self.streaming = False
 
     @property
     def is_pair(self) -> bool:
@@ -142,15 +146,68 @@ class TryModelScreen(Screen[None]):
         self._status(Text(f"Cannot load the model: {message}", style="bold red"))
 
     # --- predicting --------------------------------------------------------------------------------------------
+    @property
+    def streams(self) -> bool:
+        """Answers that are written (text-generation) come on Enter, piece by piece, not as the text is typed."""
+        return self.predictor is not None and self.predictor.task.streams_answers
+
     @on(Input.Changed)
     def _changed(self, event: Input.Changed) -> None:
-        self._schedule(DEBOUNCE_S)
+        if not self.streams:
+            self._schedule(DEBOUNCE_S)
 
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "try-text" and self.is_pair:
             self.query_one("#try-pair", Input).focus()
+        if self.streams:
+            if event.value.strip():
+                self._stop_asked = False
+                self._stream(event.value)
+            return
         self._schedule(0)
+
+    @work(thread=True, exclusive=True, group="try-predict", exit_on_error=False)
+    def _stream(self, text: str) -> None:
+        import time
+
+        worker = get_current_worker()
+        self.streaming = True
+        self.app.call_from_thread(self.refresh_bindings)
+        answer, started = "", time.monotonic()
+        try:
+            for piece in self.predictor.task.stream_answer(self.predictor, text,
+                                                           lambda: self._stop_asked or worker.is_cancelled):
+                answer += piece
+                if not worker.is_cancelled:
+                    self.app.call_from_thread(self._show_stream, text, answer, False)
+        except Exception as err:  # shown, not raised: the screen stays usable
+            if not worker.is_cancelled:
+                self.app.call_from_thread(self._status, Text(f"Answering failed: {err}", style="bold red"))
+            return
+        finally:
+            self.streaming = False
+            self.app.call_from_thread(self.refresh_bindings)
+        if not worker.is_cancelled:
+            took = time.monotonic() - started
+            self.app.call_from_thread(self._show_stream, text, answer, True,
+                                      f"{'stopped' if self._stop_asked else 'done'} in {took:.1f} s")
+
+    def _show_stream(self, text: str, answer: str, done: bool, note: str = "") -> None:
+        self.answer = {"generated_text": answer}
+        self.shown_for = (text, None)
+        panel = self.query_one("#try-bars", Static)
+        panel.border_title = "Answer" if done else "Answer (writing…)"
+        panel.border_subtitle = note
+        panel.update(Text(answer or "…", style="bold green" if done else "green"))
+
+    def action_stop_answer(self) -> None:
+        self._stop_asked = True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_answer":
+            return True if self.streaming else None  # in the footer only while an answer is being written
+        return True
 
     def _schedule(self, delay: float) -> None:
         if self._timer is not None:
@@ -167,6 +224,8 @@ class TryModelScreen(Screen[None]):
         if not text.strip():
             self.query_one("#try-bars", Static).update(Text("Type a text above.", style="dim"))
             return
+        if self.streams:
+            return  # on Enter (_submitted)
         self._predict(text, pair)
 
     @work(thread=True, exclusive=True, group="try-predict", exit_on_error=False)

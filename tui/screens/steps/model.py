@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.timer import Timer
-from textual.widgets import Button, Static
+from textual.widgets import Button, Select, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
 from core.errors import UserError
@@ -22,13 +22,17 @@ from tui.widgets.spinner import Spinner
 DEBOUNCE_S = 0.7
 
 
-def _inspect(model: dict[str, Any]) -> Any:
-    """ModelInfo, or the ModelError/UserError that explains why the model cannot be used."""
+def _inspect(model: dict[str, Any], task: str) -> Any:
+    """ModelInfo, or the ModelError/UserError that explains why the model cannot be used (for the task too)."""
     from core.config import ModelConfig
-    from core.models import inspect_model
+    from core.models import inspect_model, load_model_config
+    from core.tasks import get_task
 
     try:
-        return heavy(inspect_model, ModelConfig.model_validate(model))
+        config = ModelConfig.model_validate(model)
+        info = heavy(inspect_model, config)
+        get_task(task).check_hf_model(load_model_config(config), config.name_or_path)
+        return info
     except UserError as err:
         return err
 
@@ -65,6 +69,8 @@ class ModelStep(Step):
         with Horizontal(classes="button-row"):
             yield Button("Use the bundled model", id="use-bundled", compact=True)
             yield Button("Check now", id="check-model", compact=True)
+        yield Static("", id="model-suggestions", classes="field-help", markup=False)
+        yield Select([], id="suggested-model", prompt="Well-known choices", compact=True)
         yield FieldRow(self.draft, "model.revision", label="Revision", placeholder="default branch")
         yield FieldRow(self.draft, "model.trust_remote_code", label="Trust remote code", editor="checkbox")
         yield Spinner(id="model-loading")
@@ -73,10 +79,37 @@ class ModelStep(Step):
     def on_mount(self) -> None:
         self.query_one("#model-info").display = False
 
+    def _task_name(self) -> str:
+        from core.tasks import DEFAULT_TASK
+
+        return str(self.draft.get("task") or DEFAULT_TASK)
+
     def key(self) -> str:
-        return json.dumps(self.draft.get("model"), sort_keys=True)
+        return json.dumps([self._task_name(), self.draft.get("model")], sort_keys=True)
+
+    def _offer(self) -> None:
+        """The task's well-known models (Task.suggested_models), where it names some."""
+        from core.tasks import get_task
+
+        task = get_task(self._task_name())
+        choices = self.query_one("#suggested-model", Select)
+        hint = self.query_one("#model-suggestions", Static)
+        choices.display = hint.display = bool(task.suggested_models)
+        if task.suggested_models:
+            choices.set_options([(f"{name} ({size})", name) for name, size in task.suggested_models])
+            say(hint, f"{task.title} needs a decoder LM; well-known small instruction models (downloaded from "
+                      "the Hub):")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "suggested-model" or not isinstance(event.value, str):
+            return
+        event.stop()
+        self.draft.set("model.name_or_path", event.value)
+        next(r for r in self.query(FieldRow) if r.path == "model.name_or_path").reload()
+        self.check()
 
     def on_enter(self) -> None:
+        self._offer()
         if self.key() not in self.findings.model_results:
             self.check()
         else:
@@ -119,7 +152,7 @@ class ModelStep(Step):
         self._busy(True)
         try:
             # A daemon thread, not a thread worker: Ctrl+Q must not wait for a slow check (in_background says why).
-            result = await in_background(_inspect, model)
+            result = await in_background(_inspect, model, self._task_name())
         finally:
             if self._checking is None or self._checking is get_current_worker():  # not a newer check's spinner
                 self._busy(False)
@@ -159,7 +192,7 @@ class ModelStep(Step):
         if result is None:
             self._busy(True)
             try:
-                result = await in_background(_inspect, self.draft.get("model"))
+                result = await in_background(_inspect, self.draft.get("model"), self._task_name())
             finally:
                 self._busy(False)
             self.findings.model_results[key] = result

@@ -27,22 +27,14 @@ def _measure(model: dict[str, Any], prepared: Any, max_length: int, truncation: 
     facts about the lengths (e.g. where each entity ends, in tokens)."""
     from core.config import ModelConfig
     from core.tasks import get_task
-    from core.tokenization import dataset_length_stats, load_tokenizer
+    from core.tokenization import load_tokenizer
 
     tokenizer = load_tokenizer(ModelConfig.model_validate(model))
-    train = prepared.dataset["train"]
-    pair = "text_pair" if "text_pair" in train.column_names else None
-    stats = dataset_length_stats(train, tokenizer, max_length, batch_size=batch_size, truncation=truncation,
-                                 text_column="text", pair_column=pair)
-    tokens: list[str] = []
-    if len(train):
-        first = train[0]
-        # Untruncated, with the special tokens the model sees ([CLS] ... [SEP]); the view marks the cut.
-        words = isinstance(first["text"], list)  # a sentence as its words (token-classification)
-        encoded = tokenizer(first["text"], first[pair] if pair else None, truncation=False,
-                            is_split_into_words=words)
-        tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
-    return stats, tokens, get_task(prepared.task).length_facts(prepared, tokenizer)
+    task = get_task(prepared.task)
+    stats = task.measure_lengths(prepared, tokenizer, max_length, batch_size=batch_size, truncation=truncation)
+    # Untruncated, with the special tokens the model sees ([CLS] ... [SEP]); the view marks the cut.
+    tokens = tokenizer.convert_ids_to_tokens(task.first_example_ids(prepared, tokenizer))
+    return stats, tokens, task.length_facts(prepared, tokenizer)
 
 
 def padding_key(padding: str, group_by_length: bool) -> str:

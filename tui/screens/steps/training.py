@@ -13,7 +13,7 @@ from core.errors import ConfigError
 from core.lr_range import rate_label
 from core.tasks import DEFAULT_TASK, TASKS, get_task
 from core.tracking import TRACKERS, check_trackers, installed_trackers
-from tui.draft import choices, help_for
+from tui.draft import allows_none, choices, help_for
 from tui.screens.steps.base import Step, say
 from tui.screens.steps.dataset import task_fields
 from tui.widgets.field_row import FieldRow
@@ -42,7 +42,8 @@ class TrainingStep(Step):
 
         def row(path: str, label: str, **kw: Any) -> FieldRow:
             if "options" not in kw and kw.get("editor") == "select":
-                kw["options"] = [(c, c) for c in choices(path)]
+                # A setting that may be null (training.quantization) offers that as the select's blank.
+                kw["options"] = [(c, c) for c in choices(path)] + ([("none", None)] if allows_none(path) else [])
             return FieldRow(d, path, label=label, id=f"field-{path.replace('.', '-')}", **kw)
 
         yield Static("How should it train?", classes="step-title")

@@ -1,0 +1,271 @@
+"""text-generation end to end: tiny Llama/Qwen2/GPT-2 models built on the fly learn a handful of answers on the
+trainer and torch-loop engines (instruction data as an Alpaca-style JSON array, chat data as JSONL, packing, LoRA
+by default), write `sample` events as they learn, save a merged model that pipeline("text-generation") loads and an
+adapter whose outputs equal it, and answer through `finetune-tui predict`; bad input exits 2 with the row or key."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from core.config import parse_config
+from core.errors import ConfigError
+from core.rundir import RunDir
+from tests.llm_fixtures import build_causal_lm, build_llm_tokenizer
+from tests.test_trainer_run import _cli, _run_in_process
+
+TASK = "text-generation"
+QA = [("what colour is the sun", "yellow"), ("what is two plus two", "four"), ("name a farm animal", "a cow"),
+      ("what is the capital of france", "paris"), ("what colour is grass", "green"), ("say hello", "hello there")]
+ALPACA = "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+
+
+@pytest.fixture(scope="module")
+def llama(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    build_causal_lm(build_llm_tokenizer(), "llama", directory)
+    return directory
+
+
+def _alpaca(path: Path, n: int = 48) -> Path:
+    """Alpaca's layout: one JSON array of {instruction, input, output}, input often empty."""
+    rows = [{"instruction": q, "input": "" if i % 2 else "please", "output": a}
+            for i, (q, a) in enumerate(QA[i % len(QA)] for i in range(n))]
+    path.write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    return path
+
+
+def _chats(path: Path, n: int = 48) -> Path:
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            q, a = QA[i % len(QA)]
+            system = [{"role": "system", "content": "you answer briefly"}] if i % 3 == 0 else []
+            f.write(json.dumps({"messages": [*system, {"role": "user", "content": q},
+                                             {"role": "assistant", "content": a}]}) + "\n")
+    return path
+
+
+def _raw(model: Path, data: dict[str, Any], out: Path, engine: str = "trainer", **training: Any) -> dict[str, Any]:
+    return {"task": TASK, "engine": engine, "model": {"name_or_path": str(model)}, "data": data,
+            "tokenizer": {"max_length": 64},
+            "training": {"num_train_epochs": 12, "learning_rate": 5e-3, "per_device_train_batch_size": 8,
+                         "logging_steps": 2, "save_total_limit": 1, **training},
+            "output_dir": str(out)}
+
+
+def _losses(run: RunDir) -> list[float]:
+    return [e["loss"] for e in run.events() if e["type"] == "step"]
+
+
+def _validation(run: RunDir) -> list[dict[str, Any]]:
+    return [e for e in run.events() if e["type"] == "eval" and e["split"] == "validation"]
+
+
+# --- config -----------------------------------------------------------------------------------------------------------
+
+def test_lora_on_every_linear_layer_is_the_default_and_null_means_full_fine_tuning() -> None:
+    data = {"train_file": "a.json", "prompt_template": "{instruction}", "response_column": "output"}
+    config = parse_config({"task": TASK, "data": data})
+    assert config.training.lora is not None and config.training.lora.target_modules == ["all-linear"]
+    assert config.metrics == ["perplexity"] and config.tokenizer.max_length == 1024
+    assert parse_config({"task": TASK, "data": data, "training": {"lora": None}}).training.lora is None
+    # Another task keeps its own defaults and refuses this task's settings.
+    assert parse_config({"data": {"train_file": "a.csv"}}).training.lora is None
+    with pytest.raises(ConfigError, match=r"data\.prompt_template .* of text-generation"):
+        parse_config({"data": {"train_file": "a.csv", "prompt_template": "{x}"}})
+    with pytest.raises(ConfigError, match="keras"):
+        parse_config({"task": TASK, "engine": "keras", "data": data})
+    with pytest.raises(ConfigError, match=r"quantization 4bit .* set training\.lora"):
+        parse_config({"task": TASK, "data": data, "training": {"lora": None, "quantization": "4bit"}})
+
+
+# --- training ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_trainer_learns_alpaca_answers_and_the_model_answers_through_predict_and_pipeline(
+        llama: Path, tmp_path: Path) -> None:
+    data = {"train_file": str(_alpaca(tmp_path / "alpaca.json")), "prompt_template": ALPACA,
+            "response_column": "output"}
+    run = _run_in_process(_raw(llama, data, tmp_path / "run", lora=None))
+    losses = _losses(run)
+    assert losses[-1] < losses[0] / 3, losses
+    evals = _validation(run)
+    assert [set(e["metrics"]) for e in evals][-1] == {"loss", "perplexity"}
+    assert evals[-1]["metrics"]["perplexity"] == pytest.approx(2.718281828 ** evals[-1]["metrics"]["loss"], rel=1e-6)
+    assert evals[-1]["metrics"]["loss"] < evals[0]["metrics"]["loss"]
+    # At every evaluation the model answers the same validation prompts, and by the end it answers them right.
+    samples = [e for e in run.events() if e["type"] == "sample"]
+    assert [s["step"] for s in samples] == [e["step"] for e in evals]
+    assert {s["prompt"] for s in samples[0]["samples"]} == {s["prompt"] for s in samples[-1]["samples"]}
+    assert all(s["generated"] == s["reference"] for s in samples[-1]["samples"]), samples[-1]
+
+    # The evaluation report: the engine's loss and perplexity, and the answers to the validation prompts.
+    report = json.loads((run.path / "evaluation/validation/metrics.json").read_text())
+    assert report["metrics"] == pytest.approx(evals[-1]["metrics"])
+    answers = [json.loads(line) for line in (run.path / "evaluation/validation/predictions.jsonl").open()]
+    assert answers and {"prompt", "reference", "generated"} <= set(answers[0])
+    meta = json.loads((run.model_dir / "task.json").read_text())
+    assert meta["format"] == "instruction" and meta["prompt_template"] == ALPACA
+    assert "pipeline_tag: text-generation" in (run.model_dir / "README.md").read_text()
+
+    # predict puts a typed prompt into the template, as training wrote prompts: a memorised answer comes back.
+    result = _cli("predict", str(run.path), "what is two plus two", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1])["generated_text"] == "four"
+    # A file of prompts gives JSONL answers.
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"text": q}) + "\n" for q, _ in QA[:3]))
+    result = _cli("predict", str(run.path), "--input", str(prompts), "--output", str(tmp_path / "answers.jsonl"))
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in (tmp_path / "answers.jsonl").open()]
+    assert [r["text"] for r in rows] == [q for q, _ in QA[:3]] and all("generated_text" in r for r in rows)
+
+    # The model directory is a plain transformers one: pipeline("text-generation") stops where the answer ends.
+    from transformers import pipeline
+
+    generator = pipeline("text-generation", model=str(run.model_dir))
+    prompt = ALPACA.format(instruction="what colour is grass", input="please")  # as every such row was written
+    out = generator(prompt, max_new_tokens=20, do_sample=False, return_full_text=False)
+    assert out[0]["generated_text"].strip() == "green"
+
+
+@pytest.mark.slow
+def test_torch_loop_trains_lora_on_packed_chats_and_the_adapter_equals_the_merged_model(
+        llama: Path, tmp_path: Path) -> None:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    data = {"train_file": str(_chats(tmp_path / "chats.jsonl")), "messages_column": "messages"}
+    run = _run_in_process(_raw(llama, data, tmp_path / "run", engine="torch-loop", packing=True,
+                               learning_rate=2e-2, gradient_checkpointing=True))
+    losses = _losses(run)
+    assert losses[-1] < losses[0], losses
+    started = next(e for e in run.events() if e["type"] == "run_started")
+    steps = [e for e in run.events() if e["type"] == "step"]
+    assert steps[-1]["step"] == started["total_steps"]  # counted over the packed rows, not the examples
+    assert any(e["type"] == "sample" for e in run.events())
+    adapter = run.path / "adapter"
+    assert (adapter / "adapter_config.json").is_file()
+    assert json.loads((adapter / "adapter_config.json").read_text())["task_type"] == "CAUSAL_LM"
+
+    ids = torch.tensor([[5, 17, 42, 9, 3, 77]])
+    merged = AutoModelForCausalLM.from_pretrained(run.model_dir).eval()
+    base = AutoModelForCausalLM.from_pretrained(llama).eval()
+    with torch.no_grad():
+        before = base(ids).logits  # PeftModel wraps the base model in place
+        with_adapter = PeftModel.from_pretrained(base, adapter).eval()
+        assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
+        # The adapter changed the model (LoRA's B starts at zero: an untrained adapter would equal the base).
+        assert (merged(ids).logits - before).abs().max() > 1e-2
+
+
+# --- bad input --------------------------------------------------------------------------------------------------------
+
+def _validate(tmp_path: Path, raw: dict[str, Any]) -> Any:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return _cli("validate", str(path))
+
+
+def test_bad_input_is_refused_before_training_with_the_row_or_key(llama: Path, tmp_path: Path) -> None:
+    alpaca = str(_alpaca(tmp_path / "alpaca.json"))
+    missing = _validate(tmp_path, _raw(llama, {"train_file": alpaca, "prompt_template": "{instruction} {context}",
+                                               "response_column": "output"}, tmp_path / "r"))
+    assert missing.returncode == 2 and "'context'" in missing.stderr and "Traceback" not in missing.stderr
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant",
+                                                                                   "content": "hello"}]}) + "\n"
+                      + json.dumps({"messages": [{"from": "human", "value": "hi"}]}) + "\n")
+    shape = _validate(tmp_path, _raw(llama, {"train_file": str(broken), "messages_column": "messages"}, tmp_path / "r"))
+    assert shape.returncode == 2 and "row 2" in shape.stderr and "ShareGPT" in shape.stderr
+
+    rows = json.loads(Path(alpaca).read_text())
+    rows[3]["output"] = "  "
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(rows))
+    result = _validate(tmp_path, _raw(llama, {"train_file": str(empty), "prompt_template": ALPACA,
+                                              "response_column": "output"}, tmp_path / "r"))
+    assert result.returncode == 2 and "empty response" in result.stderr
+
+    encoder = _validate(tmp_path, _raw("bundled:all-MiniLM-L6-v2", {"train_file": alpaca, "prompt_template": ALPACA,
+                                                                   "response_column": "output"}, tmp_path / "r"))
+    assert encoder.returncode == 2 and "not a decoder language model" in encoder.stderr
+
+    quantized = _validate(tmp_path, _raw(llama, {"train_file": alpaca, "prompt_template": ALPACA,
+                                                 "response_column": "output"}, tmp_path / "r", quantization="4bit"))
+    assert quantized.returncode == 2 and "no CUDA GPU" in quantized.stderr
+
+
+# --- trying the model -------------------------------------------------------------------------------------------------
+
+async def test_the_try_screen_streams_the_answer_and_ctrl_s_stops_it(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chat model's answer is written into the Try screen piece by piece as it is generated, equals the greedy
+    answer predict gives, and ctrl+s ends a long one early."""
+    from textual.app import App
+    from textual.widgets import Input, Static
+
+    from core.predict import load_predictor
+    from core.tasks.model_meta import write_meta
+    from tui.screens.try_model import TryModelScreen
+
+    model_dir = tmp_path / "model"
+    build_causal_lm(build_llm_tokenizer(), "llama", model_dir, seed=3)  # untrained: long, rambling answers
+    write_meta(model_dir, {"task": TASK, "labels": [], "format": "chat", "max_new_tokens": 200})
+    expected = load_predictor(model_dir).predict(["what colour is the sun"])[0]["generated_text"]
+
+    class Host(App[None]):
+        def on_mount(self) -> None:
+            self.push_screen(TryModelScreen(model_dir))
+
+    async def until(pilot: Any, condition: Any, timeout: float = 60) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "timed out"
+            await pilot.pause(0.02)
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, TryModelScreen)
+        await until(pilot, lambda: screen.predictor is not None)
+        seen: list[str] = []
+        show = screen._show_stream
+        screen._show_stream = lambda text, answer, done, note="": (seen.append(answer), show(text, answer, done, note))
+        screen.query_one("#try-text", Input).value = "what colour is the sun"
+        await pilot.press("enter")
+        await until(pilot, lambda: "done" in str(screen.query_one("#try-bars", Static).border_subtitle or ""))
+        assert screen.answer["generated_text"].strip() == expected
+        partial = [a for a in seen[:-1] if a]
+        assert len(partial) > 3 and all(len(a) <= len(b) for a, b in itertools.pairwise(partial))
+
+        # A tiny model writes 200 tokens in a fraction of a second: slowed down, a person's ctrl+s lands mid-answer.
+        from core.tasks import get_task
+
+        task = type(get_task(TASK))
+        fast = task.stream_answer
+
+        def slow(self: Any, predictor: Any, text: str, stop: Any) -> Any:
+            import time
+
+            for piece in fast(self, predictor, text, stop):
+                time.sleep(0.05)
+                yield piece
+
+        monkeypatch.setattr(task, "stream_answer", slow)
+        seen.clear()
+        await pilot.press("enter")
+        await until(pilot, lambda: len(seen) >= 2)
+        await pilot.press("ctrl+s")
+        panel = screen.query_one("#try-bars", Static)
+        await until(pilot, lambda: str(panel.border_subtitle or "").startswith("stopped"))
+        assert len(screen.answer["generated_text"]) < len(expected)
