@@ -204,7 +204,7 @@ def _all_cores() -> Iterator[None]:
 
 
 def make_collator(
-    tokenizer: PreTrainedTokenizerBase, task: str, *, pad_to_multiple_of: int | None = None,
+    tokenizer: PreTrainedTokenizerBase, task: str | Task, *, pad_to_multiple_of: int | None = None,
     return_tensors: str = "pt",
 ) -> Any:
     """Pads each batch to its longest row (the task's collator: labels that are sequences are padded too). Needed
@@ -212,7 +212,9 @@ def make_collator(
     length, and with max_length it pads nothing (all rows equal)."""
     from core.tasks import get_task
 
-    return get_task(task).collator(tokenizer, pad_to_multiple_of, return_tensors)
+    # The run's task (Task.for_run) where its settings shape the batches (text-generation: packing).
+    the_task = get_task(task) if isinstance(task, str) else task
+    return the_task.collator(tokenizer, pad_to_multiple_of, return_tensors)
 
 
 # --- lengths ---------------------------------------------------------------------------------------------------

@@ -164,6 +164,13 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         warnings += push_warnings(config)  # now, not after hours of training
     for warning in warnings:
         print(f"warning: {warning}", flush=True)
+    memory = None
+    if main:
+        from core.memory import report
+
+        memory, lines = report(config, model_config)
+        for line in lines:
+            print(line if line.startswith("warning: ") else f"note: {line}", flush=True)
     report_to = _tracker_environment(run_dir, config) if main else {}
     events.emit(
         "run_started", run_id=run_dir.path.name, engine=config.engine, model=config.model.name_or_path,
@@ -176,6 +183,7 @@ def execute(run_dir: RunDir, events: EventWriter, stop: StopFlag, sampler: Devic
         versions=_versions(), pid=os.getpid(), output_dir=str(run_dir.path.resolve()),
         batch_layout=_batch_layout(config), resumed_from=str(resume) if resume else None, warnings=warnings,
         parameters=count_parameters(model_config), report_to=report_to, local_model=_local_model(config),
+        memory_estimate={"total": memory.total, **memory.parts, "free": memory.free} if memory else None,
         peak_tflops=peak_tflops(device_name(device), config.training.mixed_precision) if device == "cuda" else None,
     )
     if main:

@@ -94,6 +94,11 @@ def test_trainer_learns_alpaca_answers_and_the_model_answers_through_predict_and
     run = _run_in_process(_raw(llama, data, tmp_path / "run", lora=None))
     losses = _losses(run)
     assert losses[-1] < losses[0] / 3, losses
+    import torch
+
+    checkpoint = next((run.path / "checkpoints").glob("checkpoint-*"))
+    args = torch.load(checkpoint / "training_args.bin", weights_only=False)
+    assert type(args).__name__ == "SFTConfig" and args.dataset_kwargs == {"skip_prepare_dataset": True}  # TRL's
     evals = _validation(run)
     assert [set(e["metrics"]) for e in evals][-1] == {"loss", "perplexity"}
     assert evals[-1]["metrics"]["perplexity"] == pytest.approx(2.718281828 ** evals[-1]["metrics"]["loss"], rel=1e-6)
@@ -163,6 +168,33 @@ def test_torch_loop_trains_lora_on_packed_chats_and_the_adapter_equals_the_merge
         assert torch.allclose(merged(ids).logits, with_adapter(ids).logits, atol=1e-5)
         # The adapter changed the model (LoRA's B starts at zero: an untrained adapter would equal the base).
         assert (merged(ids).logits - before).abs().max() > 1e-2
+
+
+@pytest.mark.slow
+def test_trainer_packs_chats_with_trl_and_resumes_to_the_same_losses(llama: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """SFTTrainer on packed rows (TRL's padding-free collator, the same one torch-loop uses); a run stopped at a
+    checkpoint and resumed logs the losses of one that was never stopped."""
+    from core.launch import create_run, resolve_config, resume_checkpoint
+    from core.worker import main as worker_main
+    from tests.test_stop_resume import _stop_at
+
+    data = {"train_file": str(_chats(tmp_path / "chats.jsonl")), "messages_column": "messages"}
+    raw = _raw(llama, data, tmp_path / "whole", packing=True, lora=None, num_train_epochs=4,
+               per_device_train_batch_size=2, save_total_limit=None, logging_steps=1)
+    whole = _run_in_process(raw)
+    losses = _losses(whole)
+    assert losses[-1] < losses[0], losses
+    started = next(e for e in whole.events() if e["type"] == "run_started")
+    assert [e for e in whole.events() if e["type"] == "step"][-1]["step"] == started["total_steps"]
+
+    parted = create_run(resolve_config(parse_config({**raw, "output_dir": str(tmp_path / "parted")})))
+    with monkeypatch.context() as m:
+        _stop_at(m, parted, 4)
+        assert worker_main([str(parted.path)]) == 0
+    assert [e["type"] for e in parted.events()][-1] == "stopped"
+    assert worker_main([str(parted.path), "--resume", str(resume_checkpoint(parted))]) == 0
+    assert _losses(parted)[-len(losses):] == pytest.approx(losses, rel=1e-4)
 
 
 # --- bad input --------------------------------------------------------------------------------------------------------

@@ -410,8 +410,9 @@ def test_packing_keeps_examples_whole_and_apart(tok: Any) -> None:
 
 @pytest.mark.parametrize("model_type", ["llama", "qwen2", "gpt2"])
 def test_packed_rows_attend_only_within_their_example(tok: Any, model_type: str) -> None:
-    """A tiny decoder's logits for a packed batch (collate_packed: one row, position ids restarting, no attention
-    mask, no cache) equal its logits for each example alone: no token sees another example."""
+    """A tiny decoder's logits for a packed batch (the engines' collator, TRL's, padding-free: one row, position ids
+    restarting, no attention mask, no cache) equal its logits for each example alone: no token sees another
+    example."""
     import torch
 
     model = build_causal_lm(tok, model_type)
@@ -420,7 +421,7 @@ def test_packed_rows_attend_only_within_their_example(tok: Any, model_type: str)
     examples = T.tokenize_examples(tok, cols, max_length=24).rows
     packed = T.packing(examples, 24)
     assert any(len(g) > 1 for g in packed.groups)
-    batch = T.collate_packed(packed.rows)
+    batch = T.collator(tok, packed=True)(packed.rows)
     assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch and batch["use_cache"] is False
     order = [i for g in packed.groups for i in g]
     with torch.no_grad():

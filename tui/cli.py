@@ -190,11 +190,14 @@ def _cmd_init(args: argparse.Namespace) -> int:
 def _cmd_validate(args: argparse.Namespace) -> int:
     from core.config import load_config
     from core.launch import preflight, resolve_config
+    from core.memory import report
     from core.push import push_warnings
 
     config = resolve_config(load_config(args.config), args.config.resolve().parent)
     for warning in [*push_warnings(config), *preflight(config)]:  # the token first: it needs no model or data
         print(f"warning: {warning}")
+    for line in report(config)[1]:  # weights, gradients, optimizer and activations against the free memory
+        print(line)
     print(f"{args.config}: config, data and model are fine")
     return 0
 

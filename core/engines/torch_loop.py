@@ -159,7 +159,7 @@ class _Loop:
         if getattr(model.config, "pad_token_id", None) is None and ctx.tokenizer.pad_token_id is not None:
             model.config.pad_token_id = ctx.tokenizer.pad_token_id  # GPT-2 style models pad with end-of-text
 
-        collator = make_collator(ctx.tokenizer, self.cfg.task)
+        collator = make_collator(ctx.tokenizer, get_task(self.cfg.task).for_run(self.cfg))
         train_ds = ctx.tokenized["train"]
         # Grouped by length over the effective batch, as the trainer engine groups (core.engines.sampling).
         effective = t.per_device_train_batch_size * t.gradient_accumulation_steps

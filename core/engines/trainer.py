@@ -24,13 +24,14 @@ from core.tokenization import make_collator
 
 
 def training_arguments(ctx: RunContext) -> Any:
-    """TrainingArguments from the config. Names differ only where transformers 5 renamed them."""
-    from transformers import TrainingArguments
-
+    """TrainingArguments (or the task's subclass of them, Task.trainer_classes) from the config. Names differ only
+    where transformers 5 renamed them."""
+    _, arguments_class, extra = get_task(ctx.config.task).trainer_classes()
     t = ctx.config.training
     primary = t.metric_for_best_model or ctx.config.metrics[0]
     early = t.early_stopping_patience is not None
-    return TrainingArguments(
+    return arguments_class(
+        **extra,
         output_dir=str(ctx.run_dir.checkpoints_dir),
         num_train_epochs=t.num_train_epochs,
         max_steps=t.max_steps,
@@ -106,7 +107,7 @@ class _EventsCallback:
     def on_evaluate(self, args: Any, state: Any, control: Any, metrics: dict[str, Any] | None = None, **_: Any) -> None:
         metrics = metrics or {}
         split = "test" if any(k.startswith("test_") for k in metrics) else "validation"
-        stripped = strip_prefix(metrics, f"{'test' if split == 'test' else 'eval'}_")
+        stripped = _metrics(metrics, f"{'test' if split == 'test' else 'eval'}_")
         self.ctx.events.emit("eval", step=state.global_step, epoch=round(state.epoch or 0, 4), split=split,
                              metrics=stripped)
         if split == "validation":
@@ -167,21 +168,19 @@ def train(ctx: RunContext) -> EngineResult:
 
 def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: DivergenceWatch, callbacks: list[Any],
            model: Any, trackers: TrainerTrackers | None) -> EngineResult:
-    from transformers import Trainer
-
     cfg = ctx.config
     has_eval = "validation" in ctx.tokenized
     task = get_task(cfg.task).for_run(cfg)  # e.g. multi-label's decision threshold in its metrics
     if task.keeps_outputs:
         events_cb.keeper = _LogitsKeeper(
             task, lambda outputs, labels: task.compute_metrics(outputs, labels, cfg.metrics, ctx.prepared))
-    trainer = _trainer_class(Trainer)(
+    trainer = _trainer_class(task.trainer_classes()[0])(
         model=model,
         args=args,
         train_dataset=ctx.tokenized["train"],
         eval_dataset=ctx.tokenized["validation"] if has_eval else None,
         processing_class=ctx.tokenizer,
-        data_collator=make_collator(ctx.tokenizer, cfg.task),
+        data_collator=make_collator(ctx.tokenizer, task),
         compute_metrics=events_cb.keeper,
         callbacks=callbacks,
         class_weights=class_weights(ctx),
@@ -203,13 +202,13 @@ def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: Diverg
         measured = events_cb.evaluations.get(final_step or state.global_step)
         if measured is None:  # not evaluated at the end (eval_strategy steps or no), or only before a resume
             output = trainer.predict(ctx.tokenized["validation"], metric_key_prefix="eval")
-            measured = strip_prefix(output.metrics), _outputs(task, output)
+            measured = _metrics(output.metrics, "eval_"), _outputs(task, output)
         metrics, predictions["validation"] = measured
     test_metrics = None
     if "test" in ctx.tokenized:
         # predict(), unlike evaluate(), returns the logits: the test split is passed over once, for both.
         output = trainer.predict(ctx.tokenized["test"], metric_key_prefix="test")
-        test_metrics, predictions["test"] = strip_prefix(output.metrics, "test_"), _outputs(task, output)
+        test_metrics, predictions["test"] = _metrics(output.metrics, "test_"), _outputs(task, output)
         ctx.events.emit("eval", step=trainer.state.global_step, epoch=round(trainer.state.epoch or 0, 4),
                         split="test", metrics=test_metrics)
         if trackers is not None and trackers.inner:
@@ -218,6 +217,15 @@ def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: Diverg
         save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir, ctx.prepared)
     return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx),
                         predictions=predictions)
+
+
+# What TRL's SFTTrainer adds to every evaluation's metrics: the other engines report none of them, and runs must
+# compare across engines (num_tokens is a count of training tokens, not a measure of the model).
+_SFT_EXTRAS = ("entropy", "mean_token_accuracy", "num_tokens")
+
+
+def _metrics(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    return {k: v for k, v in strip_prefix(metrics, prefix).items() if k not in _SFT_EXTRAS}
 
 
 def _logits(predictions: Any) -> Any:

@@ -323,6 +323,13 @@ class Task(ABC):
                 "choose a text encoder such as bert, distilbert, roberta, deberta-v2 or xlm-roberta",
             )
 
+    def trainer_classes(self) -> tuple[Any, Any, dict[str, Any]]:
+        """(the Trainer class, its arguments class, arguments of that class beyond TrainingArguments') the trainer
+        engine trains this task with: transformers' Trainer by default; text-generation: TRL's SFTTrainer."""
+        from transformers import Trainer, TrainingArguments
+
+        return Trainer, TrainingArguments, {}
+
     def training_weights(self, config: RunConfig, prepared: PreparedData) -> list[float] | None:
         """training.class_weights resolved for this data (None: the loss weighs every example alike)."""
         return None

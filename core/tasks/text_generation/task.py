@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from core.errors import ConfigError
 from core.tasks.base import Grid, LabelOverview, ReportSection, Task, TaskSplits, TryView, WizardField
 from core.tasks.text_generation import formats, generate
-from core.tasks.text_generation.tokenize import IGNORE_INDEX
 
 if TYPE_CHECKING:
     import numpy as np
@@ -202,14 +201,25 @@ class TextGeneration(Task):
                 for ids, labels, n in zip(cols["input_ids"], cols["labels"], cols["loss_tokens"], strict=True) if n]
         if self.packing and split == "train":
             packed = packing(rows, tok.max_length).rows
-            return {key: [r[key] for r in packed] for key in ("input_ids", "labels", "position_ids")}
+            return {key: [r[key] for r in packed] for key in ("input_ids", "labels", "seq_lengths")}
         return {"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]}
 
     def cache_key(self, prepared: PreparedData) -> str:
-        return f"{self.name}|{self.train_on_prompt}|{self.packing}|{self.chat_template_setting}"
+        return f"{self.name}|{self.train_on_prompt}|{self.packing}|{self.chat_template_setting}|v2"
 
     def collator(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> Any:
-        return _Collator(tokenizer, pad_to_multiple_of, return_tensors)
+        from core.tasks.text_generation.tokenize import collator
+
+        return collator(tokenizer, self.packing, pad_to_multiple_of, return_tensors)
+
+    def trainer_classes(self) -> tuple[Any, Any, dict[str, Any]]:
+        """TRL's SFTTrainer on the rows tokenized here (its dataset preparation skipped: the same tokens, masks and
+        packing as torch-loop), gradient checkpointing and precision left as the config says (SFTConfig's own
+        defaults differ from TrainingArguments')."""
+        from trl import SFTConfig, SFTTrainer
+
+        return SFTTrainer, SFTConfig, {"dataset_kwargs": {"skip_prepare_dataset": True}, "packing": False,
+                                       "padding_free": False, "max_length": None, "gradient_checkpointing": False}
 
     def measure_lengths(self, prepared: PreparedData, tokenizer: Any, max_length: int, batch_size: int = 16,
                         truncation: bool = True) -> Any:
@@ -445,35 +455,18 @@ def _mean_loss(predictor: Any, ds: Any, task: TextGeneration) -> float:
                           chat_template=template, train_on_prompt=task.train_on_prompt)
     rows = [{"input_ids": i, "labels": lab} for i, lab, n in zip(cols["input_ids"], cols["labels"], cols["loss_tokens"],
                                                                   strict=True) if n]
-    collate = _Collator(predictor.tokenizer, None, "pt")
+    from core.tasks.text_generation.tokenize import collator
+
+    collate = collator(predictor.tokenizer, packed=False)
     total, count = 0.0, 0
     model = predictor.model
     for start in range(0, len(rows), 8):
         chunk = collate(rows[start:start + 8])
         with torch.no_grad():
-            out = model(**{k: v.to(model.device) for k, v in chunk.items()})
+            out = model(**{k: v.to(model.device) if hasattr(v, "to") else v for k, v in chunk.items()})
         total += float(out.loss) * len(rows[start:start + 8])
         count += len(rows[start:start + 8])
     return total / max(count, 1)
-
-
-class _Collator:
-    """Packed training rows (they carry position_ids) as one padding-free row (tokenize.collate_packed); any other
-    rows padded to the batch's longest, labels with -100 (transformers' DataCollatorForSeq2Seq)."""
-
-    def __init__(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> None:
-        from transformers import DataCollatorForSeq2Seq
-
-        self.return_tensors = return_tensors
-        self.pad = DataCollatorForSeq2Seq(tokenizer, padding="longest", pad_to_multiple_of=pad_to_multiple_of,
-                                          label_pad_token_id=IGNORE_INDEX, return_tensors=return_tensors)
-
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        from core.tasks.text_generation.tokenize import collate_packed
-
-        if rows and "position_ids" in rows[0]:
-            return collate_packed(rows, self.return_tensors)
-        return dict(self.pad([{"input_ids": r["input_ids"], "labels": r["labels"]} for r in rows]))
 
 
 TASK = TextGeneration()

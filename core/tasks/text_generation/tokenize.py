@@ -336,22 +336,25 @@ def packing(examples: Sequence[Mapping[str, Sequence[int]]], max_length: int) ->
     return Packed(rows, groups, efficiency)
 
 
-def collate_packed(rows: Sequence[Mapping[str, Sequence[int]]], return_tensors: str = "pt") -> dict[str, Any]:
-    """A batch of packed rows as one [1, tokens] row, position ids kept and no attention_mask (which would hide the
-    restarts): the padding-free batch flash attention's varlen kernels take, and which sdpa and eager attention mask
-    example by example. No padding is needed. use_cache=False goes with it: transformers (5.x) looks for packed
-    sequences in the position ids only when the forward pass builds no cache, and a model whose config says
-    use_cache (most do) builds one even in training, letting every example attend to those packed before it."""
-    import numpy as np
+def collator(tokenizer: Any, packed: bool, pad_to_multiple_of: int | None = None, return_tensors: str = "pt") -> Any:
+    """What makes batches of tokenized rows on every engine: TRL's DataCollatorForLanguageModeling, the one its
+    SFTTrainer uses. Unpacked rows are padded (labels with -100) with an attention mask; with packing (padding_free)
+    a batch is one [1, tokens] row, position ids restarting per example from the rows' seq_lengths, no attention
+    mask (which would hide the restarts), and the boundaries flash attention's varlen kernels take. use_cache=False
+    goes with every batch: transformers (5.x) looks for packed sequences in the position ids only when the forward
+    pass builds no cache, and a model whose config says use_cache (most do) builds one even in training."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    out: dict[str, Any] = {key: np.concatenate([np.asarray(r[key], dtype=np.int64) for r in rows])[None, :]
-                           for key in ("input_ids", "labels", "position_ids")}
-    if return_tensors == "pt":
-        import torch
+    inner = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=packed,
+                                            pad_to_multiple_of=pad_to_multiple_of, return_tensors=return_tensors)
 
-        out = {key: torch.from_numpy(value) for key, value in out.items()}
-    out["use_cache"] = False
-    return out
+    def collate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return {**inner([{k: v for k, v in r.items() if k in _COLLATED} for r in rows]), "use_cache": False}
+
+    return collate
+
+
+_COLLATED = ("input_ids", "labels", "seq_lengths")
 
 
 # --- the tokenizer step's facts ---------------------------------------------------------------------------------------
@@ -420,6 +423,6 @@ def length_facts(tokenizer: Any, batch: Mapping[str, Sequence[Any]], *, train_on
 
 
 __all__ = [
-    "IGNORE_INDEX", "Encoding", "LengthFacts", "LengthSummary", "Packed", "Tokenized", "collate_packed", "encode",
+    "IGNORE_INDEX", "Encoding", "LengthFacts", "LengthSummary", "Packed", "Tokenized", "collator", "encode",
     "length_facts", "pack_lengths", "packing", "tokenize_batch", "tokenize_examples",
 ]

@@ -14,11 +14,12 @@ from core.lr_range import rate_label
 from core.tasks import DEFAULT_TASK, TASKS, get_task
 from core.tracking import TRACKERS, check_trackers, installed_trackers
 from tui.draft import allows_none, choices, help_for
-from tui.screens.steps.base import Step, say
+from tui.screens.steps.base import Step, heavy, in_background, say
 from tui.screens.steps.dataset import task_fields
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
 
+MEMORY_DEBOUNCE_S = 0.6  # the estimate builds a meta-device model: once typing pauses
 LORA_PATHS = ("training.lora.r", "training.lora.alpha", "training.lora.dropout")
 
 
@@ -54,6 +55,7 @@ class TrainingStep(Step):
         with Horizontal(classes="field-line probe-line", id="probe-line"):
             yield Button("Probe batch size", id="probe", compact=True)
             yield Static("", id="probe-status", classes="field-help", markup=False)
+        yield Static("", id="memory-estimate", classes="field-help", markup=False)
         # Under the batch probe, not beside the rate: the rate that suits depends on the batch, so that comes first.
         with Vertical(id="lr-tool"):
             with Horizontal(classes="field-line", id="lr-line"):
@@ -122,6 +124,7 @@ class TrainingStep(Step):
         say(self.query_one("#lr-status", Static), "")
 
     def on_enter(self) -> None:
+        self._estimate_later(0.0)
         self._sync_task()
         if self.findings.precisions is None:
             self.load_precisions()
@@ -173,6 +176,33 @@ class TrainingStep(Step):
         lora.set_class(not on, "-inactive")
         for row in lora.query(FieldRow):
             row.reload()
+
+    # --- memory estimate --------------------------------------------------------------------------
+    def on_field_row_changed(self, event: FieldRow.Changed) -> None:
+        if event.problem is None:
+            self._estimate_later(MEMORY_DEBOUNCE_S)
+
+    def _estimate_later(self, delay: float) -> None:
+        timer = getattr(self, "_memory_timer", None)
+        if timer is not None:
+            timer.stop()
+        self._memory_timer = self.set_timer(delay, self._estimate) if delay else None
+        if not delay:
+            self._estimate()
+
+    @work(exclusive=True, group="memory", exit_on_error=False)
+    async def _estimate(self) -> None:
+        """core.memory's estimate for the settings as they stand (a meta-device model: no weights, no device)."""
+        from core.memory import report
+
+        try:
+            config = self.draft.build()
+        except ConfigError:
+            return  # the fields say what is wrong; the estimate waits for a valid config
+        estimate, lines = await in_background(heavy, report, config)
+        status = self.query_one("#memory-estimate", Static)
+        status.set_class(estimate is not None and estimate.fits is False, "-error")
+        say(status, "\n".join(line.removeprefix("warning: ") for line in lines))
 
     # --- batch-size probe -------------------------------------------------------------------------
     def on_button_pressed(self, event: Button.Pressed) -> None:
