@@ -301,3 +301,57 @@ async def test_the_try_screen_streams_the_answer_and_ctrl_s_stops_it(tmp_path: P
         panel = screen.query_one("#try-bars", Static)
         await until(pilot, lambda: str(panel.border_subtitle or "").startswith("stopped"))
         assert len(screen.answer["generated_text"]) < len(expected)
+
+
+# --- the wizard -------------------------------------------------------------------------------------------------------
+
+async def test_the_wizard_walks_text_generation_from_model_to_memory_estimate(
+        llama: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing text-generation: the model step offers well-known instruction models and refuses an encoder, the
+    dataset step takes the prompt template and response column, the tokenizer step says what max_length cuts and
+    how well examples pack, and the training step estimates the memory for the settings as they change."""
+    from textual.widgets import Select, Static
+
+    from tests.test_wizard import choose_task, current, next_step, problems, row, settle, type_into, wait_until
+    from tui.app import make_app
+
+    monkeypatch.chdir(tmp_path)
+    _alpaca(tmp_path / "alpaca.json")
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await choose_task(pilot, TASK)
+        assert screen.draft.get("training.lora.target_modules") == ["all-linear"]
+        await next_step(pilot)
+        assert current(pilot) == "model"
+        offered = screen.query_one("#suggested-model", Select)
+        assert offered.display and "Qwen/Qwen2.5-0.5B-Instruct (0.5B)" in str(offered._options)
+        step = screen.current
+        await wait_until(pilot, lambda: step.key() in step.findings.model_results, timeout=60)
+        await next_step(pilot)  # the bundled MiniLM is an encoder
+        assert current(pilot) == "model" and "not a decoder language model" in problems(pilot)
+        await type_into(pilot, "model.name_or_path", str(llama))
+        await next_step(pilot)
+        assert current(pilot) == "dataset", problems(pilot)
+        await type_into(pilot, "data.train_file", "alpaca.json")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not row(pilot, "data.prompt_template").has_class("-inactive")
+        await type_into(pilot, "data.prompt_template", ALPACA.replace("\n", "\\n"))  # typed as the README writes it
+        assert screen.draft.get("data.prompt_template") == ALPACA
+        await type_into(pilot, "data.response_column", "output")
+        await next_step(pilot)
+        assert current(pilot) == "tokenizer", problems(pilot)
+        await type_into(pilot, "tokenizer.max_length", "64")
+        summary = screen.query_one("#length-summary", Static)
+        await wait_until(pilot, lambda: "carry loss" in str(summary.render()), timeout=60)
+        assert "have their answer cut" in str(summary.render())
+        await next_step(pilot)
+        assert current(pilot) == "training", problems(pilot)
+        memory = screen.query_one("#memory-estimate", Static)
+        await wait_until(pilot, lambda: "memory estimate" in str(memory.render()), timeout=60)
+        before = str(memory.render())
+        await type_into(pilot, "training.per_device_train_batch_size", "32")
+        await wait_until(pilot, lambda: str(memory.render()) != before, timeout=60)
+        assert "parameters train" in str(memory.render())
+        config = screen.draft.build()
+        assert config.task == TASK and config.data.response_column == "output" and config.training.lora is not None

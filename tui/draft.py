@@ -94,6 +94,8 @@ def parse_value(path: str, raw: Any) -> Any:
             if allows_none(path):
                 return None
             raise FieldProblem("a value is required")
+        if path in MULTILINE:
+            raw = raw.replace("\\n", "\n").replace("\\t", "\t")
     target = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
     adapter: TypeAdapter[Any] = TypeAdapter(target)
     try:
@@ -103,10 +105,17 @@ def parse_value(path: str, raw: Any) -> Any:
     return adapter.dump_python(value, mode="json")
 
 
-def as_text(value: Any) -> str:
-    """A value as a person would type it: empty for null, 3 rather than 3.0."""
+# Text settings whose values span lines (a prompt template): a one-line field shows and takes a newline as \n and a
+# tab as \t, as the YAML and the README write them.
+MULTILINE = frozenset({"data.prompt_template", "data.chat_template"})
+
+
+def as_text(value: Any, path: str | None = None) -> str:
+    """A value as a person would type it: empty for null, 3 rather than 3.0, a MULTILINE path's newlines as \n."""
     if value is None:
         return ""
+    if path in MULTILINE and isinstance(value, str):
+        return value.replace("\n", "\\n").replace("\t", "\\t")
     if isinstance(value, list):
         return ", ".join(as_text(v) for v in value)
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e6:

@@ -120,7 +120,7 @@ class PlainWizard:
 
     def text(self, path: str, message: str, *, kind: Kind = "text", help: str = "") -> Any:
         current = self.draft.get(path)
-        answer = self.ask(Question(path, message, kind, default=as_text(current),
+        answer = self.ask(Question(path, message, kind, default=as_text(current, path),
                                    validate=field_check(path), help=help or help_for(path)))
         return self.draft.set_text(path, answer)
 

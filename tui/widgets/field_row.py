@@ -76,8 +76,8 @@ class FieldRow(Vertical):
         if self.editor_kind == "checkbox":
             return Checkbox(_on_off(value), bool(value), compact=True, id=editor_id)
         return Input(
-            as_text(value), placeholder=self.placeholder, suggester=self.suggester, compact=True, id=editor_id,
-            select_on_focus=False,
+            as_text(value, self.path), placeholder=self.placeholder, suggester=self.suggester, compact=True,
+            id=editor_id, select_on_focus=False,
         )
 
     # --- reading and writing -------------------------------------------------------------------
@@ -100,7 +100,7 @@ class FieldRow(Vertical):
         elif isinstance(editor, Checkbox):
             editor.value = bool(value)
         else:
-            editor.value = as_text(value)
+            editor.value = as_text(value, self.path)
         self._show_problem(None)
 
     def set_options(self, options: list[tuple[str, Any]], value: Any = None) -> None:
