@@ -122,8 +122,10 @@ def estimate(config: RunConfig, model_config: Any, free: list[int] | None = None
     if t.quantization is not None:
         linear = sum(m.weight.numel() for m in model.modules() if type(m).__name__ == "Linear")
         weights = int(linear * _QUANT_BYTES[t.quantization] + (parameters - linear) * 2)
-    else:
-        weights = parameters * 4  # float32 master weights (core.engines.hf_model)
+    else:  # float32 masters, or 16-bit weights LoRA leaves frozen (core.engines.hf_model.frozen_dtype)
+        weights = parameters * (2 if t.lora is not None and t.mixed_precision in ("bf16", "fp16") else 4)
+    if t.lora is not None:
+        weights += trainable * 4  # the adapters (and a head copy peft trains), float32 beside the base weights
     gradients = trainable * 4
     optimizer = trainable * 8  # AdamW's two float32 moments
 

@@ -28,21 +28,28 @@ def _config(model: Path, task: str = "text-generation", **training: object) -> o
                          "tokenizer": {"max_length": 64}})
 
 
-@pytest.mark.parametrize("lora", [
-    "default", None, {"r": 4, "target_modules": ["q_proj", "v_proj"]}, {"r": 8, "target_modules": None}])
-def test_parameters_and_trainable_ones_are_those_of_the_model_the_engines_build(qwen: Path, lora: object) -> None:
+@pytest.mark.parametrize(("lora", "precision"), [
+    ("default", "no"), ("default", "bf16"), (None, "no"), (None, "bf16"),
+    ({"r": 4, "target_modules": ["q_proj", "v_proj"]}, "no"), ({"r": 8, "target_modules": None}, "no")])
+def test_parameters_and_trainable_ones_are_those_of_the_model_the_engines_build(qwen: Path, lora: object,
+                                                                                precision: str) -> None:
+    import torch
+
     from core.engines.hf_model import build_model, count_trainable
 
-    config = _config(qwen) if lora == "default" else _config(qwen, lora=lora)
+    training = {"mixed_precision": precision, **({} if lora == "default" else {"lora": lora})}
+    config = _config(qwen, **training)
     est = estimate(config, load_model_config(config.model), free=[GiB], device="cpu")
     model = build_model(config, [])
     trainable, _ = count_trainable(model)
     assert est.trainable == trainable
-    base = sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
-    assert est.parameters == base
-    assert est.parts["weights"] == sum(p.numel() * p.element_size() for n, p in model.named_parameters()
-                                       if "lora_" not in n)
+    assert est.parameters == sum(p.numel() for n, p in model.named_parameters() if "lora_" not in n)
+    assert est.parts["weights"] == sum(p.numel() * p.element_size() for p in model.parameters())
     assert est.parts["optimizer"] == 2 * est.parts["gradients"] == 8 * trainable
+    # What trains is float32 (AdamW's masters); LoRA's frozen weights follow 16-bit mixed precision.
+    assert all(p.dtype == torch.float32 for p in model.parameters() if p.requires_grad)
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+    assert frozen <= ({torch.bfloat16} if config.training.lora is not None and precision == "bf16" else {torch.float32})
 
 
 def test_a_classifier_counts_lora_with_its_head(tiny_model: Path) -> None:

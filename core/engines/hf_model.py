@@ -28,8 +28,10 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
             trust_remote_code=config.model.trust_remote_code,
             # Master weights in float32 whatever the checkpoint was saved in: transformers 5 would load a bf16/fp16
             # checkpoint as it is, and AdamW would then update bf16 weights, or fp16's GradScaler refuse them.
-            # training.mixed_precision stays autocast over these float32 weights.
-            dtype=torch.float32,
+            # training.mixed_precision stays autocast over these float32 weights. Weights LoRA leaves frozen are
+            # never updated: under 16-bit mixed precision they load in it (half the memory), and what trains is
+            # made float32 below.
+            dtype=frozen_dtype(config),
             **quantized,
             **task.head_config(label_names),
         )
@@ -60,7 +62,21 @@ def build_model(config: RunConfig, label_names: list[str]) -> Any:
         model.config.use_cache = False  # a cache is built for generation; with checkpointing it only costs memory
     if config.training.lora is not None:
         model = _with_lora(model, config, task.peft_task_type)
+        for param in model.parameters():  # adapters and a head peft trains (modules_to_save): float32 masters
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()
     return model
+
+
+def frozen_dtype(config: RunConfig) -> Any:
+    """The dtype the pretrained weights load in: float32, or with LoRA under bf16/fp16 mixed precision that 16-bit
+    type (the frozen weights only feed autocast's 16-bit matmuls)."""
+    import torch
+
+    t = config.training
+    if t.lora is not None and t.mixed_precision in ("bf16", "fp16"):
+        return torch.bfloat16 if t.mixed_precision == "bf16" else torch.float16
+    return torch.float32
 
 
 def check_quantization(config: RunConfig) -> None:
