@@ -38,6 +38,7 @@ BENCHMARKS = {
     "million_rows": "bench.million_rows",
     "end_to_end": "bench.end_to_end",
     "task_defaults": "bench.task_defaults",
+    "sft": "bench.sft",
 }
 
 

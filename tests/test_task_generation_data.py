@@ -410,9 +410,9 @@ def test_packing_keeps_examples_whole_and_apart(tok: Any) -> None:
 
 @pytest.mark.parametrize("model_type", ["llama", "qwen2", "gpt2"])
 def test_packed_rows_attend_only_within_their_example(tok: Any, model_type: str) -> None:
-    """A tiny decoder's logits for a packed batch (the engines' collator, TRL's, padding-free: one row, position ids
-    restarting, no attention mask, no cache) equal its logits for each example alone: no token sees another
-    example."""
+    """A tiny decoder's logits for a batch of packed rows (the engines' collator: position ids restarting, rows
+    padded with positions that go on counting, no attention mask, no cache) equal its logits for each example alone:
+    no token sees another example."""
     import torch
 
     model = build_causal_lm(tok, model_type)
@@ -422,14 +422,20 @@ def test_packed_rows_attend_only_within_their_example(tok: Any, model_type: str)
     packed = T.packing(examples, 24)
     assert any(len(g) > 1 for g in packed.groups)
     batch = T.collator(tok, packed=True)(packed.rows)
-    assert batch["input_ids"].shape[0] == 1 and "attention_mask" not in batch and batch["use_cache"] is False
+    assert batch["input_ids"].shape[0] == len(packed.rows) and "attention_mask" not in batch
+    assert batch["use_cache"] is False and len({len(r["input_ids"]) for r in packed.rows}) > 1  # rows were padded
     order = [i for g in packed.groups for i in g]
     with torch.no_grad():
         together = model(**batch)
+        naive = model(input_ids=batch["input_ids"]).logits  # without the restarts, later examples see earlier ones
         alone = [model(input_ids=torch.tensor([examples[i]["input_ids"]])).logits[0] for i in order]
-        naive = model(input_ids=batch["input_ids"]).logits[0]  # one long text: later examples see earlier ones
-    assert torch.allclose(together.logits[0], torch.cat(alone), atol=1e-5)
-    assert not torch.allclose(naive, torch.cat(alone), atol=1e-3)
+    start = 0
+    for r, group in enumerate(packed.groups):
+        rows_alone = torch.cat(alone[start:start + len(group)])
+        start += len(group)
+        assert torch.allclose(together.logits[r, :len(rows_alone)], rows_alone, atol=1e-5)
+        if len(group) > 1:
+            assert not torch.allclose(naive[r, :len(rows_alone)], rows_alone, atol=1e-3)
     # the packed batch's loss is the loss over the same target tokens as the examples' own
     expected = torch.nn.functional.cross_entropy(
         torch.cat([logits[:-1] for logits in alone]),

@@ -337,24 +337,44 @@ def packing(examples: Sequence[Mapping[str, Sequence[int]]], max_length: int) ->
 
 
 def collator(tokenizer: Any, packed: bool, pad_to_multiple_of: int | None = None, return_tensors: str = "pt") -> Any:
-    """What makes batches of tokenized rows on every engine: TRL's DataCollatorForLanguageModeling, the one its
-    SFTTrainer uses. Unpacked rows are padded (labels with -100) with an attention mask; with packing (padding_free)
-    a batch is one [1, tokens] row, position ids restarting per example from the rows' seq_lengths, no attention
-    mask (which would hide the restarts), and the boundaries flash attention's varlen kernels take. use_cache=False
+    """What makes batches of tokenized rows on every engine. Unpacked rows: TRL's DataCollatorForLanguageModeling
+    (the one its SFTTrainer uses), padded with an attention mask and labels -100. Packed rows (those with
+    seq_lengths) stay rows: position ids restarting at 0 for each example, the row padded to the batch's longest with
+    positions that go on counting (the padding joins the row's last example, after its real tokens, which causal
+    attention never lets them see), and no attention mask, so transformers' attention keeps each example to itself
+    (masking_utils.find_packed_sequence_indices). Not TRL's padding-free single row: with SDPA or eager attention,
+    which finetune-tui loads, one row of batch x max_length tokens costs attention over all of them (batch^2 times
+    the work; 2x slower on CPU in bench/sft.py), where flash attention's varlen kernels would not. use_cache=False
     goes with every batch: transformers (5.x) looks for packed sequences in the position ids only when the forward
     pass builds no cache, and a model whose config says use_cache (most do) builds one even in training."""
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
-    inner = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, padding_free=packed,
-                                            pad_to_multiple_of=pad_to_multiple_of, return_tensors=return_tensors)
+    padded = DataCollatorForLanguageModeling(pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=pad_to_multiple_of,
+                                             return_tensors=return_tensors)
+    pad_id = tokenizer.pad_token_id
 
     def collate(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-        return {**inner([{k: v for k, v in r.items() if k in _COLLATED} for r in rows]), "use_cache": False}
+        if not (packed and rows and "seq_lengths" in rows[0]):
+            return {**padded([{k: r[k] for k in ("input_ids", "labels")} for r in rows]), "use_cache": False}
+        width = max(len(r["input_ids"]) for r in rows)
+        if pad_to_multiple_of:
+            width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+        ids, labels, positions = [], [], []
+        for r in rows:
+            n = len(r["input_ids"])
+            restart = [p for length in r["seq_lengths"] for p in range(length)]
+            last = restart[-1] if restart else -1
+            ids.append(list(r["input_ids"]) + [pad_id] * (width - n))
+            labels.append(list(r["labels"]) + [IGNORE_INDEX] * (width - n))
+            positions.append(restart + list(range(last + 1, last + 1 + width - n)))
+        out: dict[str, Any] = {"input_ids": ids, "labels": labels, "position_ids": positions}
+        if return_tensors == "pt":
+            import torch
+
+            out = {k: torch.tensor(v, dtype=torch.long) for k, v in out.items()}
+        return {**out, "use_cache": False}
 
     return collate
-
-
-_COLLATED = ("input_ids", "labels", "seq_lengths")
 
 
 # --- the tokenizer step's facts ---------------------------------------------------------------------------------------
