@@ -52,6 +52,11 @@ class ColumnInfo:
     class_names: list[str] | None = None  # for a ClassLabel column
     mean_words: float | None = None  # mean number of words, for string columns
 
+    def holds_turns(self) -> bool:
+        """Lists of {role, content} objects: a conversation per row (chat data), not lists of labels."""
+        return self.dtype == "list" and bool(self.examples) and all(
+            "'role'" in e and "'content'" in e for e in self.examples)
+
     def looks_like_prose(self, rows: int) -> bool:
         """Sentences rather than ids, codes or labels: several words a value, and values that rarely repeat."""
         return (self.dtype == "string" and (self.mean_words or 0) >= 3 and (self.mean_chars or 0) >= 15
@@ -200,7 +205,7 @@ def inspect_dataset(ds: DatasetDict, label_column: str | None = None, sample: in
     train = _train(ds)
     infos = {name: _column_info(train, name) for name in train.column_names}
     suggestion = _suggest(infos, len(train))
-    label = label_column if label_column in infos else suggestion.label
+    label = label_column if label_column in infos else (get_task(task).suggest_label(list(infos)) or suggestion.label)
     splits = {name: len(split) for name, split in ds.items()} if not hasattr(ds, "features") else {"train": len(ds)}
     rows = train.select(range(min(sample, len(train)))).to_list() if len(train) else []
     overview = get_task(task).label_overview(train, label, label_names) if label else None

@@ -218,6 +218,11 @@ class Task(ABC):
     def label_overview(self, ds: Any, column: str, label_names: list[str] | None) -> LabelOverview:
         """The label column of raw training data (before prepare_data), for the dataset step and `inspect`."""
 
+    def suggest_label(self, columns: list[str]) -> str | None:
+        """The column this task would take its labels (or answers) from by its name alone, for the dataset step
+        and `inspect` when none is set; None: the generic guess (core.data.inspection)."""
+        return None
+
     def claims_column(self, info: ColumnInfo) -> str | None:
         """Why a label column's values look like this task's and not another's ("'tags' holds lists of labels"), or
         None: the dataset step and `inspect` suggest the task from it. The default task claims nothing."""

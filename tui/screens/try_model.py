@@ -206,7 +206,8 @@ class TryModelScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop_answer":
-            return True if self.streaming else None  # in the footer only while an answer is being written
+            # Live while an answer is being written, greyed between answers, hidden for a model that answers at once.
+            return True if self.streaming else (None if self.streams else False)
         return True
 
     def _schedule(self, delay: float) -> None:

@@ -118,7 +118,7 @@ class MultiLabelClassification(Task):
                 + (f", {s['unlabelled']} texts with none" if s.get("unlabelled") else ""))
 
     def claims_column(self, info: ColumnInfo) -> str | None:
-        if info.dtype == "list":
+        if info.dtype == "list" and not info.holds_turns():
             return f"'{info.name}' holds lists of labels"
         from core.tasks.multi_label.labels import SEPARATORS
 

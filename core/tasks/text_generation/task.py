@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from core.config import DataConfig, RunConfig
     from core.data.arrow import SplitSource
+    from core.data.inspection import ColumnInfo
     from core.data.prepare import PreparedData
     from core.evaluation import Evaluation
 
@@ -142,6 +143,18 @@ class TextGeneration(Task):
         assert column is not None  # standard_columns refuses data with none of them
         return TaskSplits(splits, [], column)
 
+    def suggest_label(self, columns: list[str]) -> str | None:
+        """Chat columns first, then the names instruction datasets give their answers (Alpaca's output, Dolly's
+        response, TRL's completion)."""
+        lowered = {c.lower(): c for c in columns}
+        names = ("messages", "conversations", "output", "response", "completion", "answer", "text")
+        return next((lowered[n] for n in names if n in lowered), None)
+
+    def claims_column(self, info: ColumnInfo) -> str | None:
+        if info.holds_turns():
+            return f"'{info.name}' holds conversations (lists of role/content turns)"
+        return None
+
     def prepared_stats(self, train: Any, names: list[str], cfg: DataConfig) -> dict[str, Any]:
         return {"format": generate.data_format(train.column_names), "prompt_template": cfg.prompt_template,
                 "response_column": cfg.response_column, "messages_column": cfg.messages_column}
@@ -169,8 +182,22 @@ class TextGeneration(Task):
         return f"plain text in '{prepared.text_column}'"
 
     def label_overview(self, ds: Any, column: str, label_names: list[str] | None) -> LabelOverview:
-        """Answers by their length in words: what the model will learn to write."""
+        """Answers by their length in words: what the model will learn to write; conversations by their turns."""
         values = ds[column]
+        if values and all(isinstance(v, list) for v in values[:50]):
+            turns: dict[str, int] = {}
+            bad = 0
+            for v in values:
+                if formats.turn_problem(v) is not None:
+                    bad += 1
+                    continue
+                n = sum(1 for t in v if t["role"] == "assistant")
+                key = "1 answer" if n == 1 else f"{min(n, 5)}{'+' if n >= 5 else ''} answers"
+                turns[key] = turns.get(key, 0) + 1
+            warning = (f"{bad} of {len(values)} rows are not conversations the model can learn from; training "
+                       "refuses them, naming the first" if bad else None)
+            return LabelOverview("Conversations", dict(sorted(turns.items())),
+                                 f"{len(values) - bad:,} conversations, by assistant turns", warning)
         lengths = [len(str(v).split()) for v in values if v is not None and not isinstance(v, (list, dict))]
         if not lengths:
             return LabelOverview("Responses", {}, "", f"'{column}' holds no text answers")
