@@ -171,16 +171,17 @@ def test_torch_loop_trains_lora_on_packed_chats_and_the_adapter_equals_the_merge
 
 
 @pytest.mark.slow
-def test_trainer_packs_chats_with_trl_and_resumes_to_the_same_losses(llama: Path, tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    """SFTTrainer on packed rows (TRL's padding-free collator, the same one torch-loop uses); a run stopped at a
+@pytest.mark.parametrize("engine", ["trainer", "torch-loop"])
+def test_packed_chats_train_and_resume_to_the_same_losses(llama: Path, tmp_path: Path, engine: str,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Packed rows on either engine (trainer: TRL's SFTTrainer; both: the same collator); a run stopped at a
     checkpoint and resumed logs the losses of one that was never stopped."""
     from core.launch import create_run, resolve_config, resume_checkpoint
     from core.worker import main as worker_main
     from tests.test_stop_resume import _stop_at
 
     data = {"train_file": str(_chats(tmp_path / "chats.jsonl")), "messages_column": "messages"}
-    raw = _raw(llama, data, tmp_path / "whole", packing=True, lora=None, num_train_epochs=4,
+    raw = _raw(llama, data, tmp_path / "whole", engine=engine, packing=True, lora=None, num_train_epochs=4,
                per_device_train_batch_size=2, save_total_limit=None, logging_steps=1)
     whole = _run_in_process(raw)
     losses = _losses(whole)
@@ -217,6 +218,16 @@ def test_bad_input_is_refused_before_training_with_the_row_or_key(llama: Path, t
                       + json.dumps({"messages": [{"from": "human", "value": "hi"}]}) + "\n")
     shape = _validate(tmp_path, _raw(llama, {"train_file": str(broken), "messages_column": "messages"}, tmp_path / "r"))
     assert shape.returncode == 2 and "row 2" in shape.stderr and "ShareGPT" in shape.stderr
+
+    # One row's turns unlike the others' (a number for content): Arrow cannot store the column; the row is named.
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in (
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+        [{"role": "user", "content": 5}, {"role": "assistant", "content": "five"}])))
+    result = _validate(tmp_path, _raw(llama, {"train_file": str(mixed), "messages_column": "messages"}, tmp_path / "r"))
+    assert result.returncode == 2 and "row 3 (line 3)" in result.stderr and "content: number" in result.stderr
+    assert "Traceback" not in result.stderr
 
     rows = json.loads(Path(alpaca).read_text())
     rows[3]["output"] = "  "

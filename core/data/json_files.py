@@ -54,6 +54,7 @@ _ONE_OBJECT = 'each line must be one JSON object, e.g. {"text": "great film", "l
 
 def _load_json_text(path: Path, text: str, fmt: str) -> tuple[Dataset, SplitSource]:
     import pandas as pd
+    import pyarrow as pa
 
     records: list[Any] | None = None
     line_offset: int | None = None
@@ -76,7 +77,50 @@ def _load_json_text(path: Path, text: str, fmt: str) -> tuple[Dataset, SplitSour
     df = pd.DataFrame.from_records(records)
     for name in df.columns:
         df[name] = _unmix(df[name])
-    return _from_pandas(df, file_key(path, fmt)), SplitSource(str(path), line_offset=line_offset)
+    try:
+        return _from_pandas(df, file_key(path, fmt)), SplitSource(str(path), line_offset=line_offset)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+        raise _mixed_shapes(path, df, err, line_offset) from None
+
+
+def _shape(value: Any, depth: int = 0) -> str:
+    """How a JSON value is built, for telling rows apart: 'text', 'number', 'list of object(content: text, ...)'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if depth > 2:
+        return type(value).__name__
+    if isinstance(value, list):
+        inner = sorted({_shape(v, depth + 1) for v in value})
+        return f"list of {' or '.join(inner)}" if inner else "empty list"
+    if isinstance(value, dict):
+        return "object(" + ", ".join(f"{k}: {_shape(v, depth + 1)}" for k, v in sorted(value.items())) + ")"
+    return type(value).__name__
+
+
+def _mixed_shapes(path: Path, df: Any, err: Exception, line_offset: int | None) -> DataError:
+    """Arrow refuses a column whose rows are built differently (a list in some rows, text in others; a turn's
+    content text here and a number there): the column, the first row unlike the most common shape, and both."""
+    from collections import Counter
+
+    for name in df.columns:
+        shapes = [_shape(v) for v in df[name]]
+        counts = Counter(s for s in shapes if s != "null")
+        if len(counts) < 2:
+            continue
+        common = counts.most_common(1)[0][0]
+        odd = next(i for i, s in enumerate(shapes) if s not in (common, "null"))
+        where = f"row {odd + 1}" + (f" (line {odd + line_offset})" if line_offset is not None else "")
+        return DataError(f"{path}: column '{name}' holds values built differently from row to row: {where} "
+                         f"holds {shapes[odd]}, where most rows hold {common}",
+                         f"give '{name}' the same shape on every row (chat data: a list of {{role, content}} "
+                         "turns whose content is text)")
+    return DataError(f"{path} cannot be read into columns: {err}", "give every row the same keys and value types")
 
 
 def json_lines(path: Path, text: str, example: str = _ONE_OBJECT) -> list[dict[str, Any]]:
