@@ -237,7 +237,9 @@ def test_validate_and_inspect_succeed_with_what_they_found(tiny_model: Path, tin
     config = _config(tmp_path, tiny_model, tiny_data, tmp_path / "run")
     assert main(["validate", str(config)]) == 0
     captured = capsys.readouterr()
-    assert captured.out == f"{config}: config, data and model are fine\n", captured.err
+    memory, verdict = captured.out.splitlines()
+    assert memory.startswith("memory estimate in RAM: ") and "parameters train" in memory, captured.err
+    assert verdict == f"{config}: config, data and model are fine"
     assert not (tmp_path / "run").exists()  # validating starts nothing
 
     assert main(["inspect", str(tiny_data["train"])]) == 0

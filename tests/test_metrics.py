@@ -88,10 +88,10 @@ def test_direction_of_each_metric() -> None:
 
 
 def test_errors_and_losses_are_best_when_lowest() -> None:
-    lower = ["mse", "rmse", "mae", "hamming_loss", "eval_mse", "test_rmse", "eval_mae", "eval_hamming_loss",
-             "test_loss", "cross_entropy_loss"]
+    lower = ["mse", "rmse", "mae", "hamming_loss", "perplexity", "eval_perplexity", "eval_mse", "test_rmse", "eval_mae",
+             "eval_hamming_loss", "test_loss", "cross_entropy_loss"]
     higher = ["accuracy", "f1", "pearson", "r2", "eval_accuracy", "test_pearson", "eval_r2", "spearmanr"]
-    assert {"loss", "mse", "rmse", "mae", "hamming_loss"} == LOWER_IS_BETTER
+    assert {"loss", "mse", "rmse", "mae", "hamming_loss", "perplexity"} == LOWER_IS_BETTER
     assert [n for n in lower if greater_is_better(n)] == []
     assert [n for n in higher if not greater_is_better(n)] == []
     assert best_value("mse", [0.4, 0.1, 0.3]) == 0.1 and best_value("eval_r2", [0.4, 0.9, 0.3]) == 0.9
