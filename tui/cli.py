@@ -21,7 +21,8 @@ LR_STEPS, LR_MIN, LR_MAX = 50, 1e-7, 1.0  # core.lr_range's defaults, kept here 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="finetune-tui",
-        description="Fine-tune Hugging Face transformers for text classification: a wizard, or headless commands.",
+        description="Fine-tune Hugging Face models (classifiers, taggers, instruction-tuned LLMs): a wizard, or "
+                    "headless commands.",
     )
     p.add_argument("--config", type=Path, help="open the wizard prefilled from this config file")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
