@@ -352,6 +352,9 @@ async def test_the_wizard_walks_text_generation_from_model_to_memory_estimate(
         await type_into(pilot, "data.response_column", "output")
         await next_step(pilot)
         assert current(pilot) == "tokenizer", problems(pilot)
+        # The task fixes padding (per batch, or packed) and truncation (always, counted): those fields are hidden.
+        assert row(pilot, "tokenizer.padding").has_class("-inactive")
+        assert row(pilot, "tokenizer.truncation").has_class("-inactive")
         await type_into(pilot, "tokenizer.max_length", "64")
         summary = screen.query_one("#length-summary", Static)
         await wait_until(pilot, lambda: "carry loss" in str(summary.render()), timeout=60)
@@ -366,3 +369,18 @@ async def test_the_wizard_walks_text_generation_from_model_to_memory_estimate(
         assert "parameters train" in str(memory.render())
         config = screen.draft.build()
         assert config.task == TASK and config.data.response_column == "output" and config.training.lora is not None
+
+
+def test_the_batch_probe_runs_a_causal_lm_with_lora(llama: Path, tmp_path: Path) -> None:
+    """The batch-size probe that confirms the memory estimate on the device: a decoder LM with the task's default
+    LoRA trains a step at each batch size, with labels shaped like its inputs."""
+    from core.probe import probe
+
+    data = {"train_file": str(_alpaca(tmp_path / "alpaca.json")), "prompt_template": ALPACA,
+            "response_column": "output"}
+    config = parse_config(_raw(llama, data, tmp_path / "r", per_device_train_batch_size=2,
+                               gradient_accumulation_steps=2))
+    rows: list[int] = []
+    result = probe(config, on_row=lambda row: rows.append(row.batch_size))
+    assert rows == [1, 2, 4] and all(r.fits and r.peak_memory_mb for r in result.rows)
+    assert result.per_device_train_batch_size * result.gradient_accumulation_steps == 4

@@ -103,6 +103,19 @@ class Step(VerticalScroll):
     def on_enter(self) -> None:
         """The step has just become the visible one."""
 
+    def hide_unused(self, paths: frozenset[str] = frozenset()) -> None:
+        """Hide this step's generic fields that the draft's task has no use for (Task.unused_settings, which the
+        task fixes: text-generation's padding and truncation), besides `paths`."""
+        from core.tasks import DEFAULT_TASK, get_task
+
+        unused = set(get_task(self.draft.get("task") or DEFAULT_TASK).unused_settings) | paths
+        for row in self.query(FieldRow):
+            if row.path in unused:
+                row.add_class("-inactive")
+            elif row.has_class("-unused"):
+                row.remove_class("-inactive")
+            row.set_class(row.path in unused, "-unused")
+
     def field_problems(self) -> list[str]:
         out = []
         for row in self.query(FieldRow):

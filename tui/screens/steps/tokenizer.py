@@ -99,6 +99,7 @@ class TokenizerStep(Step):
         return json.dumps([self.draft.get("model"), self.findings.prepared_key], sort_keys=True, default=str)
 
     def on_enter(self) -> None:
+        self.hide_unused()
         if self.findings.prepared is None:
             say(self.query_one("#length-summary", Static), "Pass the dataset step to see token lengths.")
             return
