@@ -34,7 +34,8 @@ def format_event(event: dict[str, Any]) -> str | None:
         return f"eval ({event.get('split')}) step {event.get('step')}: {format_metrics(event.get('metrics', {}))}"
     if kind == "sample":
         samples = event.get("samples") or []
-        return "\n".join(f"  sample: {_short(s.get('prompt'))} => {_short(s.get('generated'))}" for s in samples[:2])
+        return "\n".join(f"  sample: {one_line(s.get('prompt'))} => {one_line(s.get('generated'))}"
+                         for s in samples[:2])
     if kind == "checkpoint":
         return f"checkpoint {event.get('path')}"
     if kind == "finished":
@@ -57,7 +58,8 @@ def format_event(event: dict[str, Any]) -> str | None:
     return None
 
 
-def _short(text: object, width: int = 40) -> str:
+def one_line(text: object, width: int = 40) -> str:
+    """Text on one line (whitespace runs as single spaces), cut to `width` with "..."."""
     flat = " ".join(str(text or "").split())
     return flat if len(flat) <= width else flat[:width - 3] + "..."
 

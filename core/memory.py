@@ -48,8 +48,8 @@ class MemoryEstimate:
     def lines(self) -> list[str]:
         shown = ", ".join(f"{name} {_gib(size)}" for name, size in self.parts.items() if size)
         where = "per GPU" if self.device == "cuda" else "in RAM"
-        head = (f"memory estimate {where}: {_gib(self.total)} ({shown}); {_count(self.trainable)} of "
-                f"{_count(self.parameters)} parameters train")
+        head = (f"memory estimate {where}: {_gib(self.total)} ({shown}); {count(self.trainable)} of "
+                f"{count(self.parameters)} parameters train")
         if self.fits is None:
             return [head]
         room = f"{_gib(min(self.free))} free" + (" on the fullest GPU" if len(self.free) > 1 else "")
@@ -60,7 +60,8 @@ def _gib(size: float) -> str:
     return f"{size / GiB:.1f} GiB" if size >= 0.1 * GiB else f"{size / 2**20:.0f} MiB"
 
 
-def _count(n: int) -> str:
+def count(n: int) -> str:
+    """22.7M, 1.3B, 4.1K: parameter counts as people say them."""
     for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
         if n >= size:
             return f"{n / size:.1f}{unit}"

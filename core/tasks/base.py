@@ -251,9 +251,10 @@ class Task(ABC):
         return out
 
     def measure_lengths(self, prepared: PreparedData, tokenizer: Any, max_length: int, batch_size: int = 16,
-                        truncation: bool = True) -> Any:
+                        truncation: bool = True, facts: Any = None) -> Any:
         """core.tokenization.LengthStats of (a sample of) the training examples as the model reads them, for the
-        tokenizer step and plain mode: the texts (and pairs) by default."""
+        tokenizer step and plain mode: the texts (and pairs) by default. `facts`: this task's length_facts when
+        they are measured already, for a task whose lengths are among them (so they are not measured twice)."""
         from core.tokenization import dataset_length_stats
 
         train = prepared.dataset["train"]

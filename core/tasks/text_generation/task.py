@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from core.console import one_line
 from core.errors import ConfigError
 from core.tasks.base import Grid, LabelOverview, ReportSection, Task, TaskSplits, TryView, WizardField
 from core.tasks.text_generation import formats, generate
@@ -249,11 +250,11 @@ class TextGeneration(Task):
                                        "padding_free": False, "max_length": None, "gradient_checkpointing": False}
 
     def measure_lengths(self, prepared: PreparedData, tokenizer: Any, max_length: int, batch_size: int = 16,
-                        truncation: bool = True) -> Any:
+                        truncation: bool = True, facts: Any = None) -> Any:
         """Prompt + response (the whole conversation, the whole text) in tokens, as training encodes them."""
         from core.tokenization import LengthStats
 
-        facts = self.length_facts(prepared, tokenizer)
+        facts = facts if facts is not None else self.length_facts(prepared, tokenizer)
         return LengthStats.compute(facts.lengths.tolist(), max_length, batch_size, True, total=facts.total)
 
     def first_example_ids(self, prepared: PreparedData, tokenizer: Any) -> list[int]:
@@ -416,9 +417,9 @@ class TextGeneration(Task):
             return []
         lines: list[tuple[str, str]] = []
         for row in examples:
-            lines += [(f"prompt:    {_one_line(row['prompt'])}", "dim"),
-                      (f"expected:  {_one_line(row['reference'])}", "ok"),
-                      (f"generated: {_one_line(row['generated'])}", "strong"), ("", "dim")]
+            lines += [(f"prompt:    {one_line(row['prompt'], 100)}", "dim"),
+                      (f"expected:  {one_line(row['reference'], 100)}", "ok"),
+                      (f"generated: {one_line(row['generated'], 100)}", "strong"), ("", "dim")]
         total = ev.details.get("answered", len(examples))
         return [ReportSection(f"answers (greedy; {len(examples)} of {total} in predictions.jsonl)", lines[:-1])]
 
@@ -430,8 +431,8 @@ class TextGeneration(Task):
         shown = ", ".join(f"{k} {v:.3f}" for k, v in ev.metrics.items())
         lines = [f"{ev.split} ({ev.size}): {shown}", ""]
         for row in (ev.details.get("examples") or [])[:3]:
-            lines += [f"Q: {_one_line(row['prompt'], 70)}", f"A: {_one_line(row['generated'], 70)}",
-                      f"expected: {_one_line(row['reference'], 62)}", ""]
+            lines += [f"Q: {one_line(row['prompt'], 70)}", f"A: {one_line(row['generated'], 70)}",
+                      f"expected: {one_line(row['reference'], 62)}", ""]
         ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=8,
                 transform=ax.transAxes)
 
@@ -455,11 +456,6 @@ class TextGeneration(Task):
         return TryView("Answer", line=answer["generated_text"])
 
 
-def _one_line(text: Any, width: int = 100) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= width else flat[:width - 3] + "..."
-
-
 def _answer_rows(model: Any, tokenizer: Any, rows: list[Mapping[str, Any]], max_new_tokens: int) -> list[dict[str,
                                                                                                                Any]]:
     """Prepared rows as {prompt, reference, generated}: the model's greedy answer to each row's prompt."""
@@ -474,14 +470,10 @@ def _mean_loss(predictor: Any, ds: Any, task: TextGeneration) -> float:
     """The saved model's mean loss per example over a prepared split, tokenized as training tokenized it."""
     import torch
 
-    from core.tasks.text_generation.tokenize import tokenize_batch
-
+    # Tokenized as training tokenized it: the same cut, the same examples with nothing to learn left out.
     batch = {name: list(ds[name]) for name in ds.column_names}
-    template = formats.resolve_chat_template(predictor.tokenizer, None) if formats.MESSAGES in batch else None
-    cols = tokenize_batch(predictor.tokenizer, batch, max_length=predictor.settings.max_length,
-                          chat_template=template, train_on_prompt=task.train_on_prompt)
-    rows = [{"input_ids": i, "labels": lab} for i, lab, n in zip(cols["input_ids"], cols["labels"], cols["loss_tokens"],
-                                                                  strict=True) if n]
+    encoded = task.encode_batch(predictor.tokenizer, batch, predictor.settings, None, None, "evaluation")
+    rows = [{"input_ids": i, "labels": lab} for i, lab in zip(encoded["input_ids"], encoded["labels"], strict=True)]
     from core.tasks.text_generation.tokenize import collator
 
     collate = collator(predictor.tokenizer, packed=False)

@@ -14,6 +14,7 @@ from textual.widgets import Button, Select, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, get_current_worker
 
 from core.errors import UserError
+from core.memory import count
 from tui.screens.steps.base import Step, heavy, in_background, say
 from tui.widgets.field_row import FieldRow
 from tui.widgets.path_suggester import PathSuggester
@@ -35,14 +36,6 @@ def _inspect(model: dict[str, Any], task: str) -> Any:
         return info
     except UserError as err:
         return err
-
-
-def count(n: int) -> str:
-    """22.7M, 1.3B, 4.1K: parameter counts as people say them."""
-    for size, unit in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)
 
 
 class ModelStep(Step):

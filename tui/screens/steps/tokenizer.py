@@ -31,10 +31,12 @@ def _measure(model: dict[str, Any], prepared: Any, max_length: int, truncation: 
 
     tokenizer = load_tokenizer(ModelConfig.model_validate(model))
     task = get_task(prepared.task)
-    stats = task.measure_lengths(prepared, tokenizer, max_length, batch_size=batch_size, truncation=truncation)
+    facts = task.length_facts(prepared, tokenizer)
+    stats = task.measure_lengths(prepared, tokenizer, max_length, batch_size=batch_size, truncation=truncation,
+                                 facts=facts)
     # Untruncated, with the special tokens the model sees ([CLS] ... [SEP]); the view marks the cut.
     tokens = tokenizer.convert_ids_to_tokens(task.first_example_ids(prepared, tokenizer))
-    return stats, tokens, task.length_facts(prepared, tokenizer)
+    return stats, tokens, facts
 
 
 def padding_key(padding: str, group_by_length: bool) -> str:
