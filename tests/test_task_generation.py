@@ -384,3 +384,68 @@ def test_the_batch_probe_runs_a_causal_lm_with_lora(llama: Path, tmp_path: Path)
     result = probe(config, on_row=lambda row: rows.append(row.batch_size))
     assert rows == [1, 2, 4] and all(r.fits and r.peak_memory_mb for r in result.rows)
     assert result.per_device_train_batch_size * result.gradient_accumulation_steps == 4
+
+
+# --- exported scripts -------------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("engine", "shape", "training"), [
+    ("trainer", "alpaca", {"packing": True, "gradient_checkpointing": True}),  # LoRA by default
+    ("torch-loop", "chat", {"packing": True, "lora": None, "eval_strategy": "steps", "eval_steps": 3}),
+])
+def test_the_exported_script_reproduces_the_run(engine: str, shape: str, training: dict[str, Any], llama: Path,
+                                                tmp_path: Path) -> None:
+    """The standalone script reads the Alpaca JSON array (or the chat JSONL, written with data.chat_template
+    chatml), tokenizes, masks and packs with the task's own code inlined, trains with TRL's SFTTrainer (or the
+    plain loop) and reaches the run's loss and perplexity on validation and test; its saved model generates as the
+    run's does (the same weights, task.json, generation config and chat template), and LoRA's adapter is saved too."""
+    from safetensors.torch import load_file
+
+    from tests.test_export import _render, _run_and_script_agree
+
+    if shape == "alpaca":
+        data = {"train_file": str(_alpaca(tmp_path / "alpaca.json")), "test_file": str(_alpaca(tmp_path / "t.json", 8)),
+                "prompt_template": ALPACA, "response_column": "output"}
+    else:
+        data = {"train_file": str(_chats(tmp_path / "chat.jsonl")), "test_file": str(_chats(tmp_path / "t.jsonl", 8)),
+                "messages_column": "messages", "chat_template": "chatml"}
+    raw = _raw(llama, data, tmp_path / "run", engine, **{**training, "num_train_epochs": 2})
+    text = _render(raw)
+    assert "core/tasks/text_generation/shared.py, inlined" in text and "def training_rows(" in text
+    assert ("from trl import SFTConfig, SFTTrainer" in text) == (engine == "trainer")
+    run, _, _ = _run_and_script_agree(raw, tmp_path, {"loss", "perplexity"})
+    ours = tmp_path / "script-out"
+    for name in ("task.json", "generation_config.json", "chat_template.jinja"):
+        assert (ours / "model" / name).read_text() == (run.model_dir / name).read_text(), name
+    theirs, mine = load_file(run.model_dir / "model.safetensors"), load_file(ours / "model" / "model.safetensors")
+    assert theirs.keys() == mine.keys() and all(theirs[k].allclose(mine[k], atol=1e-5) for k in theirs)
+    assert (ours / "adapter").is_dir() == (engine == "trainer") == (run.path / "adapter").is_dir()
+
+
+def test_the_exported_trainer_script_sets_sftconfig_as_the_engine_does(llama: Path, tmp_path: Path) -> None:
+    """Every SFTConfig argument of the script equals the trainer engine's (TRL's dataset preparation skipped, loss
+    only evaluation, gradient checkpointing left to the model)."""
+    import ast
+    from types import SimpleNamespace
+
+    from trl import SFTConfig
+
+    from core.engines.trainer import training_arguments
+    from tests.test_export import _render
+
+    data = {"train_file": str(_alpaca(tmp_path / "alpaca.json")), "prompt_template": ALPACA,
+            "response_column": "output"}
+    raw = _raw(llama, data, tmp_path / "run", packing=True)
+    text = _render(raw)
+    call = next(n for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Call) and getattr(n.func, "id", "") ==
+                "SFTConfig")
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg not in ("output_dir", "run_name")}
+    script_args = SFTConfig(output_dir=str(tmp_path / "x"), **kwargs).to_dict()
+    ctx = SimpleNamespace(config=parse_config(raw), device="cpu",
+                          run_dir=SimpleNamespace(checkpoints_dir=tmp_path / "x", path=tmp_path / "run"))
+    engine_args = training_arguments(ctx).to_dict()  # type: ignore[arg-type]
+    ignore = {"use_cpu", "dataloader_pin_memory", "disable_tqdm", "output_dir", "logging_dir",
+              "include_num_input_tokens_seen", "run_name"}
+    assert {k: (script_args.get(k), v) for k, v in engine_args.items() if k not in ignore and
+            script_args.get(k) != v} == {}
+    assert engine_args["prediction_loss_only"] and engine_args["dataset_kwargs"] == {"skip_prepare_dataset": True}

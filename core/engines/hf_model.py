@@ -125,14 +125,19 @@ def _with_lora(model: Any, config: RunConfig, task_type: str) -> Any:
             model,
             LoraConfig(task_type=getattr(TaskType, task_type), r=lora.r, lora_alpha=lora.alpha,
                        lora_dropout=lora.dropout,
-                       # peft's own spelling for every linear layer but the output head is the string itself
-                       target_modules="all-linear" if lora.target_modules == ["all-linear"] else lora.target_modules),
+                       target_modules=lora_target_modules(lora.target_modules)),
         )
     except ValueError as err:
         raise ModelError(
             f"LoRA cannot be applied to this model: {err}",
             "set training.lora.target_modules to module names of this model, e.g. [query, value]",
         ) from None
+
+
+def lora_target_modules(names: list[str]) -> str | list[str]:
+    """training.lora.target_modules as peft takes them: its spelling for every linear layer but the output head is
+    the string "all-linear" itself (a list holding it would name a module)."""
+    return "all-linear" if names == ["all-linear"] else names
 
 
 def count_trainable(model: Any) -> tuple[int, int]:

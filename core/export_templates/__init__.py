@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.config import RunConfig
 from core.engines import ENGINES
+from core.engines.hf_model import frozen_dtype, lora_target_modules
 from core.errors import ConfigError
 from core.metrics import greater_is_better
 from core.tasks import TASKS, get_task
@@ -67,9 +68,23 @@ class ScriptContext:
     collator: str = "DataCollatorWithPadding"  # the task's batch padder (Task.collator_class)
     peft_task: str = "SEQ_CLS"  # peft's TaskType for LoRA (Task.peft_task_type)
     own_tokenize: bool = False  # the task tokenizes its own way (task/tokenize.py.j2)
+    own_standardise: bool = False  # the task makes its own columns from a table (task/standardise.py.j2)
+    loss_only: bool = False  # the task is evaluated by its loss alone (Task.keeps_outputs False): no outputs kept
+    trainer_module: str = "transformers"  # where the trainer engine's classes come from (Task.trainer_classes)
+    trainer_class: str = "Trainer"
+    arguments_class: str = "TrainingArguments"
+    load_dtype: str = "torch.float32"  # the dtype the pretrained weights load in (core.engines.hf_model.frozen_dtype)
+    lora_targets: Any = None  # LoraConfig's target_modules as the engines pass them ("all-linear" is peft's string)
     own_keras_model: bool = False  # the task puts its own head on the backbone (build_model in task/keras.py.j2)
     tracker_project: str = TRACKER_PROJECT  # MLflow experiment and W&B project, as finetune-tui's runs use
     tensorboard_dir: str = TENSORBOARD_DIR  # under OUTPUT_DIR, as RUN/tensorboard
+
+    @property
+    def trainer_title(self) -> str:
+        """What the trainer engine's script trains with, in its docstring."""
+        if self.trainer_module == "transformers":
+            return "the Hugging Face Trainer"
+        return f"{self.trainer_module.upper()}'s {self.trainer_class}"
 
     @property
     def json_lines(self) -> bool:
@@ -155,6 +170,14 @@ def build_context(config: RunConfig) -> ScriptContext:
     ctx.task = task.script_context(config, prepared)
     ctx.auto_model, ctx.collator, ctx.peft_task = task.auto_model_class, task.collator_class, task.peft_task_type
     ctx.own_tokenize = (task.export_dir() / "tokenize.py.j2").is_file()
+    ctx.own_standardise = (task.export_dir() / "standardise.py.j2").is_file()
+    ctx.loss_only = not task.keeps_outputs
+    trainer_cls, arguments_cls, _ = task.trainer_classes()
+    ctx.trainer_module = trainer_cls.__module__.split(".")[0]  # the package exports both at its top level
+    ctx.trainer_class, ctx.arguments_class = trainer_cls.__name__, arguments_cls.__name__
+    ctx.load_dtype = str(frozen_dtype(config))
+    lora = config.training.lora
+    ctx.lora_targets = lora_target_modules(lora.target_modules) if lora is not None else None
     ctx.own_keras_model = type(task).keras_model is not Task.keras_model
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
     return ctx
@@ -292,6 +315,8 @@ def _hub_context(config: RunConfig) -> dict[str, Any]:
 def trainer_arguments(config: RunConfig) -> list[tuple[str, Any, str]]:
     """TrainingArguments keywords exactly as core.engines.trainer sets them, each with a note where it helps."""
     t = config.training
+    task = get_task(config.task)
+    extra = task.trainer_classes()[2]
     primary = t.metric_for_best_model or config.metrics[0]
     early = t.early_stopping_patience is not None
     sampling = "group_by_length" if t.group_by_length else "random"
@@ -325,6 +350,10 @@ def trainer_arguments(config: RunConfig) -> list[tuple[str, Any, str]]:
         ("report_to", t.report_to or "none",
          "Trainer's own tracker integrations (their names, e.g. eval_accuracy, on MLflow)" if t.report_to else ""),
         ("dataloader_num_workers", 0, ""),
+        ("prediction_loss_only", not task.keeps_outputs,
+         "evaluated by the loss alone (the outputs are vocabulary-sized per token)" if not task.keeps_outputs else ""),
+        *((name, value, "the rows are tokenized above, as finetune-tui tokenizes them")
+          for name, value in extra.items()),
     ]
 
 

@@ -528,8 +528,11 @@ class Task(ABC):
                        where training.class_weights applies (the transformers engines)
         keras.py.j2    NUM_CLASSES, LABEL_SPEC, keras_labels(labels), training_loss(train), eval_loss(outputs,
                        labels) and finish(model, directory) (the keras engine)
-        and, where the task needs them, imports.py.j2 (import lines) and tokenized.py.j2 (lines of main() right
-        after tokenization, with `data` and `tokenized` in scope)."""
+        and, where the task needs them, imports.py.j2 (import lines), tokenized.py.j2 (lines of main() right
+        after tokenization, with `data` and `tokenized` in scope), tokenize.py.j2 (main()'s tokenization itself,
+        making `tokenized` from `data`) and standardise.py.j2 (standardise(table): a split's columns, in place of
+        text[, text_pair] and label). A task evaluated by its loss alone (keeps_outputs False) gives, in
+        metrics.py.j2, loss_metrics(loss) in place of compute_metrics."""
         import sys
         from pathlib import Path
 
@@ -538,7 +541,10 @@ class Task(ABC):
 
     def script_context(self, config: RunConfig, prepared: PreparedData) -> dict[str, Any]:
         """What the task's fragments read as `task.<key>`, decided at export time: at least `libraries` (what the
-        script needs beyond the engine's) and `datasets_imports` (names the script imports from datasets)."""
+        script needs beyond the engine's) and `datasets_imports` (names the script imports from datasets). The
+        engine templates also read, where a task gives them: `collator` (the expression that makes the batch
+        collator, in place of Task.collator_class(tokenizer)) and `tokenized_labels` (its tokenize.py.j2 names the
+        labels column `labels` itself)."""
         return {"libraries": [], "datasets_imports": []}
 
 

@@ -11,20 +11,18 @@ the rows (as core.data.arrow.where does) and the fix. No torch and no Textual he
 
 from __future__ import annotations
 
-import math
-import re
-import string
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from core.data.arrow import SplitSource, where
 from core.errors import ConfigError, DataError, ModelError
+from core.tasks.text_generation import shared
+from core.tasks.text_generation.shared import COMPLETION, MESSAGES, PROMPT, TEXT, is_empty
 
 if TYPE_CHECKING:
     from datasets import Dataset
 
-PROMPT, COMPLETION, MESSAGES, TEXT = "prompt", "completion", "messages", "text"
 ROLES = ("system", "user", "assistant")
 CHATML = "chatml"  # data.chat_template's name for CHATML_TEMPLATE
 
@@ -47,11 +45,14 @@ def _source(src: SplitSource | None) -> SplitSource:
     return src if src is not None else SplitSource("the data")
 
 
-def _is_empty(value: Any) -> bool:
-    """None, a NaN (pandas' missing value) or text that is only whitespace."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return True
-    return isinstance(value, str) and not value.strip()
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """shared.py's InputError as finetune-tui's own error of its kind (printed without a traceback)."""
+    try:
+        yield
+    except shared.InputError as err:
+        kind = {"config": ConfigError, "data": DataError, "model": ModelError}[err.kind]
+        raise kind(err.problem, err.fix) from None
 
 
 def _check_column(ds: Dataset, column: str | None, key: str, what: str, src: SplitSource) -> str:
@@ -71,71 +72,13 @@ def _refuse_rows(rows: list[int], src: SplitSource, problem: str, first: str, fi
 
 # --- instruction data -----------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class PromptTemplate:
-    """data.prompt_template, e.g. "{instruction}\\n\\n{input}": text with {column} fields (literal braces doubled, as
-    in str.format). An empty field drops out with the text that separates it from the field before it (for the first
-    field: from the field after it), so "{instruction}\\n\\n{input}" with an empty input is just the instruction, and
-    Alpaca's "### Instruction:\\n{instruction}\\n\\n### Input:\\n{input}\\n\\n### Response:\\n" loses its Input
-    section. Text before the first field and after the last always stays; end the template with what the model should
-    read right before the answer (the answer's tokens follow the prompt's directly)."""
-
-    template: str
-    prefix: str
-    fields: tuple[str, ...]
-    separators: tuple[str, ...]  # separators[i]: the text between fields[i] and fields[i + 1]
-    suffix: str
+class PromptTemplate(shared.PromptTemplate):
+    """data.prompt_template (shared.PromptTemplate), its problems raised as finetune-tui's ConfigError."""
 
     @classmethod
     def parse(cls, template: str) -> PromptTemplate:
-        key = "data.prompt_template"
-        try:
-            parts = list(string.Formatter().parse(template))
-        except ValueError as err:
-            raise ConfigError(f"{key} {template!r} is not a valid template: {err}",
-                              "name columns in braces, e.g. '{instruction}\\n\\n{input}', and write a literal brace "
-                              "as {{ or }}") from None
-        # Formatter.parse gives (text, field) pairs, and text alone where a doubled brace splits the text: the text
-        # before each field is gathered, and what follows the last field is the suffix.
-        literals, fields, text = [], [], ""
-        for literal, field, spec, conversion in parts:
-            text += literal
-            if field is None:
-                continue
-            literals.append(text)
-            text = ""
-            if not field or not re.fullmatch(r"[^.\[\]]+", field) or spec or conversion:
-                raise ConfigError(f"{key} {template!r} has the field {{{field}{'!' + conversion if conversion else ''}"
-                                  f"{':' + spec if spec else ''}}}, and a field names one column, nothing more",
-                                  "write each field as {column}, e.g. {instruction}")
-            fields.append(field)
-        if not fields:
-            raise ConfigError(f"{key} {template!r} names no column", "name the columns in braces, e.g. "
-                              "'{instruction}\\n\\n{input}'")
-        return cls(template, literals[0], tuple(fields), tuple(literals[1:]), text)
-
-    def missing(self, columns: Iterable[str]) -> list[str]:
-        """The template's columns that are not among `columns`, in the template's order."""
-        have = set(columns)
-        return [f for f in dict.fromkeys(self.fields) if f not in have]
-
-    def render(self, values: Mapping[str, Any]) -> str:
-        """The prompt for one row (column -> value); numbers are written as text."""
-        out, kept = [self.prefix], False
-        for i, field in enumerate(self.fields):
-            value = values.get(field)
-            if _is_empty(value):
-                continue
-            if kept:
-                out.append(self.separators[i - 1])
-            out.append(str(value))
-            kept = True
-        out.append(self.suffix)
-        return "".join(out)
-
-    def is_empty(self, values: Mapping[str, Any]) -> bool:
-        """Whether every field of the template is empty for this row."""
-        return all(_is_empty(values.get(f)) for f in self.fields)
+        with user_errors():
+            return super().parse(template)  # type: ignore[return-value]
 
 
 def instruction_columns(ds: Dataset, prompt_template: str, response_column: str | None,
@@ -164,7 +107,7 @@ def instruction_columns(ds: Dataset, prompt_template: str, response_column: str 
         _refuse_rows(not_text, src, f"whose response ('{response_column}', data.response_column) is not text",
                      f"the first is a {type(responses[not_text[0]]).__name__}",
                      f"give one text answer per row in '{response_column}', or set data.response_column")
-    empty = [i for i, r in enumerate(responses) if _is_empty(r)]
+    empty = [i for i, r in enumerate(responses) if is_empty(r)]
     _refuse_rows(empty, src, f"with an empty response ('{response_column}', data.response_column)",
                  "there is nothing in them for the model to learn to answer",
                  "fill in those responses or delete the rows")
@@ -256,7 +199,7 @@ def text_columns(ds: Dataset, text_column: str | None, src: SplitSource | None =
     src = _source(src)
     column = _check_column(ds, text_column, "data.text_column", "the text", src)
     values = ds[column]
-    empty = [i for i, v in enumerate(values) if _is_empty(v) or isinstance(v, (list, dict))]
+    empty = [i for i, v in enumerate(values) if is_empty(v) or isinstance(v, (list, dict))]
     _refuse_rows(empty, src, f"with no text in '{column}' (data.text_column)", "there is nothing in them to learn",
                  "fill in those rows or delete them")
     return {TEXT: [str(v) for v in values]}

@@ -21,14 +21,13 @@ from core.tasks.text_generation.formats import (
     PromptTemplate,
     resolve_chat_template,
 )
+from core.tasks.text_generation.shared import stop_ids
 
 INSTRUCTION, CHAT, PLAIN = "instruction", "chat", "text"  # task.json's "format", from the prepared data's shape
 MAX_NEW_TOKENS = 256  # predict's and the Try screen's bound on an answer
 SAMPLE_NEW_TOKENS = 48  # the run's samples at each evaluation: enough to see the model learn, cheap to make
 SAMPLES = 3  # validation prompts answered at each evaluation
 _TEXT_SAMPLE_WORDS = 12  # plain text: the sample continues the first words of a validation text
-# End-of-turn markers of the common chat formats: generation stops at any the tokenizer has as one token, besides EOS.
-_TURN_ENDS = ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<|end|>", "</s>")
 
 
 def data_format(columns: Sequence[str]) -> str:
@@ -83,14 +82,6 @@ def row_prompt(tokenizer: Any, row: Mapping[str, Any], chat_template: str | None
     words = str(row[TEXT]).split(" ")
     head = " ".join(words[:min(_TEXT_SAMPLE_WORDS, max(1, len(words) // 2))])
     return _prompt_ids(tokenizer, head), head, str(row[TEXT])[len(head):].lstrip()
-
-
-def stop_ids(tokenizer: Any) -> list[int]:
-    """EOS and the end-of-turn markers the tokenizer has as single tokens."""
-    ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    vocab = tokenizer.get_vocab()
-    ids += [vocab[t] for t in _TURN_ENDS if t in vocab and vocab[t] not in ids]
-    return ids
 
 
 def generate(model: Any, tokenizer: Any, inputs: Sequence[Sequence[int]], max_new_tokens: int,

@@ -219,18 +219,15 @@ class TextGeneration(Task):
 
     def encode_batch(self, tokenizer: Any, batch: dict[str, list[Any]], tok: Any, padding: Any, transform: Any,
                      split: str) -> dict[str, Any]:
-        """input_ids and labels, cut to max_length; an example left with no loss token is left out (the
-        tokenizer step counts them). Training examples are packed with training.packing."""
-        from core.tasks.text_generation.tokenize import packing, tokenize_batch
+        """shared.training_rows: input_ids and labels cut to max_length, examples with nothing to learn left out,
+        the training split packed with training.packing."""
+        from core.tasks.text_generation import shared
 
-        cols = tokenize_batch(tokenizer, batch, max_length=tok.max_length, train_on_prompt=self.train_on_prompt,
-                              chat_template=self._template(tokenizer, batch))
-        rows = [{"input_ids": ids, "labels": labels}
-                for ids, labels, n in zip(cols["input_ids"], cols["labels"], cols["loss_tokens"], strict=True) if n]
-        if self.packing and split == "train":
-            packed = packing(rows, tok.max_length).rows
-            return {key: [r[key] for r in packed] for key in ("input_ids", "labels", "seq_lengths")}
-        return {"input_ids": [r["input_ids"] for r in rows], "labels": [r["labels"] for r in rows]}
+        with formats.user_errors():
+            return shared.training_rows(tokenizer, batch, max_length=tok.max_length,
+                                        train_on_prompt=self.train_on_prompt,
+                                        chat_template=self._template(tokenizer, batch),
+                                        pack=self.packing and split == "train")
 
     def cache_key(self, prepared: PreparedData) -> str:
         return f"{self.name}|{self.train_on_prompt}|{self.packing}|{self.chat_template_setting}|v2"
@@ -317,17 +314,30 @@ class TextGeneration(Task):
                              "Instruct or gpt2, or train this model for text-classification")
 
     def finalize_saved(self, model: Any, tokenizer: Any) -> None:
-        """Generation from the saved directory (pipeline, generate) stops where an answer ends and pads as trained;
-        the cache that training turned off is back on."""
-        model.config.use_cache = True
-        gen = model.generation_config
-        gen.eos_token_id = generate.stop_ids(tokenizer)
-        gen.pad_token_id = tokenizer.pad_token_id
+        from core.tasks.text_generation.shared import ready_to_generate
+
+        ready_to_generate(model, tokenizer)
 
     def model_meta(self, prepared: PreparedData) -> dict[str, Any]:
         stats = prepared.label_stats
         return {"task": self.name, "labels": [], "format": stats.get("format", generate.PLAIN),
                 "prompt_template": stats.get("prompt_template"), "max_new_tokens": generate.MAX_NEW_TOKENS}
+
+    # --- exported scripts ----------------------------------------------------------------------------------------
+    def script_context(self, config: RunConfig, prepared: PreparedData) -> dict[str, Any]:
+        """shared.py inlined (the script tokenizes, masks and packs with this very code), the columns its rows come
+        from, the chat template data.chat_template resolves to, and task.json as the run writes it."""
+        from core.tasks.base import inlined_source
+        from core.tasks.text_generation import shared
+
+        d = config.data
+        fmt = prepared.label_stats.get("format", generate.PLAIN)
+        chat_template = formats.resolve_chat_template(None, d.chat_template) if d.chat_template else None
+        return {"libraries": ["trl"], "datasets_imports": [], "shared_source": inlined_source(shared),
+                "format": fmt, "prompt_template": d.prompt_template, "response_column": d.response_column,
+                "messages_column": d.messages_column, "text_column": d.text_column, "chat_template": chat_template,
+                "meta": self.model_meta(prepared), "collator": "collator(tokenizer, packed=PACKING)",
+                "tokenized_labels": True}
 
     # --- keras (refused by check_config) -------------------------------------------------------------------------
     def keras_loss(self, keras: Any, weights: list[float] | None) -> Any:
