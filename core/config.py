@@ -335,6 +335,12 @@ class TrainingConfig(_Section):
         description="Recompute activations in the backward pass instead of keeping them: much less memory for about "
         "a third more time per step.",
     )
+    fsdp: bool = Field(
+        False,
+        description="Shard the weights, gradients and optimizer state over the run's processes (PyTorch's FSDP2, "
+        "one shard per GPU, each decoder layer its own unit) for a model whose training does not fit one GPU; needs "
+        "num_processes of 2 or more (or null, with 2+ GPUs) and the trainer or torch-loop engine.",
+    )
     seed: int = Field(42, description="Random seed for initialisation and data order.")
     num_processes: int | None = Field(
         1, ge=1, le=1024,
@@ -410,6 +416,17 @@ class TrainingConfig(_Section):
             raise ValueError(f"quantization {self.quantization} keeps the weights in {self.quantization[0]} bits, "
                              "which cannot be trained; set training.lora (QLoRA trains adapters over them), or "
                              "quantization: null")
+        if self.fsdp:
+            if self.num_processes == 1:
+                raise ValueError("fsdp shards the model over the run's processes, and num_processes is 1; set "
+                                 "training.num_processes to the number of GPUs (null: every local GPU), or fsdp: false")
+            if self.quantization is not None:
+                raise ValueError(f"fsdp and quantization {self.quantization} are not combined in this version; "
+                                 "set quantization: null (FSDP's shards already divide the weights' memory), or "
+                                 "fsdp: false")
+            if self.gradient_checkpointing:
+                raise ValueError("fsdp and gradient_checkpointing are not combined in this version; set "
+                                 "gradient_checkpointing: false, or fsdp: false")
         twice = sorted({name for name in self.report_to if self.report_to.count(name) > 1})
         if twice:
             raise ValueError(f"report_to lists {', '.join(twice)} more than once; list each tracker once")

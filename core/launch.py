@@ -95,6 +95,10 @@ def check_model(config: RunConfig, model_config: object) -> None:
     check_trackers(config.training.report_to)  # here because the run process calls this too, before it loads much
     info = ENGINES[config.engine]
     run_precheck(info, config)  # e.g. keras: the replicas fit; imported only for its own engine
+    if config.training.fsdp:
+        from core.engines.fsdp import check_fsdp
+
+        check_fsdp(config, info)
     if info.hf_heads:
         from core.engines.hf_model import check_quantization
 

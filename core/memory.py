@@ -132,6 +132,12 @@ def estimate(config: RunConfig, model_config: Any, free: list[int] | None = None
 
     hidden = int(getattr(model_config, "hidden_size", 0) or getattr(model_config, "n_embd", 0) or 0)
     layers = int(getattr(model_config, "num_hidden_layers", 0) or getattr(model_config, "n_layer", 0) or 0)
+    if t.fsdp:  # each process holds its shard of all three, and one layer's weights whole while it computes
+        from core.engines.base import requested_processes
+
+        shards = max(1, requested_processes(config))
+        unit = weights // max(layers, 1)
+        weights, gradients, optimizer = weights // shards + unit, gradients // shards, optimizer // shards
     tokens = t.per_device_train_batch_size * config.tokenizer.max_length
     width = 1 if t.mixed_precision in ("bf16", "fp16") else 2  # 16-bit activations, or float32
     full_layer = tokens * hidden * _ACTIVATION_FACTOR * width
@@ -168,10 +174,18 @@ def free_memory(device: str) -> list[int]:
 def advice(est: MemoryEstimate, config: RunConfig, model_config: Any, model: Any = None) -> str | None:
     """The change that would make a run that does not fit fit, tried in the order people reach for them and
     estimated again each time; None when it fits (or its free memory is unknown)."""
+    from core.tasks import get_task
+
     if est.fits is not False:
         return None
     t = config.training
     model = model if model is not None else meta_model(config, model_config)
+    if not t.fsdp and t.quantization is None and len(est.free) >= 2:  # several GPUs: sharding alone may do
+        sharded = {"fsdp": True, "num_processes": len(est.free), "gradient_checkpointing": False}
+        training = type(t).model_validate({**t.model_dump(), **sharded})
+        if estimate(config.model_copy(update={"training": training}), model_config, est.free, est.device,
+                    model).fits:
+            return f"set training.fsdp: true with num_processes {len(est.free)} (the model sharded over the GPUs)"
     changes: list[tuple[str, dict[str, Any]]] = []
     if not t.gradient_checkpointing:
         changes.append(("set training.gradient_checkpointing: true", {"gradient_checkpointing": True}))
@@ -185,7 +199,8 @@ def advice(est: MemoryEstimate, config: RunConfig, model_config: Any, model: Any
                                                             "target_modules": ["all-linear"]}
     if t.lora is None:
         changes.append(("train LoRA adapters (training.lora) instead of every weight", {"lora": lora}))
-    if t.quantization is None and est.device == "cuda" and config.task == "text-generation":
+    quantizes = "training.quantization" in get_task(config.task).own_settings  # a task that trains LLMs
+    if t.quantization is None and est.device == "cuda" and quantizes:
         changes.append(("set training.quantization: 4bit (QLoRA)", {"quantization": "4bit", "lora": lora}))
     update: dict[str, Any] = {}
     said: list[str] = []

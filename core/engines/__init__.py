@@ -34,6 +34,7 @@ class EngineInfo:
     script_template: str  # its standalone-script template in core/export_templates/
     tracks_itself: bool  # True: it feeds training.report_to's trackers itself (Trainer's integrations); False: the
     #                      worker feeds them from its events (core.tracking.EventTrackers)
+    shards_model: bool = False  # it can shard the model over its processes (training.fsdp: FSDP2 through Accelerate)
 
     def missing(self) -> list[str]:
         return [p for p in self.packages if not installed(p)]
@@ -56,7 +57,7 @@ ENGINES: dict[str, EngineInfo] = {
         "The default: checkpoints, evaluation, early stopping and mixed precision handled for you.",
         ("transformers", "torch"), "pip install torch transformers", "core.engines.trainer",
         replicas_in_process=False, precheck=None, hf_heads=True, model_format="hf", script_template="trainer.py.j2",
-        tracks_itself=True,
+        tracks_itself=True, shards_model=True,
     ),
     "torch-loop": EngineInfo(
         "torch-loop", "Native PyTorch loop",
@@ -64,7 +65,7 @@ ENGINES: dict[str, EngineInfo] = {
         ("torch", "transformers", "accelerate"), "pip install torch transformers accelerate",
         "core.engines.torch_loop",
         replicas_in_process=False, precheck=None, hf_heads=True, model_format="hf",
-        script_template="torch_loop.py.j2", tracks_itself=False,
+        script_template="torch_loop.py.j2", tracks_itself=False, shards_model=True,
     ),
     "keras": EngineInfo(
         "keras", "Keras on TensorFlow",

@@ -144,6 +144,11 @@ def emit_samples(ctx: RunContext, model: Any, step: int) -> None:
     (Task.validation_samples) as a `sample` event. A sample that fails is a warning, never a failed run."""
     from core.tasks import get_task
 
+    if ctx.config.training.fsdp:
+        # Generating from a sharded model takes every process in step, and only the main one holds the rows to ask
+        # (core.data.handoff): none while training (fsdp.confirm_sharded says so); the saved model answers in the
+        # evaluation report.
+        return
     try:
         samples = get_task(ctx.config.task).for_run(ctx.config).validation_samples(model, ctx.tokenizer, ctx.prepared)
     except Exception as err:  # see docstring
@@ -196,6 +201,8 @@ class DivergenceWatch:
         import torch
 
         v = value.detach()
+        if hasattr(v, "full_tensor"):  # FSDP2's gradient norm is a DTensor: the whole value, held by every process
+            v = v.full_tensor()
         key = torch.where(torch.isfinite(v), _NEVER, base + torch.isinf(v).long()).min()
         self._pending = key if self._pending is None else torch.minimum(self._pending, key)
 

@@ -152,9 +152,16 @@ class _Loop:
         set_seed(t.seed)
         # The schedule is stepped here, once per optimizer step: total_steps already counts every process's data, so
         # Accelerate's stepping once per process (step_scheduler_with_optimizer) would run it num_processes too fast.
+        sharding = None
+        if t.fsdp:
+            from core.engines import fsdp
+
+            sharding = fsdp.plugin(t.mixed_precision)
         self.accelerator = Accelerator(mixed_precision=t.mixed_precision, cpu=ctx.device == "cpu",
                                        gradient_accumulation_steps=t.gradient_accumulation_steps,
-                                       step_scheduler_with_optimizer=False)
+                                       step_scheduler_with_optimizer=False, fsdp_plugin=sharding)
+        if sharding is not None and ctx.device == "cpu":
+            fsdp.force_on_cpu(self.accelerator, sharding)
         model = build_model(self.cfg, ctx.prepared.label_names)
         if getattr(model.config, "pad_token_id", None) is None and ctx.tokenizer.pad_token_id is not None:
             model.config.pad_token_id = ctx.tokenizer.pad_token_id  # GPT-2 style models pad with end-of-text
@@ -180,6 +187,10 @@ class _Loop:
 
         prepared = self.accelerator.prepare(model, optimizer, train_loader, scheduler, *eval_loaders.values())
         self.model, self.optimizer, self.train_loader, self.scheduler = prepared[:4]
+        if t.fsdp and self.accelerator.is_main_process:
+            from core.engines.fsdp import confirm_sharded
+
+            confirm_sharded(self.model, self.accelerator.num_processes)
         self.eval_loaders = dict(zip(eval_loaders, prepared[4:], strict=True))
         # This process's batches (Accelerate shards them over processes); total counts all processes' data too.
         self.per_epoch = math.ceil(len(self.train_loader) / t.gradient_accumulation_steps)
@@ -379,9 +390,14 @@ class _Loop:
             self._emit("eval", step=s.global_step, epoch=round(self._epoch_now(), 4), split="test",
                        metrics=test_metrics)
         self.accelerator.wait_for_everyone()
+        final = self.accelerator.unwrap_model(self.model)
+        if self.t.fsdp:  # every process hands over its shards; the main one saves the whole model
+            from core.engines.fsdp import gathered_model
+
+            final = gathered_model(self.accelerator, self.model,
+                                   lambda: build_model(self.cfg, self.ctx.prepared.label_names))
         if self.accelerator.is_main_process:
-            save_final_model(self.accelerator.unwrap_model(self.model), self.ctx.tokenizer, self.ctx.run_dir.model_dir,
-                             self.ctx.prepared)
+            save_final_model(final, self.ctx.tokenizer, self.ctx.run_dir.model_dir, self.ctx.prepared)
         last = max(checkpoints(self.ctx.run_dir.checkpoints_dir), key=step_of, default=None)
         if (self.t.save_total_limit == 1 and s.best_checkpoint and last is not None
                 and last != Path(s.best_checkpoint) and self.accelerator.is_main_process):
@@ -394,6 +410,9 @@ class _Loop:
         return self.state.epoch + self.state.batches_done / max(len(self.train_loader), 1)
 
     def _load_weights(self, path: Path) -> None:
+        if self.t.fsdp:  # the checkpoint holds the FSDP state (pytorch_model_fsdp.bin), each process loads its shard
+            self.accelerator.load_state(str(path))
+            return
         from safetensors.torch import load_file
 
         weights = path / "model.safetensors"

@@ -69,7 +69,15 @@ def training_arguments(ctx: RunContext) -> Any:
         include_num_input_tokens_seen="non_padding",  # tokens/s and MFU in the monitor
         # A task that keeps no outputs (a language model's are vocabulary-sized per token) is evaluated by its loss.
         prediction_loss_only=not get_task(ctx.config.task).keeps_outputs,
+        **_fsdp_arguments(t.fsdp),
     )
+
+
+def _fsdp_arguments(fsdp: bool) -> dict[str, Any]:
+    """TrainingArguments' FSDP2 settings for training.fsdp (core.engines.fsdp), or none."""
+    from core.engines.fsdp import TRAINER_CONFIG
+
+    return {"fsdp": True, "fsdp_config": dict(TRAINER_CONFIG)} if fsdp else {}
 
 
 def examples_per_step(args: Any) -> int:
@@ -118,6 +126,12 @@ class _EventsCallback:
             model = _.get("model")
             if model is not None and is_main_process():
                 emit_samples(self.ctx, model, state.global_step)
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if args.fsdp and is_main_process():  # the model is wrapped by now
+            from core.engines.fsdp import confirm_sharded
+
+            confirm_sharded(kwargs["model"], args.world_size)
 
     def on_save(self, args: Any, state: Any, control: Any, **_: Any) -> None:
         path = self.ctx.run_dir.checkpoints_dir / f"checkpoint-{state.global_step}"
@@ -213,8 +227,14 @@ def _train(ctx: RunContext, args: Any, events_cb: _EventsCallback, watch: Diverg
                         split="test", metrics=test_metrics)
         if trackers is not None and trackers.inner:
             trainer.log(output.metrics)  # predict() logs nothing; the trackers get test/… as they got eval/…
+    final = trainer.model
+    if cfg.training.fsdp:  # every process hands over its shards; the main one saves the whole model
+        from core.engines.fsdp import gathered_model
+
+        final = gathered_model(trainer.accelerator, trainer.model,
+                               lambda: build_model(cfg, ctx.prepared.label_names))
     if is_main_process():
-        save_final_model(trainer.model, ctx.tokenizer, ctx.run_dir.model_dir, ctx.prepared)
+        save_final_model(final, ctx.tokenizer, ctx.run_dir.model_dir, ctx.prepared)
     return EngineResult(metrics=metrics, test_metrics=test_metrics, last_checkpoint=_last_checkpoint(ctx),
                         predictions=predictions)
 
@@ -284,6 +304,19 @@ def _trainer_class(base: type) -> type:
             # *ForSequenceClassification heads take **kwargs but return a plain mean, so left alone the logged loss
             # and the gradients are gradient_accumulation_steps x num_processes too large (transformers 5).
             self.model_accepts_loss_kwargs = False
+
+        def create_accelerator_and_postprocess(self) -> None:
+            super().create_accelerator_and_postprocess()
+            if self.args.fsdp and not self.is_fsdp_enabled:  # a CPU run, where Accelerate would train DDP instead
+                from accelerate.utils import FullyShardedDataParallelPlugin
+
+                from core.engines.fsdp import force_on_cpu
+
+                plugin = FullyShardedDataParallelPlugin(**self.args.fsdp_plugin_args)
+                if self.args.bf16:
+                    plugin.set_mixed_precision("bf16")
+                force_on_cpu(self.accelerator, plugin)
+                self.is_fsdp_enabled = True
 
         def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                          num_items_in_batch: Any = None) -> Any:
@@ -367,6 +400,9 @@ def _as_trainer_callback(cb: _EventsCallback, base: type) -> Any:
     """Wrap our callback in TrainerCallback late, so importing this module does not import transformers."""
 
     class Adapter(base):  # type: ignore[misc, valid-type]
+        def on_train_begin(self, *a: Any, **k: Any) -> None:
+            cb.on_train_begin(*a, **k)
+
         def on_log(self, *a: Any, **k: Any) -> None:
             cb.on_log(*a, **k)
 

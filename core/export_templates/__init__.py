@@ -119,6 +119,9 @@ def render_script(config: RunConfig) -> str:
     if template_name is None or not (TEMPLATE_DIR / template_name).exists():
         raise ConfigError(f"there is no script export for engine {config.engine!r} yet",
                           "export the yaml or the command instead, or choose engine: trainer")
+    if config.training.fsdp:
+        raise ConfigError("the exported scripts do not shard the model (training.fsdp) in this version",
+                          "run the config with finetune-tui run, or export it with training.fsdp: false")
     # "task/<file>" is the task's fragment (core/tasks/<task>/export/<file>); any other name, a template here.
     task_dir = get_task(config.task).export_dir()
     if not (task_dir / "labels.py.j2").is_file():

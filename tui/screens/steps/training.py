@@ -101,6 +101,7 @@ class TrainingStep(Step):
             yield row("training.save_total_limit", "Checkpoints kept", placeholder="all")
             yield row("training.per_device_eval_batch_size", "Eval batch size")
             yield row("training.num_processes", "Processes (GPUs)", placeholder="one per local GPU")
+            yield row("training.fsdp", "Shard the model (FSDP)", editor="checkbox")
             yield row("training.max_grad_norm", "Max grad norm")
             with Vertical(classes="field-row"):
                 with Horizontal(classes="field-line"):
