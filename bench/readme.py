@@ -25,6 +25,15 @@ def _load_note(before: float, cores: int) -> str:
             "ended), so small ratios carry a few percent of noise")
 
 
+def _markdown_table(table: dict[str, Any] | None) -> list[str]:
+    """A benchmark's per-case table (figures.markdown_table: columns and rows of text), where it has one."""
+    if not table:
+        return []
+    lines = ["| " + " | ".join(table["columns"]) + " |", "|" + "---|" * len(table["columns"])]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
+    return [*lines, ""]
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     v = m["versions"]
@@ -58,11 +67,14 @@ def render(report: dict[str, Any]) -> str:
         lines.append("")
         again = bench.get("remeasured")
         if again:
-            lines += [f"Re-measured on the same machine on {again['date'][:10]} with `{again['command']} --merge` "
-                      f"(load average {again['load_average']['before']['1min']} before) after a change to what it "
-                      "measures; the other figures are the full run's.", ""]
+            verb, why = ("Measured", "as a benchmark added since the full run") if again.get("added") else \
+                ("Re-measured", "after a change to what it measures")
+            lines += [f"{verb} on the same machine on {again['date'][:10]} with `{again['command']} --merge` "
+                      f"(load average {again['load_average']['before']['1min']} before) {why}; the other figures are "
+                      "the full run's.", ""]
         lines += [f"- {label}: {value}" for label, value in bench.get("table", [])]
         lines.append("")
+        lines += _markdown_table(bench.get("figures", {}).get("markdown_table"))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -39,6 +39,7 @@ BENCHMARKS = {
     "end_to_end": "bench.end_to_end",
     "task_defaults": "bench.task_defaults",
     "sft": "bench.sft",
+    "memory_estimate": "bench.memory_estimate",
 }
 
 
@@ -104,7 +105,8 @@ def merge(full: dict[str, Any], partial: dict[str, Any]) -> dict[str, Any]:
     merged["benchmarks"] = dict(full["benchmarks"])
     for name, bench in partial["benchmarks"].items():
         merged["benchmarks"][name] = {**bench, "remeasured": {"date": partial["date"], "command": partial["command"],
-                                                               "load_average": partial["load_average"]}}
+                                                               "load_average": partial["load_average"],
+                                                               "added": name not in full["benchmarks"]}}
     targets = [t for b in merged["benchmarks"].values() for t in b["targets"]]
     errors = sorted(set(full["summary"]["errors"]) - set(partial["benchmarks"]) | set(partial["summary"]["errors"]))
     merged["summary"] = {"targets": len(targets), "passed": sum(t["passed"] is True for t in targets),

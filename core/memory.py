@@ -85,9 +85,18 @@ def meta_model(config: RunConfig, model_config: Any) -> Any:
 
 
 def lora_trainable(model: Any, config: RunConfig) -> int:
-    """Parameters LoRA would train: r x (in + out) for each linear layer it adapts (peft's choice of layers: the
-    configured names, every linear layer but the output head for [all-linear], else peft's defaults for the model
-    type), plus the task's head where peft trains it too (classification heads)."""
+    """Parameters LoRA would train: r x (in + out) for each linear layer it adapts, plus the task's head where peft
+    trains it too (classification heads)."""
+    lora = config.training.lora
+    assert lora is not None
+    count = sum(lora.r * (m.in_features + m.out_features) for m in lora_layers(model, config))
+    head = [p.numel() for n, p in model.named_parameters() if n.startswith(("classifier", "score"))]
+    return count + sum(head)
+
+
+def lora_layers(model: Any, config: RunConfig) -> list[Any]:
+    """The linear layers LoRA adapts, as peft chooses them: the configured names, every linear layer but the output
+    head for [all-linear], else peft's defaults for the model type."""
     from torch import nn
 
     lora = config.training.lora
@@ -99,15 +108,14 @@ def lora_trainable(model: Any, config: RunConfig) -> int:
         targets = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model.config.model_type, [])
     every = targets == ["all-linear"]
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    count = 0
+    found = []
     for name, module in model.named_modules():
         if not isinstance(module, nn.Linear) or module is output:
             continue
         leaf = name.rsplit(".", 1)[-1]
         if every or any(leaf == t or fnmatch.fnmatch(name, t) for t in targets):
-            count += lora.r * (module.in_features + module.out_features)
-    head = [p.numel() for n, p in model.named_parameters() if n.startswith(("classifier", "score"))]
-    return count + sum(head)
+            found.append(module)
+    return found
 
 
 def estimate(config: RunConfig, model_config: Any, free: list[int] | None = None, device: str | None = None,
@@ -143,9 +151,14 @@ def estimate(config: RunConfig, model_config: Any, free: list[int] | None = None
     full_layer = tokens * hidden * _ACTIVATION_FACTOR * width
     # With gradient checkpointing each layer's input is kept, and one layer's activations are rebuilt at a time.
     activations = layers * tokens * hidden * 2 * width + full_layer if t.gradient_checkpointing else layers * full_layer
+    if t.lora is not None and t.lora.dropout > 0 and not t.gradient_checkpointing:
+        # peft's LoRA dropout keeps each adapted layer's input a second time, dropped out, and its 1-byte mask
+        # (bench/memory_estimate.py measured 64% more activations for [all-linear] on Llama without this).
+        inputs = sum(m.in_features for m in lora_layers(model, config))
+        activations += tokens * inputs * (2 * width + 1)
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if output is not None:  # a language model's logits, in float32, and their gradient
-        activations += tokens * int(output.weight.shape[0]) * 4 * 2
+    if output is not None:  # a language model's logits in float32: cross-entropy's saved log-softmax, the logits'
+        activations += tokens * int(output.weight.shape[0]) * 4 * 3  # gradient and its own, alive together
     device = device or _device()
     return MemoryEstimate(parameters, trainable, {
         "weights": weights, "gradients": gradients, "optimizer": optimizer, "activations": activations,
