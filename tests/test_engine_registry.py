@@ -44,7 +44,7 @@ def test_the_registry_states_each_engines_capabilities() -> None:
     assert capabilities == {
         "trainer": (False, None, True, "hf", "trainer.py.j2"),
         "torch-loop": (False, None, True, "hf", "torch_loop.py.j2"),
-        "keras": (True, "core.engines.keras:check_replicas", False, "keras", "keras.py.j2"),
+        "keras": (True, "core.engines.keras:precheck", False, "keras", "keras.py.j2"),
     }
     for info in ENGINES.values():
         assert (TEMPLATE_DIR / info.script_template).is_file()

@@ -71,7 +71,7 @@ ENGINES: dict[str, EngineInfo] = {
         "keras", "Keras on TensorFlow",
         "For teams whose serving and tooling are already Keras/TensorFlow (uses KerasHub models).",
         ("keras", "keras_hub", "tensorflow"), 'pip install "finetune-tui[keras]"', "core.engines.keras",
-        replicas_in_process=True, precheck="core.engines.keras:check_replicas", hf_heads=False, model_format="keras",
+        replicas_in_process=True, precheck="core.engines.keras:precheck", hf_heads=False, model_format="keras",
         script_template="keras.py.j2", tracks_itself=False,
     ),
 }

@@ -10,7 +10,9 @@ grad_norm is not reported (null), and under gradient accumulation Keras carries 
 into the next epoch instead of updating at the epoch's end, so the last step may fall a little short of total_steps.
 
 The result directory holds model.keras, the tokenizer, labels.json, task.json and keras_model.json (see
-core.predict).
+core.predict); a task with a format of its own writes that instead (text-generation: transformers format, through
+core.engines.keras_export). A task that keeps no outputs (text-generation) is evaluated by its loss alone, and after
+each validation evaluation its samples are written, as on the PyTorch engines.
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ from core.engines.base import (
     StepTimer,
     class_weights,
     data_parallel_size,
+    emit_samples,
     total_steps,
 )
 from core.engines.keras_convert import (
-    build_classifier,
+    build_model,
     check_convertible,
     checkpoint_dir,
     enable_lora,
@@ -70,8 +73,15 @@ class KerasState(LoopState):
     seed_states: list[list[int]] = field(default_factory=list)  # the dropout layers' random states
 
 
+def precheck(config: RunConfig) -> None:
+    """The engine's check of a config before a run is made, cheap (no TensorFlow): the replicas, and a model type it
+    does not convert for the task."""
+    check_replicas(config)
+    check_convertible(config, cheap=True)
+
+
 def check_replicas(config: RunConfig) -> None:
-    """Refuse what MirroredStrategy cannot run; cheap (no TensorFlow), so the launcher checks it before a run dir."""
+    """Refuse what MirroredStrategy cannot run."""
     replicas = data_parallel_size(config)
     if replicas > 1 and config.training.gradient_accumulation_steps > 1:
         # Keras's own accumulation syncs replicas inside a conditional, which MirroredStrategy cannot run.
@@ -198,8 +208,11 @@ class _KerasRun:
         for split in ("validation", "test"):
             if split in ctx.tokenized:
                 batches = Batches(ctx.tokenized[split], ctx.tokenizer, self.inputs, self.task)
+                # A task that keeps no outputs is scored by its loss alone: no references to score outputs with.
+                references = self.task.references(list(ctx.tokenized[split]["labels"])) if self.task.keeps_outputs \
+                    else None
                 self.eval_sets[split] = (eval_dataset(batches, t.per_device_eval_batch_size * self.replicas),
-                                         self.task.references(list(ctx.tokenized[split]["labels"])))
+                                         references)
         self.timer = StepTimer(batch * self.accumulation)
         if ctx.resume_from is not None:
             self.timer.sample(self.state.global_step)
@@ -207,14 +220,18 @@ class _KerasRun:
 
     def _build(self, keras: Any, kc: Any) -> Any:
         t = self.t
-        model, backbone = build_classifier(checkpoint_dir(self.cfg), self.task.num_outputs(self.ctx.prepared),
-                                           self.task)
+        self.source = checkpoint_dir(self.cfg)
+        model, backbone = build_model(self.source, self.task.num_outputs(self.ctx.prepared), self.task)
         if t.freeze_encoder:
             backbone.trainable = False
         if t.lora is not None:
-            adapted = enable_lora(backbone, t.lora.r, t.lora.alpha, t.lora.target_modules)
-            print(f"LoRA rank {t.lora.r} on {adapted} layers (Keras LoRA has no dropout; lora.dropout is not used)",
-                  flush=True)
+            adapted = enable_lora(backbone, t.lora.r, t.lora.alpha, t.lora.target_modules,
+                                  decoder=self.task.keras_kind == "causal_lm")
+            trainable = sum(int(np.prod(v.shape)) for v in backbone.trainable_weights)
+            print(f"LoRA rank {t.lora.r} on {adapted} layers, {trainable:,} trainable parameters in the backbone. "
+                  "Keras LoRA is not peft's: on an attention projection each head has its own A matrix (all heads "
+                  "share B), so the same rank trains more parameters than peft's; and it has no dropout "
+                  "(lora.dropout is not used)", flush=True)
         optimizer = keras.optimizers.AdamW(
             learning_rate=kc.TableSchedule(self.lr_table, self.accumulation),
             weight_decay=t.weight_decay, beta_1=0.9, beta_2=0.999, epsilon=1e-8,  # torch.optim.AdamW's defaults
@@ -223,8 +240,10 @@ class _KerasRun:
         )
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])  # LayerNorm's are gamma/beta
         # No XLA: batches padded per batch change shape, and XLA would recompile for each shape.
+        # weighted_metrics=[]: KerasHub's tasks would add an accuracy metric ("auto") that nothing reads.
         model.compile(optimizer=optimizer, loss=self.task.keras_loss(keras, self.class_weights),
-                      metrics=[kc.BatchLoss(task=self.task.name, class_weights=self.class_weights)], jit_compile=False)
+                      metrics=[kc.BatchLoss(task=self.task.name, class_weights=self.class_weights)],
+                      weighted_metrics=[], jit_compile=False)
         return model
 
     def _load_checkpoint(self, path: Path) -> None:
@@ -346,6 +365,7 @@ class _KerasRun:
             metrics = self.evaluate("validation")
             self.ctx.events.emit("eval", step=s.global_step, epoch=round(float(epoch), 4), split="validation",
                                  metrics=metrics)
+            emit_samples(self.ctx, self.model, s.global_step)
             s.last_eval_step, s.last_eval = s.global_step, metrics
             improved = s.track_best(metrics, self.primary)
         if save:
@@ -358,6 +378,8 @@ class _KerasRun:
     def evaluate(self, split: str) -> dict[str, float]:
         """Mean loss per example and the configured metrics, from the outputs of the whole split (the task's)."""
         dataset, references = self.eval_sets[split]
+        if not self.task.keeps_outputs:  # a language model: the loss alone (its logits are vocabulary-sized per token)
+            return self._evaluate_loss(split, dataset)
         outputs = self.model.predict(dataset, verbose=0)
         if hasattr(outputs, "to_tensor"):  # per-token outputs of batches padded to different lengths: ragged
             outputs = outputs.to_tensor(default_value=PAD_LABEL)
@@ -365,6 +387,13 @@ class _KerasRun:
         self.logits[split] = (self.state.global_step, logits)  # for the evaluation report: the split's own order
         return {"loss": self.task.eval_loss(logits, labels),
                 **self.task.compute_metrics(logits, labels, self.cfg.metrics, self.ctx.prepared)}
+
+    def _evaluate_loss(self, split: str, dataset: Any) -> dict[str, float]:
+        """The mean of the batches' mean losses weighted by their sizes, as torch-loop counts each batch's loss once
+        per example; Keras's own evaluate() weighs its batches by size that way."""
+        loss = float(self.model.evaluate(dataset, verbose=0, return_dict=True)["loss"])
+        self.logits[split] = (self.state.global_step, None)
+        return {"loss": loss, **self.task.metrics_from_loss(loss)}
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def _save(self) -> Path:
@@ -408,13 +437,16 @@ class _KerasRun:
                             predictions=predictions)
 
     def _save_final(self) -> None:
-        """model.keras without optimizer state (a fresh copy of the architecture with the trained weights), the
+        """The task's own format where it has one (Task.save_keras_model: text-generation's is transformers'), else
+        model.keras without optimizer state (a fresh copy of the architecture with the trained weights), the
         tokenizer, the label maps, and keras_model.json, which tells core.predict what this directory is."""
         import importlib.metadata as md
 
         keras = import_keras()
         out = self.ctx.run_dir.model_dir
         out.mkdir(parents=True, exist_ok=True)
+        if self.task.save_keras_model(self.model, self.source, out, self.ctx.tokenizer, self.ctx.prepared):
+            return
         # Saved and loaded back uncompiled: that drops the optimizer state and merges LoRA adapters into the weights
         # (Keras saves LoRA layers merged), so the result is a plain model, as the PyTorch engines leave.
         full = out / f"full-{KERAS_MODEL_FILE}"

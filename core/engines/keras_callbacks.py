@@ -1,5 +1,5 @@
-"""The Keras objects of the keras engine: the events callback, the class-weighted loss, the per-batch loss metric
-and the LR schedule.
+"""The Keras objects of the keras engine: the events callback, the tasks' losses (class-weighted, per token, causal
+LM), the per-batch loss metric and the LR schedule.
 
 Importing this module imports Keras on TensorFlow; the engine imports it only when a run starts. The schedule and
 the metric are registered serializables, so a checkpoint (.keras with its optimizer) loads back for resuming.
@@ -90,6 +90,28 @@ class TokenCrossEntropy(keras.losses.Loss):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "class_weights": self.class_weights}
+
+
+@keras.saving.register_keras_serializable(package="finetune_tui")
+class CausalLMLoss(keras.losses.Loss):
+    """transformers' causal-LM loss (text-generation): the output at token t predicts label t + 1, so logits[:, :-1]
+    are compared with labels[:, 1:] (labels are the input ids, unshifted, with -100 where no loss is taken, as the
+    task tokenizes them); the mean over the batch's labelled tokens.
+
+    call() returns a term per position whose plain mean is that value (0 at unlabelled positions), so Keras's own
+    reduction, and its division by the replicas under MirroredStrategy, apply as for TokenCrossEntropy."""
+
+    def __init__(self, name: str = "causal_lm_loss", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        logits = ops.cast(y_pred[:, :-1, :], "float32")
+        labels = ops.cast(y_true[:, 1:], "int32")
+        labelled = ops.not_equal(labels, -100)
+        nll = keras.losses.sparse_categorical_crossentropy(ops.where(labelled, labels, 0), logits, from_logits=True)
+        weights = ops.cast(labelled, "float32")
+        size = ops.cast(ops.shape(labels)[0] * ops.shape(labels)[1], "float32")
+        return weights * nll * (size / ops.maximum(ops.sum(weights), 1.0))
 
 
 @keras.saving.register_keras_serializable(package="finetune_tui")

@@ -58,7 +58,9 @@ class TrainPlan:
         self.seed = seed
         self.group_size = group_size
         self.lengths = input_lengths(batches.ds) if group_by_length else None
-        self.tokens = row_sums(batches.ds, "attention_mask")  # non-padding tokens per row
+        # Non-padding tokens per row; rows without an attention mask (text-generation's) are all real tokens.
+        self.tokens = (row_sums(batches.ds, "attention_mask") if "attention_mask" in batches.ds.column_names
+                       else input_lengths(batches.ds))
         self.epoch = 0
 
     def __len__(self) -> int:

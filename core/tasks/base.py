@@ -375,6 +375,11 @@ class Task(ABC):
         return {}
 
     # --- keras ---------------------------------------------------------------------------------------------------
+    # What the keras engine trains on a KerasHub backbone, which decides the model types it converts
+    # (core.engines.keras_convert): "classifier" (an encoder with a head, keras_model's) or "causal_lm" (a decoder
+    # with its own LM head).
+    keras_kind: ClassVar[str] = "classifier"
+
     def keras_model(self, backbone: Any, num_outputs: int, dropout: float | None) -> Any:
         """The Keras model this task trains on a KerasHub backbone; None: KerasHub's TextClassifier (one output
         vector per text), which fits every task with a sequence-classification head."""
@@ -394,6 +399,13 @@ class Task(ABC):
 
     def finalize_keras_model(self, model: Any, prepared: PreparedData) -> None:  # noqa: B027
         """Last changes to the trained Keras model before it is saved."""
+
+    def save_keras_model(self, model: Any, source: Path, out_dir: Path, tokenizer: Any, prepared: PreparedData) -> bool:
+        """Write the trained Keras model into out_dir in a format of the task's own and return True (text-generation:
+        transformers format, converted back, so the saved model reads as the PyTorch engines leave it); `source` is
+        the checkpoint directory it was converted from. False (the default): the engine saves model.keras with
+        keras_model.json, which core.predict reads."""
+        return False
 
     # --- outputs -------------------------------------------------------------------------------------------------
     @abstractmethod

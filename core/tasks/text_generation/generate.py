@@ -88,6 +88,8 @@ def generate(model: Any, tokenizer: Any, inputs: Sequence[Sequence[int]], max_ne
              batch_size: int = 8) -> list[str]:
     """Greedy answers (decoded, special tokens left out) for token inputs, batched with left padding so every
     answer starts right after its prompt."""
+    if _is_keras(model):
+        return _keras_generate(model, tokenizer, inputs, max_new_tokens, batch_size)
     import torch
 
     device = next(model.parameters()).device
@@ -108,6 +110,50 @@ def generate(model: Any, tokenizer: Any, inputs: Sequence[Sequence[int]], max_ne
     finally:
         if was_training:
             model.train()
+    return answers
+
+
+def _is_keras(model: Any) -> bool:
+    """A Keras model (the keras engine's KerasHub causal LM, during training), told without importing Keras."""
+    import sys
+
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Model)
+
+
+_KERAS_WIDTH = 64  # Keras traces its generate function once per input width: widths are rounded up to a multiple
+
+
+def _keras_generate(model: Any, tokenizer: Any, inputs: Sequence[Sequence[int]], max_new_tokens: int,
+                    batch_size: int) -> list[str]:
+    """Greedy answers from a KerasHub CausalLM without a preprocessor: token ids right-padded to the prompt plus
+    max_new_tokens, which generation fills in where padding_mask is 0, stopping at the same tokens as the PyTorch
+    path (stop_ids). Each answer is the tokens after its own prompt, up to its first stop token."""
+    import numpy as np
+    from keras_hub.samplers import GreedySampler
+
+    if not isinstance(getattr(model, "sampler", None), GreedySampler):  # compile() leaves KerasHub's top-k
+        model.sampler = GreedySampler()
+        model.generate_function = None  # traced with the sampler it had
+    stops = stop_ids(tokenizer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    limit = getattr(getattr(model, "backbone", None), "max_sequence_length", None)
+    answers: list[str] = []
+    for start in range(0, len(inputs), max(1, batch_size)):
+        chunk = [list(ids) for ids in inputs[start:start + batch_size]]
+        width = -(-(max(len(ids) for ids in chunk) + max_new_tokens) // _KERAS_WIDTH) * _KERAS_WIDTH
+        if limit:  # learned positions (GPT-2's) end there: the answer is cut short instead
+            width = min(width, int(limit))
+        token_ids = np.full((len(chunk), width), pad, dtype="int32")
+        mask = np.zeros((len(chunk), width), dtype="int32")
+        for i, ids in enumerate(chunk):
+            token_ids[i, :len(ids)], mask[i, :len(ids)] = ids, 1
+        out = model.generate({"token_ids": token_ids, "padding_mask": mask}, stop_token_ids=stops)
+        made, kept = np.asarray(out["token_ids"]), np.asarray(out["padding_mask"]).astype(bool)
+        for i, ids in enumerate(chunk):
+            row = [int(t) for t in made[i][kept[i]][len(ids):][:max_new_tokens]]
+            row = row[:next((j for j, t in enumerate(row) if t in stops), len(row))]
+            answers.append(tokenizer.decode(row, skip_special_tokens=True).strip())
     return answers
 
 

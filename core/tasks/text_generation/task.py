@@ -17,11 +17,12 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from core.console import one_line
-from core.errors import ConfigError
 from core.tasks.base import Grid, LabelOverview, ReportSection, Task, TaskSplits, TryView, WizardField
 from core.tasks.text_generation import formats, generate
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
     from core.config import DataConfig, RunConfig
@@ -100,10 +101,22 @@ class TextGeneration(Task):
         from core.engines import ENGINES
 
         super().check_config(config)
-        if not ENGINES[config.engine].hf_heads:  # keras: KerasHub's causal LMs are not wired up yet
-            raise ValueError(f"text-generation trains transformers causal LMs, on the trainer and torch-loop engines; "
-                             f"the {config.engine} engine's are not built into this version; set engine: trainer "
-                             "(or torch-loop)")
+        if ENGINES[config.engine].hf_heads:
+            return
+        # An engine of KerasHub's causal LMs (keras): what its models and loop have no counterpart for.
+        t = config.training
+        refused = [
+            (t.packing, "training.packing", "false",
+             "packed rows need position ids that restart per example, and KerasHub's backbones take none"),
+            (t.quantization is not None, "training.quantization", "null",
+             "QLoRA's 4/8-bit weights come from bitsandbytes, which loads PyTorch models only"),
+            (t.gradient_checkpointing, "training.gradient_checkpointing", "false",
+             "KerasHub's backbones cannot recompute their activations"),
+        ]
+        for refuse, path, neutral, why in refused:
+            if refuse:
+                raise ValueError(f"{path} is not available on the {config.engine} engine: {why}; set {path}: "
+                                 f"{neutral}, or engine: trainer (or torch-loop)")
 
     def for_run(self, config: RunConfig) -> TextGeneration:
         run = copy.copy(self)
@@ -235,7 +248,11 @@ class TextGeneration(Task):
     def collator(self, tokenizer: Any, pad_to_multiple_of: int | None, return_tensors: str) -> Any:
         from core.tasks.text_generation.tokenize import collator
 
-        return collator(tokenizer, self.packing, pad_to_multiple_of, return_tensors)
+        if return_tensors != "np":
+            return collator(tokenizer, self.packing, pad_to_multiple_of, return_tensors)
+        # The keras engine's NumPy batches: TRL's collator makes torch tensors only.
+        collate = collator(tokenizer, self.packing, pad_to_multiple_of, "pt")
+        return lambda rows: {k: v.numpy() if hasattr(v, "numpy") else v for k, v in collate(rows).items()}
 
     def trainer_classes(self) -> tuple[Any, Any, dict[str, Any]]:
         """TRL's SFTTrainer on the rows tokenized here (its dataset preparation skipped: the same tokens, masks and
@@ -339,9 +356,36 @@ class TextGeneration(Task):
                 "meta": self.model_meta(prepared), "collator": "collator(tokenizer, packed=PACKING)",
                 "tokenized_labels": True}
 
-    # --- keras (refused by check_config) -------------------------------------------------------------------------
+    # --- keras ---------------------------------------------------------------------------------------------------
+    keras_kind = "causal_lm"
+
+    def keras_model(self, backbone: Any, num_outputs: int, dropout: float | None) -> Any:
+        from core.engines.keras_convert import causal_lm
+
+        return causal_lm(backbone)
+
     def keras_loss(self, keras: Any, weights: list[float] | None) -> Any:
-        raise ConfigError("text-generation does not train on the keras engine", "set engine: trainer")
+        from core.engines.keras_callbacks import CausalLMLoss
+
+        return CausalLMLoss()
+
+    def keras_labels(self, labels: np.ndarray) -> np.ndarray:
+        return labels.astype("int32")  # unshifted, -100 where no loss is taken: CausalLMLoss shifts them
+
+    def keras_label_spec(self) -> tuple[tuple[int | None, ...], str]:
+        return (None, None), "int32"
+
+    def save_keras_model(self, model: Any, source: Path, out_dir: Path, tokenizer: Any, prepared: PreparedData) -> bool:
+        """transformers format, as the PyTorch engines leave it (predict, evaluate, the Try screen and
+        pipeline("text-generation") read it unchanged): the checkpoint's config with the trained, LoRA-merged
+        weights (core.engines.keras_export), generation settings (finalize_saved), the tokenizer and task.json."""
+        from core.engines.keras_export import save_transformers
+        from core.tasks.model_meta import write_meta
+
+        save_transformers(model.backbone, source, out_dir, lambda hf: self.finalize_saved(hf, tokenizer))
+        tokenizer.save_pretrained(out_dir)
+        write_meta(out_dir, self.model_meta(prepared))
+        return True
 
     # --- outputs -------------------------------------------------------------------------------------------------
     def metrics_from_loss(self, loss: float) -> dict[str, float]:
