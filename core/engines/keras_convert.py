@@ -83,34 +83,29 @@ def supported_model_types() -> tuple[str, ...]:
     """Model types (config.json's model_type) the installed KerasHub can turn into a text classifier."""
     import_keras()
     import keras_hub
-    from keras_hub.src.utils.transformers.preset_loader import TransformersPresetLoader
 
     heads = {getattr(cls, "backbone_cls", None) for cls in _all_subclasses(keras_hub.models.TextClassifier)}
-    found = []
-    for model_type in ENCODER_TYPES:
-        try:
-            backbone_cls = TransformersPresetLoader(None, {"model_type": model_type}).converter.backbone_cls
-        except ValueError:  # KerasHub has no converter for this type
-            continue
-        if backbone_cls in heads:
-            found.append(model_type)
-    return tuple(found)
+    return _convertible(ENCODER_TYPES, heads)
 
 
 @functools.lru_cache(maxsize=1)
 def supported_causal_types() -> tuple[str, ...]:
     """Decoder model types (DECODER_TYPES) the installed KerasHub can turn into a text causal LM."""
     import_keras()
+    return _convertible(DECODER_TYPES, set(_causal_lm_classes()))
+
+
+def _convertible(model_types: tuple[str, ...], backbones: set[Any]) -> tuple[str, ...]:
+    """The model types KerasHub has a converter for whose backbone is one of `backbones`."""
     from keras_hub.src.utils.transformers.preset_loader import TransformersPresetLoader
 
-    heads = _causal_lm_classes()
     found = []
-    for model_type in DECODER_TYPES:
+    for model_type in model_types:
         try:
             backbone_cls = TransformersPresetLoader(None, {"model_type": model_type}).converter.backbone_cls
         except ValueError:  # KerasHub has no converter for this type
             continue
-        if backbone_cls in heads:
+        if backbone_cls in backbones:
             found.append(model_type)
     return tuple(found)
 
