@@ -247,6 +247,11 @@ def test_bad_input_is_refused_before_training_with_the_row_or_key(llama: Path, t
                                                  "response_column": "output"}, tmp_path / "r", quantization="4bit"))
     assert quantized.returncode == 2 and "no CUDA GPU" in quantized.stderr
 
+    # The reverse: chat data given to a classifier (the default task) is pointed to text-generation.
+    chats = _validate(tmp_path, {"model": {"name_or_path": str(llama)}, "data": {"train_file": str(broken)}})
+    assert chats.returncode == 2 and "holds conversations" in chats.stderr and "set task: text-generation" in \
+        chats.stderr
+
 
 # --- trying the model -------------------------------------------------------------------------------------------------
 

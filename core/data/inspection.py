@@ -213,6 +213,15 @@ def inspect_dataset(ds: DatasetDict, label_column: str | None = None, sample: in
                        task_hint(infos[label]) if label else None)
 
 
+def data_hint(ds: Dataset) -> TaskHint | None:
+    """The first column whose values call for a task of their own (task_hint), for a message about the whole data."""
+    for name in ds.column_names:
+        hint = task_hint(_column_info(ds, name))
+        if hint is not None:
+            return hint
+    return None
+
+
 def task_hint(info: ColumnInfo) -> TaskHint | None:
     """The task whose labels a column holds, when its values say so (lists: multi-label; fractions: regression)."""
     for name in TASKS:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from core.config import DataConfig
 from core.data.arrow import SplitSource, arrow_column, column_kind, make_dataset, true_rows, where
 from core.data.files import load_file
-from core.data.inspection import LABEL_NAMES, suggest_columns
+from core.data.inspection import LABEL_NAMES, data_hint, suggest_columns
 from core.data.splitting import split_and_subset
 from core.errors import DataError
 from core.tasks import DEFAULT_TASK, get_task
@@ -126,8 +126,10 @@ def _resolve_columns(cfg: DataConfig, raw: DatasetDict, sources: dict[str, Split
         assert suggestion is not None
         text, pair = suggestion.text, cfg.text_pair_column or suggestion.text_pair
         if text is None:
+            hint = data_hint(train)  # e.g. conversations, which are text-generation's, not a text to classify
             raise DataError(f"cannot tell which column of {sources['train'].desc} holds the text (columns: {columns})",
-                            "set data.text_column to the column with the text")
+                            "set data.text_column to the column with the text"
+                            + (f"; or, as {hint.reason}, set task: {hint.task}" if hint else ""))
     label: str | None
     if label_columns:
         label = None
