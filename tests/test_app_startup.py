@@ -21,8 +21,11 @@ async def main():
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         first = [m for m in HEAVY if m in sys.modules]
-        # and nothing slips in from a timer or worker started by the first screen
+        # and nothing slips in from a timer or worker started by the first screen, nor from the other steps, which
+        # mount one by one after the first frame (all of them before the app closes: closing while one mounts would
+        # tear its widgets down half made)
         await pilot.pause(1.5)
+        await app.screen.steps_ready()
         await app.workers.wait_for_complete()
         later = [m for m in HEAVY if m in sys.modules]
         print(json.dumps({"screen": type(app.screen).__name__, "step": app.screen.current.NAME,

@@ -262,3 +262,43 @@ def test_stop_and_resume_gives_the_losses_of_an_uninterrupted_run(llama: Path, t
     assert len(steps(whole.run_dir)) == 6
     assert steps(first.run_dir) == pytest.approx(steps(whole.run_dir), abs=1e-5)
     assert (first.run_dir.model_dir / "model.safetensors").is_file()
+
+
+# --- exported script --------------------------------------------------------------------------------------------------
+
+@needs_keras
+@pytest.mark.slow
+@pytest.mark.parametrize("training", [
+    {},  # LoRA on every linear layer (all-linear), length-grouped batches
+    {"lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}, "group_by_length": False, "max_steps": 12,
+     "gradient_accumulation_steps": 2, "warmup_ratio": 0.2, "eval_strategy": "steps", "eval_steps": 4,
+     "early_stopping_patience": 1, "metric_for_best_model": "loss"},
+])
+def test_the_exported_keras_script_reproduces_the_run(training: dict[str, Any], llama: Path, tmp_path: Path) -> None:
+    """The standalone keras script reads the Alpaca JSON array, tokenizes with shared.py inlined, trains KerasHub's
+    causal LM with LoRA on the engine's layers and its causal-LM loss, and reaches the run's loss and perplexity on
+    validation and test; it writes the model back in transformers format with core/engines/keras_weights.py inlined,
+    as the run does: the same task.json and generation config, the same trained weights."""
+    from safetensors.torch import load_file
+
+    from tests.test_export import _render, _run_and_script_agree
+
+    data = {**_data(tmp_path), "test_file": str(_alpaca(tmp_path / "t.json", 8))}
+    raw = _raw(llama, data, tmp_path / "run", engine="keras",
+               **{"num_train_epochs": 2, "per_device_train_batch_size": 4, **training})
+    text = _render(raw)
+    assert "core/tasks/text_generation/shared.py, inlined" in text and "def training_rows(" in text
+    assert "core/engines/keras_weights.py, inlined" in text and "def save_transformers(" in text
+    assert 'BACKBONE_SETTINGS = {"layer_norm_epsilon": 1e-05}' in text  # the engine's rms_norm_eps
+    layers = '["query", "value"]' if training else '["attention_output", "feedforward_gate_dense"'
+    assert f"LORA_LAYERS = {layers}" in text
+    assert "model.keras" not in text and "scikit-learn" not in text
+    run, _, _ = _run_and_script_agree(raw, tmp_path, {"loss", "perplexity"})
+    ours = tmp_path / "script-out" / "model"
+    for name in ("task.json", "generation_config.json", "config.json"):
+        assert (ours / name).read_text() == (run.model_dir / name).read_text(), name
+    assert not {p.name for p in ours.iterdir()} & {"model.keras", "keras_model.json", "labels.json"}
+    theirs, mine = load_file(run.model_dir / "model.safetensors"), load_file(ours / "model.safetensors")
+    assert theirs.keys() == mine.keys() and all(theirs[k].allclose(mine[k], atol=1e-5) for k in theirs)
+    source = load_file(llama / "model.safetensors")
+    assert any(not theirs[k].equal(source[k]) for k in theirs)  # trained: LoRA folded into the saved weights

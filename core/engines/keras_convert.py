@@ -92,7 +92,7 @@ def supported_model_types() -> tuple[str, ...]:
 def supported_causal_types() -> tuple[str, ...]:
     """Decoder model types (DECODER_TYPES) the installed KerasHub can turn into a text causal LM."""
     import_keras()
-    return _convertible(DECODER_TYPES, set(_causal_lm_classes()))
+    return _convertible(DECODER_TYPES, set(causal_lm_classes()))
 
 
 def _convertible(model_types: tuple[str, ...], backbones: set[Any]) -> tuple[str, ...]:
@@ -110,7 +110,7 @@ def _convertible(model_types: tuple[str, ...], backbones: set[Any]) -> tuple[str
     return tuple(found)
 
 
-def _causal_lm_classes() -> dict[type, type]:
+def causal_lm_classes() -> dict[type, type]:
     """Backbone class -> KerasHub's text CausalLM for it. KerasHub's Seq2SeqLMs (BART, T5Gemma) subclass CausalLM and
     an Assistant CausalLM is a speculative-decoding drafter: neither is a decoder LM to instruction-tune."""
     import keras_hub
@@ -127,7 +127,7 @@ def _causal_lm_classes() -> dict[type, type]:
 def causal_lm(backbone: Any) -> Any:
     """KerasHub's CausalLM for the backbone (Llama3CausalLM, ...), without a preprocessor: transformers' tokenizer
     makes the token ids (KerasHub converts few Hub tokenizers), so the model takes token_ids and padding_mask."""
-    head = _causal_lm_classes().get(type(backbone))
+    head = causal_lm_classes().get(type(backbone))
     if head is None:
         raise ModelError(f"KerasHub has no causal LM for {type(backbone).__name__}",
                          "use engine: trainer or torch-loop")
@@ -255,7 +255,7 @@ def build_model(source: Path, num_classes: int, task: Any = None) -> tuple[Any, 
     import_keras()
     import keras_hub
 
-    backbone = keras_hub.models.Backbone.from_preset(str(source), **_backbone_settings(source, task))
+    backbone = keras_hub.models.Backbone.from_preset(str(source), **backbone_settings(source, task))
     _, head_dropout = checkpoint_dropouts(source)
     unknown = [name for name in backbone.input if name not in INPUT_COLUMNS]
     if unknown:
@@ -268,7 +268,7 @@ def build_model(source: Path, num_classes: int, task: Any = None) -> tuple[Any, 
 build_classifier = build_model  # its name before causal LMs
 
 
-def _backbone_settings(source: Path, task: Any) -> dict[str, Any]:
+def backbone_settings(source: Path, task: Any) -> dict[str, Any]:
     """Checkpoint settings KerasHub's converters leave at KerasHub's defaults, as from_preset keyword arguments."""
     if task is None or task.keras_kind != "causal_lm":
         hidden, _ = checkpoint_dropouts(source)
@@ -316,22 +316,25 @@ def input_names(model: Any) -> list[str]:
     return [name for name in INPUT_COLUMNS if name in model.input]
 
 
+def lora_layer_names(targets: list[str] | None, decoder: bool) -> list[str] | None:
+    """training.lora.target_modules as the KerasHub layer names enable_lora adapts; None: KerasHub's default.
+    Encoders: transformers names (query, value) with KerasHub's (query_dense, value_dense). Decoders: peft's (q_proj,
+    ..., down_proj, GPT-2's c_attn, c_fc, c_proj, all-linear) through PEFT_TO_KERAS; KerasHub's own names as they
+    are."""
+    if not targets:
+        return None
+    if decoder:
+        return sorted({n for t in targets for n in (ALL_LINEAR if t == "all-linear" else PEFT_TO_KERAS.get(t, (t,)))})
+    return sorted({n for t in targets for n in (t, f"{t}_dense")})
+
+
 def enable_lora(backbone: Any, rank: int, alpha: int, targets: list[str] | None, decoder: bool = False) -> int:
     """LoRA on the backbone's layers named by targets (KerasHub's enable_lora; None: its default, the attention's
-    query and value); returns the number of adapted layers.
-
-    Encoders: transformers names (query, value) are mapped to KerasHub's (query_dense, value_dense). Decoders: peft's
-    (q_proj, ..., down_proj, GPT-2's c_attn, c_fc, c_proj, all-linear) through PEFT_TO_KERAS; KerasHub's own layer
-    names are taken as they are."""
+    query and value; lora_layer_names maps the names); returns the number of adapted layers."""
     if not hasattr(backbone, "enable_lora"):
         raise ConfigError(f"this KerasHub {type(backbone).__name__} has no LoRA support",
                           "set training.lora: null, or use engine: trainer or torch-loop for LoRA")
-    names = None
-    if targets and decoder:
-        names = sorted({n for t in targets for n in (ALL_LINEAR if t == "all-linear" else PEFT_TO_KERAS.get(t, (t,)))})
-    elif targets:
-        names = sorted({n for t in targets for n in (t, f"{t}_dense")})
-    backbone.enable_lora(rank, target_layer_names=names)
+    backbone.enable_lora(rank, target_layer_names=lora_layer_names(targets, decoder))
     adapted = [layer for layer in backbone._flatten_layers(include_self=False) if getattr(layer, "lora_enabled", False)]
     if not adapted:
         examples = "[q_proj, v_proj] or all-linear" if decoder else "[query, value]"

@@ -61,8 +61,14 @@ class ScriptContext:
     task_title: str = ""  # "text classification": what the script trains, in its docstring
     task: dict[str, Any] = field(default_factory=dict)  # Task.script_context: `task.<key>` in the templates
     output_dir: str = ""
-    keras_classifier: str = ""  # KerasHub's TextClassifier class for the checkpoint's backbone (keras engine)
+    # KerasHub's model class for the checkpoint's backbone (keras engine): its TextClassifier, or its CausalLM for a
+    # task that trains a causal LM (keras_causal_lm, Task.keras_kind)
+    keras_classifier: str = ""
     keras_dropout: tuple[float | None, float | None] = (None, None)  # the checkpoint's (encoder, head) rates
+    keras_causal_lm: bool = False  # the task trains the decoder's own causal LM (Task.keras_kind "causal_lm")
+    keras_backbone_settings: dict[str, Any] = field(default_factory=dict)  # from_preset keywords, as the engine's
+    keras_lora_layers: list[str] | None = None  # a causal LM's LoRA targets, KerasHub's names; None: its default
+    own_keras_save: bool = False  # the task saves the Keras model in a format of its own (Task.save_keras_model)
     greater_is_better: bool = True  # the best-model metric's direction (core.metrics.greater_is_better)
     auto_model: str = "AutoModelForSequenceClassification"  # the task's model class (Task.auto_model_class)
     collator: str = "DataCollatorWithPadding"  # the task's batch padder (Task.collator_class)
@@ -161,15 +167,20 @@ def build_context(config: RunConfig) -> ScriptContext:
     else:
         ctx.files = _file_readers(config)
         ctx.class_label = any(f.class_label for f in ctx.files)
+    task = get_task(config.task)
     if ENGINES[config.engine].model_format == "keras":  # KerasHub converts the checkpoint: its local dir and class
-        from core.engines.keras_convert import checkpoint_dropouts
+        from core.engines.keras_convert import backbone_settings, checkpoint_dropouts, lora_layer_names
 
         ctx.model_path, ctx.keras_classifier = _keras_model(config)
         ctx.keras_dropout = checkpoint_dropouts(Path(ctx.model_path))
+        ctx.keras_causal_lm = task.keras_kind == "causal_lm"
+        if ctx.keras_causal_lm:
+            ctx.keras_backbone_settings = backbone_settings(Path(ctx.model_path), task)
+            lora = config.training.lora
+            ctx.keras_lora_layers = lora_layer_names(lora.target_modules if lora else None, decoder=True)
     ctx.training_args = trainer_arguments(config)
     ctx.greater_is_better = greater_is_better(config.training.metric_for_best_model or config.metrics[0])
     ctx.task_title = TASKS[config.task].title.lower()
-    task = get_task(config.task)
     ctx.task = task.script_context(config, prepared)
     ctx.auto_model, ctx.collator, ctx.peft_task = task.auto_model_class, task.collator_class, task.peft_task_type
     ctx.own_tokenize = (task.export_dir() / "tokenize.py.j2").is_file()
@@ -182,6 +193,7 @@ def build_context(config: RunConfig) -> ScriptContext:
     lora = config.training.lora
     ctx.lora_targets = lora_target_modules(lora.target_modules) if lora is not None else None
     ctx.own_keras_model = type(task).keras_model is not Task.keras_model
+    ctx.own_keras_save = type(task).save_keras_model is not Task.save_keras_model
     ctx.output_dir = str(config.output_dir) if config.output_dir else _default_output(config)
     return ctx
 
@@ -211,8 +223,9 @@ def model_location(config: RunConfig) -> tuple[str, str]:
 
 
 def _keras_model(config: RunConfig) -> tuple[str, str]:
-    """(the local checkpoint directory KerasHub converts, the name of its TextClassifier class)."""
-    from core.engines.keras_convert import check_convertible, checkpoint_dir, import_keras
+    """(the local checkpoint directory KerasHub converts, the name of the KerasHub class the task trains on its
+    backbone: its TextClassifier, or its CausalLM for a task of Task.keras_kind "causal_lm")."""
+    from core.engines.keras_convert import causal_lm_classes, check_convertible, checkpoint_dir, import_keras
 
     checkpoint = check_convertible(config)
     import_keras()
@@ -220,6 +233,8 @@ def _keras_model(config: RunConfig) -> tuple[str, str]:
     from keras_hub.src.utils.transformers.preset_loader import TransformersPresetLoader
 
     backbone = TransformersPresetLoader(None, {"model_type": checkpoint.model_type}).converter.backbone_cls
+    if get_task(config.task).keras_kind == "causal_lm":  # check_convertible has found one for this backbone
+        return str(checkpoint_dir(config)), causal_lm_classes()[backbone].__name__
     pending, heads = [keras_hub.models.TextClassifier], []
     while pending:
         cls = pending.pop()

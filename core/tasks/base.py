@@ -539,7 +539,9 @@ class Task(ABC):
         torch.py.j2    finish(model, directory) before the model is saved; weighted_loss(logits, labels, weight)
                        where training.class_weights applies (the transformers engines)
         keras.py.j2    NUM_CLASSES, LABEL_SPEC, keras_labels(labels), training_loss(train), eval_loss(outputs,
-                       labels) and finish(model, directory) (the keras engine)
+                       labels) and finish(model, directory) (the keras engine); a task evaluated by its loss
+                       alone needs no NUM_CLASSES or eval_loss, and one with keras_kind causal_lm saves its own
+                       format in finish (Task.save_keras_model's)
         and, where the task needs them, imports.py.j2 (import lines), tokenized.py.j2 (lines of main() right
         after tokenization, with `data` and `tokenized` in scope), tokenize.py.j2 (main()'s tokenization itself,
         making `tokenized` from `data`) and standardise.py.j2 (standardise(table): a split's columns, in place of

@@ -343,7 +343,9 @@ class TextGeneration(Task):
     # --- exported scripts ----------------------------------------------------------------------------------------
     def script_context(self, config: RunConfig, prepared: PreparedData) -> dict[str, Any]:
         """shared.py inlined (the script tokenizes, masks and packs with this very code), the columns its rows come
-        from, the chat template data.chat_template resolves to, and task.json as the run writes it."""
+        from, the chat template data.chat_template resolves to, and task.json as the run writes it; for the keras
+        engine's script, core.engines.keras_weights inlined (it writes the trained model back as a run does)."""
+        from core.engines import keras_weights
         from core.tasks.base import inlined_source
         from core.tasks.text_generation import shared
 
@@ -354,7 +356,7 @@ class TextGeneration(Task):
                 "format": fmt, "prompt_template": d.prompt_template, "response_column": d.response_column,
                 "messages_column": d.messages_column, "text_column": d.text_column, "chat_template": chat_template,
                 "meta": self.model_meta(prepared), "collator": "collator(tokenizer, packed=PACKING)",
-                "tokenized_labels": True}
+                "tokenized_labels": True, "keras_weights_source": inlined_source(keras_weights)}
 
     # --- keras ---------------------------------------------------------------------------------------------------
     keras_kind = "causal_lm"
