@@ -124,14 +124,26 @@ def causal_lm_classes() -> dict[type, type]:
     return found
 
 
-def causal_lm(backbone: Any) -> Any:
-    """KerasHub's CausalLM for the backbone (Llama3CausalLM, ...), without a preprocessor: transformers' tokenizer
-    makes the token ids (KerasHub converts few Hub tokenizers), so the model takes token_ids and padding_mask."""
-    head = causal_lm_classes().get(type(backbone))
+def model_class(backbone_cls: type, causal: bool) -> type:
+    """KerasHub's class a task trains on a backbone of this class: its CausalLM (Llama3CausalLM, ...) or its
+    TextClassifier (BertTextClassifier, ...); a ModelError where KerasHub has none."""
+    import keras_hub
+
+    if causal:
+        head, what = causal_lm_classes().get(backbone_cls), "causal LM"
+    else:
+        head = next((cls for cls in _all_subclasses(keras_hub.models.TextClassifier)
+                     if getattr(cls, "backbone_cls", None) is backbone_cls), None)
+        what = "text classifier"
     if head is None:
-        raise ModelError(f"KerasHub has no causal LM for {type(backbone).__name__}",
-                         "use engine: trainer or torch-loop")
-    return head(backbone=backbone, preprocessor=None)
+        raise ModelError(f"KerasHub has no {what} for {backbone_cls.__name__}", "use engine: trainer or torch-loop")
+    return head
+
+
+def causal_lm(backbone: Any) -> Any:
+    """KerasHub's CausalLM for the backbone, without a preprocessor: transformers' tokenizer makes the token ids
+    (KerasHub converts few Hub tokenizers), so the model takes token_ids and padding_mask."""
+    return model_class(type(backbone), causal=True)(backbone=backbone, preprocessor=None)
 
 
 def _all_subclasses(cls: type) -> list[type]:
@@ -284,15 +296,9 @@ def backbone_settings(source: Path, task: Any) -> dict[str, Any]:
 
 
 def text_classifier(backbone: Any, num_classes: int, dropout: float | None) -> Any:
-    """KerasHub's TextClassifier for the backbone (BertTextClassifier, ...): one output vector per text."""
-    import keras_hub
-
-    head = next((cls for cls in _all_subclasses(keras_hub.models.TextClassifier)
-                 if getattr(cls, "backbone_cls", None) is type(backbone)), None)
-    if head is None:
-        raise ModelError(f"KerasHub has no text classifier for {type(backbone).__name__}",
-                         "use engine: trainer or torch-loop")
+    """KerasHub's TextClassifier for the backbone: one output vector per text."""
     extra = {} if dropout is None else {"dropout": dropout}
+    head = model_class(type(backbone), causal=False)
     return head(backbone=backbone, num_classes=num_classes, preprocessor=None, **extra)
 
 

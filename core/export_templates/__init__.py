@@ -225,22 +225,14 @@ def model_location(config: RunConfig) -> tuple[str, str]:
 def _keras_model(config: RunConfig) -> tuple[str, str]:
     """(the local checkpoint directory KerasHub converts, the name of the KerasHub class the task trains on its
     backbone: its TextClassifier, or its CausalLM for a task of Task.keras_kind "causal_lm")."""
-    from core.engines.keras_convert import causal_lm_classes, check_convertible, checkpoint_dir, import_keras
+    from core.engines.keras_convert import check_convertible, checkpoint_dir, import_keras, model_class
 
     checkpoint = check_convertible(config)
     import_keras()
-    import keras_hub
     from keras_hub.src.utils.transformers.preset_loader import TransformersPresetLoader
 
     backbone = TransformersPresetLoader(None, {"model_type": checkpoint.model_type}).converter.backbone_cls
-    if get_task(config.task).keras_kind == "causal_lm":  # check_convertible has found one for this backbone
-        return str(checkpoint_dir(config)), causal_lm_classes()[backbone].__name__
-    pending, heads = [keras_hub.models.TextClassifier], []
-    while pending:
-        cls = pending.pop()
-        heads.append(cls)
-        pending.extend(cls.__subclasses__())
-    head = next(cls for cls in heads if getattr(cls, "backbone_cls", None) is backbone)
+    head = model_class(backbone, causal=get_task(config.task).keras_kind == "causal_lm")
     return str(checkpoint_dir(config)), head.__name__
 
 
