@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 PLUGIN_ARGS: dict[str, Any] = {"fsdp_version": 2, "auto_wrap_policy": "transformer_based_wrap",
                                "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": True,
                                "cpu_ram_efficient_loading": False}
-TRAINER_CONFIG: dict[str, Any] = {"version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-                                  "state_dict_type": "FULL_STATE_DICT", "reshard_after_forward": True,
-                                  "cpu_ram_efficient_loading": False}
+# Trainer builds the plugin from these, under its own names: the version, the wrapping policy in capitals.
+TRAINER_CONFIG: dict[str, Any] = {
+    "version": PLUGIN_ARGS["fsdp_version"], "auto_wrap_policy": PLUGIN_ARGS["auto_wrap_policy"].upper(),
+    **{k: v for k, v in PLUGIN_ARGS.items() if k not in ("fsdp_version", "auto_wrap_policy")},
+}
 
 
 def check_fsdp(config: RunConfig, info: EngineInfo) -> None:
