@@ -77,11 +77,17 @@ def preflight(config: RunConfig) -> list[str]:
     (e.g. imbalanced classes without class weights)."""
     from core.data import prepare_data
     from core.models import check_max_length, load_model_config
+    from core.tasks import get_task
 
     model_config = load_model_config(config.model)
     check_model(config, model_config)
     # The model's limit only: the tokenizer's own model_max_length is checked by the run, which loads it anyway.
     check_max_length(config.tokenizer.max_length, model_config)
+    task = get_task(config.task)
+    if task.checks_tokenizer:  # loaded only for a task that checks it: the others' validate stays light
+        from core.tokenization import load_tokenizer
+
+        task.check_tokenizer(config, load_tokenizer(config.model))
     return check_data(config, prepare_data(config.data, config.task))
 
 

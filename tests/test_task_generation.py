@@ -247,6 +247,17 @@ def test_bad_input_is_refused_before_training_with_the_row_or_key(llama: Path, t
                                                  "response_column": "output"}, tmp_path / "r", quantization="4bit"))
     assert quantized.returncode == 2 and "no CUDA GPU" in quantized.stderr
 
+    # A base model's tokenizer has no chat template: validate loads it and says how to write the chats.
+    base = tmp_path / "base-llama"
+    build_causal_lm(build_llm_tokenizer(chat_template=None), "llama", base)
+    chats_raw = _raw(base, {"train_file": str(_chats(tmp_path / "chats.jsonl")), "messages_column": "messages"},
+                     tmp_path / "r")
+    untemplated = _validate(tmp_path, chats_raw)
+    assert untemplated.returncode == 2 and "has no chat template" in untemplated.stderr
+    assert "data.chat_template: chatml" in untemplated.stderr and "Traceback" not in untemplated.stderr
+    chats_raw["data"]["chat_template"] = "chatml"
+    assert _validate(tmp_path, chats_raw).returncode == 0
+
     # The reverse: chat data given to a classifier (the default task) is pointed to text-generation.
     chats = _validate(tmp_path, {"model": {"name_or_path": str(llama)}, "data": {"train_file": str(broken)}})
     assert chats.returncode == 2 and "holds conversations" in chats.stderr and "set task: text-generation" in \

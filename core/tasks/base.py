@@ -358,6 +358,12 @@ class Task(ABC):
         """Changes to the run's tokenizer before it tokenizes anything (text-generation: data.chat_template becomes
         its own, and is saved with it). Called on the task for_run gives."""
 
+    checks_tokenizer: ClassVar[bool] = False  # check_tokenizer refuses something: `validate` loads the tokenizer
+
+    def check_tokenizer(self, config: RunConfig, tokenizer: Any) -> None:  # noqa: B027
+        """Refuse a tokenizer that cannot write this config's data (a ModelError naming the fix), before a run:
+        core.launch.preflight (`validate`, the wizard) calls it for a task that checks_tokenizer."""
+
     def outputs_as_saved(self, outputs: np.ndarray, prepared: PreparedData) -> np.ndarray:
         """Outputs of the model as it trains, as the saved model gives them (text-regression folds its label
         scaling into the head only when saving)."""

@@ -147,7 +147,7 @@ class Encoding:
         return sum(max(0, min(end, n) - start) for start, end in self.spans)
 
 
-def _eos_id(tokenizer: Any) -> int:
+def eos_id(tokenizer: Any) -> int:
     eos = getattr(tokenizer, "eos_token_id", None)
     if eos is None:
         name = getattr(tokenizer, "name_or_path", "") or "this model"
@@ -174,7 +174,7 @@ def encode(tokenizer: Any, batch: Mapping[str, Sequence[Any]], *, train_on_promp
         if chat_template is None:
             raise ValueError("messages need the chat template (formats.resolve_chat_template)")
         return _encode_chats(tokenizer, list(batch[MESSAGES]), chat_template, train_on_prompt, indices)
-    eos = _eos_id(tokenizer)
+    eos = eos_id(tokenizer)
     if PROMPT in batch and COMPLETION in batch:
         # Prompt and response are tokenized apart and joined: the boundary is then exact (no BPE merge straddles
         # it), and the prompt's tokens are the ones generation starts from, where the prompt is tokenized alone.

@@ -131,6 +131,18 @@ class TextGeneration(Task):
         if self.chat_template_setting is not None:
             tokenizer.chat_template = formats.resolve_chat_template(tokenizer, self.chat_template_setting)
 
+    checks_tokenizer = True
+
+    def check_tokenizer(self, config: RunConfig, tokenizer: Any) -> None:
+        """Chat data needs a chat template (the tokenizer's, or data.chat_template); every shape needs an EOS. The
+        run meets the same errors when it tokenizes; here they come before a run directory is made."""
+        from core.tasks.text_generation import shared
+
+        if config.data.messages_column is not None:
+            formats.resolve_chat_template(tokenizer, config.data.chat_template, config.model.name_or_path)
+        with formats.user_errors():
+            shared.eos_id(tokenizer)
+
     # --- data ----------------------------------------------------------------------------------------------------
     def prepare_splits(self, cfg: DataConfig, raw: Any, sources: dict[str, SplitSource]) -> TaskSplits:
         import pyarrow as pa
